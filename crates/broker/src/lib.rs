@@ -1,15 +1,36 @@
 //! The MQTT broker: sessions, subscriptions, QoS, retained messages, wills. Listeners hand it
 //! established byte streams (TCP, TLS or WebSocket) through [`Broker::serve`].
+//!
+//! Working state lives in memory; persistent sessions and retained messages are also written
+//! to the [`Store`], and anything acknowledged to a client (PUBACK, PUBREC, SUBACK of a
+//! persistent session) waits for that write to be durable.
 
+mod auth;
 mod config;
+mod connection;
+mod message;
+mod session;
+mod trie;
 
 pub use config::{BrokerConfig, Compat};
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use ferrocore_store::Store;
+use ferrocore_mqtt::{QoS, SubscriptionOptions, reason, topic};
+use ferrocore_store::{Commit, OutboundRecord, SessionRecord, Store, SubscriptionRecord, WriteOp};
+use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::auth::Principal;
+use crate::message::{Message, unix_ms};
+use crate::session::{Delivery, Session, SessionLimits};
+use crate::trie::{Subscriber, Trie};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -54,16 +75,123 @@ pub struct ConnectionInfo {
     pub listener: Arc<ListenerAuth>,
 }
 
+/// A session as a trie entry: compared by its unique key.
+#[derive(Clone)]
+pub(crate) struct SessionRef(Arc<Session>);
+
+impl PartialEq for SessionRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
 pub struct Broker {
-    _private: (),
+    config: BrokerConfig,
+    store: Store,
+    limits: SessionLimits,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    trie: RwLock<Trie<SessionRef>>,
+    retained: RwLock<HashMap<String, Arc<Message>>>,
+    next_key: AtomicU64,
+    connections: AtomicUsize,
+    connections_closed: Notify,
+    shutting_down: AtomicBool,
 }
 
 impl Broker {
     /// Loads retained messages and persistent sessions from `store` and starts the broker's
-    /// background tasks (session expiry, delayed wills).
+    /// background tasks (session expiry).
     pub async fn start(config: BrokerConfig, store: Store) -> Result<Arc<Broker>, BrokerError> {
-        let _ = (config, store);
-        todo!("broker")
+        let limits = SessionLimits {
+            max_queued_messages: config.max_queued_messages,
+            max_queued_bytes: config.max_queued_bytes,
+            max_redeliveries: config.max_redeliveries,
+        };
+        let broker = Arc::new(Broker {
+            config,
+            store,
+            limits,
+            sessions: Mutex::new(HashMap::new()),
+            trie: RwLock::new(Trie::default()),
+            retained: RwLock::new(HashMap::new()),
+            next_key: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+            connections_closed: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+        });
+        broker.restore().await?;
+        Ok(broker)
+    }
+
+    async fn restore(self: &Arc<Self>) -> Result<(), BrokerError> {
+        let now = Instant::now();
+        let mut corrupt = Vec::new();
+        {
+            let mut retained = self.retained.write();
+            for r in self.store.load_retained().await? {
+                let topic = r.message.topic.clone();
+                match Message::from_stored(r.message, now) {
+                    Some(m) => {
+                        retained.insert(topic, m);
+                    }
+                    None => corrupt.push(WriteOp::DeleteRetained { topic }),
+                }
+            }
+        }
+        let loaded = self.store.load_sessions().await?;
+        let count = loaded.len();
+        for l in loaded {
+            let client_id: Arc<str> = l.session.client_id.as_str().into();
+            let protocol = protocol_from_level(l.session.protocol);
+            let session = Arc::new(Session::new(self.new_key(), client_id.clone(), protocol, l.session.expiry_interval));
+            let elapsed = l
+                .session
+                .disconnected_at_ms
+                .map(|at| Duration::from_millis(unix_ms().saturating_sub(at)))
+                .unwrap_or_default();
+            {
+                let mut state = session.state.lock();
+                for s in &l.subscriptions {
+                    let options = options_from_byte(s.options);
+                    state.subscriptions.insert(s.filter.clone(), (options, s.subscription_id));
+                }
+                for o in l.outbound {
+                    let OutboundRecord { seq, state: stage, subscription_ids, message, .. } = o;
+                    let Some(message) = Message::from_stored(message, now) else {
+                        corrupt.push(WriteOp::DeleteOutbound { client_id: client_id.to_string(), seq });
+                        continue;
+                    };
+                    let qos = message.qos;
+                    let retain = message.retain;
+                    state.restore(Delivery { message, qos, retain, subscription_ids, seq }, stage);
+                }
+                state.inbound_qos2.extend(l.inbound_qos2);
+            }
+            {
+                let mut trie = self.trie.write();
+                for s in &l.subscriptions {
+                    let (share, filter) = split_share(&s.filter);
+                    trie.insert(
+                        share,
+                        filter,
+                        Subscriber {
+                            key: SessionRef(session.clone()),
+                            options: options_from_byte(s.options),
+                            subscription_id: s.subscription_id,
+                        },
+                    );
+                }
+            }
+            self.sessions.lock().insert(client_id, session.clone());
+            let expiry = Duration::from_secs(u64::from(l.session.expiry_interval)).saturating_sub(elapsed);
+            self.schedule_expiry(&session, 0, expiry);
+        }
+        if !corrupt.is_empty() {
+            tracing::warn!(records = corrupt.len(), "dropping unreadable records from the store");
+            self.store.submit(corrupt).await?;
+        }
+        tracing::info!(sessions = count, retained = self.retained.read().len(), "restored durable state");
+        Ok(())
     }
 
     /// Runs one client connection to its end.
@@ -71,12 +199,317 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let _ = (stream, info);
-        todo!("broker")
+        if self.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        self.connections.fetch_add(1, Ordering::AcqRel);
+        connection::run(self.clone(), stream, info).await;
+        if self.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.connections_closed.notify_waiters();
+        }
     }
 
     /// Disconnects every client (MQTT 5: DISCONNECT 0x8B) and flushes durable state.
     pub async fn shutdown(&self) {
-        todo!("broker")
+        self.shutting_down.store(true, Ordering::Release);
+        let closed = self.connections_closed.notified();
+        let kicks: Vec<_> = self
+            .sessions
+            .lock()
+            .values()
+            .filter_map(|s| s.state.lock().attached.as_ref().map(|a| a.kick.clone()))
+            .collect();
+        for kick in kicks {
+            kick.fire(reason::SERVER_SHUTTING_DOWN);
+        }
+        if self.connections.load(Ordering::Acquire) > 0 {
+            let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+    }
+
+    /// Number of client connections being served.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    fn new_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Routes a message to every matching subscription and updates the retained store.
+    /// Durable writes it causes are submitted in order; the returned commit (if any) resolves
+    /// once all of them are durable.
+    pub(crate) fn publish(&self, message: Arc<Message>) -> Option<Commit> {
+        let mut commits = Vec::new();
+        if message.retain {
+            self.retain(&message, &mut commits);
+        }
+        self.route(&message, &mut commits);
+        commits.pop()
+    }
+
+    fn retain(&self, message: &Arc<Message>, commits: &mut Vec<Commit>) {
+        let mut retained = self.retained.write();
+        if message.payload.is_empty() {
+            if retained.remove(&message.topic).is_some() {
+                commits.push(self.store.submit(vec![WriteOp::DeleteRetained { topic: message.topic.clone() }]));
+            }
+        } else {
+            retained.insert(message.topic.clone(), message.clone());
+            commits.push(self.store.submit(vec![WriteOp::PutRetained(ferrocore_store::RetainedMessage {
+                message: message.to_stored(Instant::now()),
+                modified_at_ms: unix_ms(),
+            })]));
+        }
+    }
+
+    fn route(&self, message: &Arc<Message>, commits: &mut Vec<Commit>) {
+        struct Target {
+            session: Arc<Session>,
+            qos: QoS,
+            retain_as_published: bool,
+            subscription_ids: Vec<u32>,
+        }
+        let mut targets: Vec<Target> = Vec::new();
+        let mut add = |s: &Subscriber<SessionRef>| {
+            if s.options.no_local && message.publisher == Some(s.key.0.key) {
+                return;
+            }
+            targets.push(Target {
+                session: s.key.0.clone(),
+                qos: s.options.qos,
+                retain_as_published: s.options.retain_as_published,
+                subscription_ids: s.subscription_id.into_iter().collect(),
+            });
+        };
+        {
+            let trie = self.trie.read();
+            let mut shared = Vec::new();
+            trie.matches(&message.topic, &mut add, |g| shared.push(g));
+            for g in shared {
+                // Prefer a member that is connected, starting from the round-robin position.
+                let n = g.members.len();
+                let pick = (0..n)
+                    .map(|i| &g.members[(g.start + i) % n])
+                    .find(|m| m.key.0.state.lock().attached.is_some())
+                    .unwrap_or(&g.members[g.start % n]);
+                add(pick);
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+        // Overlapping subscriptions of one session get one copy: the highest QoS and every
+        // subscription identifier.
+        targets.sort_unstable_by_key(|t| t.session.key);
+        targets.dedup_by(|later, kept| {
+            if later.session.key != kept.session.key {
+                return false;
+            }
+            kept.qos = kept.qos.max(later.qos);
+            kept.retain_as_published |= later.retain_as_published;
+            kept.subscription_ids.append(&mut later.subscription_ids);
+            true
+        });
+        let now = Instant::now();
+        for t in targets {
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: t.qos.min(message.qos),
+                retain: message.retain && t.retain_as_published,
+                subscription_ids: t.subscription_ids,
+                seq: 0,
+            };
+            self.deliver(&t.session, delivery, now, commits);
+        }
+    }
+
+    fn deliver(&self, session: &Session, delivery: Delivery, now: Instant, commits: &mut Vec<Commit>) {
+        let mut state = session.state.lock();
+        if !state.principal.may_receive(&delivery.message.topic) {
+            return;
+        }
+        if state.enqueue(&session.client_id, delivery, &self.limits, &self.store, now, commits)
+            && let Some(a) = &state.attached
+        {
+            a.outbox.wake.notify_one();
+        }
+    }
+
+    /// Adds a subscription for `session`. Returns the SUBACK reason code, the retained
+    /// messages to send for it, and the store commit to wait for before acknowledging.
+    pub(crate) fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        principal: &Principal,
+        filter: &str,
+        mut options: SubscriptionOptions,
+        subscription_id: Option<u32>,
+        commits: &mut Vec<Commit>,
+    ) -> (u8, Vec<Delivery>) {
+        if topic::validate_topic_filter(filter, &self.config.topic_limits).is_err() {
+            return (reason::TOPIC_FILTER_INVALID, Vec::new());
+        }
+        if !principal.may_subscribe(filter) {
+            return (reason::NOT_AUTHORIZED, Vec::new());
+        }
+        if self.config.compat == Compat::Aws {
+            options.qos = options.qos.min(QoS::AtLeastOnce);
+        }
+        let (share, inner) = split_share(filter);
+        let existed = {
+            let mut state = session.state.lock();
+            let existed = state.subscriptions.insert(filter.to_string(), (options, subscription_id)).is_some();
+            if state.persistent() {
+                commits.push(self.store.submit(vec![WriteOp::PutSubscription(SubscriptionRecord {
+                    client_id: session.client_id.to_string(),
+                    filter: filter.to_string(),
+                    options: options_to_byte(&options),
+                    subscription_id,
+                })]));
+            }
+            existed
+        };
+        self.trie.write().insert(
+            share,
+            inner,
+            Subscriber { key: SessionRef(session.clone()), options, subscription_id },
+        );
+        let send_retained = share.is_none()
+            && match options.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            }
+            && (self.config.compat != Compat::Aws || !inner.contains(['+', '#']));
+        let mut retained = Vec::new();
+        if send_retained {
+            let now = Instant::now();
+            for m in self.retained.read().values() {
+                if !m.is_expired(now) && topic::matches(inner, &m.topic) {
+                    retained.push(Delivery {
+                        message: m.clone(),
+                        qos: options.qos.min(m.qos),
+                        retain: true,
+                        subscription_ids: subscription_id.into_iter().collect(),
+                        seq: 0,
+                    });
+                }
+            }
+        }
+        (options.qos as u8, retained)
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub(crate) fn unsubscribe(&self, session: &Arc<Session>, filter: &str, commits: &mut Vec<Commit>) -> bool {
+        {
+            let mut state = session.state.lock();
+            if state.subscriptions.remove(filter).is_none() {
+                return false;
+            }
+            if state.persistent() {
+                commits.push(self.store.submit(vec![WriteOp::DeleteSubscription {
+                    client_id: session.client_id.to_string(),
+                    filter: filter.to_string(),
+                }]));
+            }
+        }
+        let (share, inner) = split_share(filter);
+        self.trie.write().remove(share, inner, &SessionRef(session.clone()));
+        true
+    }
+
+    /// Queues retained deliveries after the SUBACK that asked for them.
+    pub(crate) fn deliver_retained(&self, session: &Session, deliveries: Vec<Delivery>) {
+        let now = Instant::now();
+        let mut commits = Vec::new();
+        for d in deliveries {
+            self.deliver(session, d, now, &mut commits);
+        }
+    }
+
+    /// Ends a session: removes its subscriptions and its durable record.
+    fn end_session(&self, session: &Arc<Session>) {
+        let filters: Vec<String> = {
+            let mut state = session.state.lock();
+            state.ended = true;
+            if state.persistent() {
+                drop(self.store.submit(vec![WriteOp::DeleteSession { client_id: session.client_id.to_string() }]));
+            }
+            state.subscriptions.drain().map(|(f, _)| f).collect()
+        };
+        let key = SessionRef(session.clone());
+        let mut trie = self.trie.write();
+        for f in filters {
+            let (share, inner) = split_share(&f);
+            trie.remove(share, inner, &key);
+        }
+    }
+
+    /// Removes a session that nobody reattached to within its expiry interval.
+    fn schedule_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, after: Duration) {
+        let broker = Arc::downgrade(self);
+        let session = session.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(broker) = broker.upgrade() else { return };
+            let mut sessions = broker.sessions.lock();
+            let current = sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, &session));
+            let idle = {
+                let state = session.state.lock();
+                state.attached.is_none() && state.generation == generation
+            };
+            if current && idle {
+                sessions.remove(&session.client_id);
+                drop(sessions);
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                broker.end_session(&session);
+            }
+        });
+    }
+
+    fn session_record(session: &Session, protocol: u8, expiry: u32, disconnected: bool) -> WriteOp {
+        WriteOp::PutSession(SessionRecord {
+            client_id: session.client_id.to_string(),
+            protocol,
+            expiry_interval: expiry,
+            disconnected_at_ms: disconnected.then(unix_ms),
+        })
+    }
+}
+
+fn protocol_from_level(level: u8) -> ferrocore_mqtt::ProtocolVersion {
+    match level {
+        3 => ferrocore_mqtt::ProtocolVersion::V31,
+        5 => ferrocore_mqtt::ProtocolVersion::V5,
+        _ => ferrocore_mqtt::ProtocolVersion::V311,
+    }
+}
+
+/// `$share/<group>/<filter>` → (Some(group), filter); anything else → (None, filter).
+fn split_share(filter: &str) -> (Option<&str>, &str) {
+    match topic::parse_shared(filter) {
+        Some(Ok(s)) => (Some(s.group), s.filter),
+        _ => (None, filter),
+    }
+}
+
+fn options_to_byte(o: &SubscriptionOptions) -> u8 {
+    (o.qos as u8) | (u8::from(o.no_local) << 2) | (u8::from(o.retain_as_published) << 3) | (o.retain_handling << 4)
+}
+
+fn options_from_byte(b: u8) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: QoS::from_u8(b & 0b11).unwrap_or(QoS::AtLeastOnce),
+        no_local: b & 0b100 != 0,
+        retain_as_published: b & 0b1000 != 0,
+        retain_handling: (b >> 4) & 0b11,
     }
 }

@@ -1,0 +1,822 @@
+//! One client connection: CONNECT, then a reader loop (this task) and a writer task.
+//!
+//! The reader decodes packets and acts on them; acknowledgements that promise durability wait,
+//! in arrival order, for the store commit of what they acknowledge. The writer pulls control
+//! packets from the connection's [`Outbox`] and deliveries from the session, encodes them into
+//! one buffer and writes them with one call, so a busy connection sends many packets per
+//! system call.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ferrocore_mqtt::{
+    Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, LastWill, Packet, ProtocolVersion,
+    PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck, reason, topic,
+};
+use ferrocore_store::{Commit, WriteOp};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::auth::Principal;
+use crate::message::Message;
+use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
+use crate::{Broker, Compat, ConnectionInfo};
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Control packets queued for the writer beyond which the reader stops reading, so a client
+/// that floods without reading its acknowledgements is pushed back instead of growing memory.
+const MAX_PENDING_CONTROL: usize = 1024;
+
+/// How a connection ends.
+struct Close {
+    /// MQTT 5 DISCONNECT reason code to send first, if any.
+    reason: Option<u8>,
+    /// Whether the will message is published.
+    will: bool,
+    why: &'static str,
+}
+
+impl Close {
+    fn protocol(reason: u8, why: &'static str) -> Close {
+        Close { reason: Some(reason), will: true, why }
+    }
+}
+
+type AckWait = Pin<Box<dyn Future<Output = Result<(), ferrocore_store::StoreError>> + Send>>;
+
+/// An acknowledgement waiting for its commit, with retained deliveries to queue after it.
+struct PendingAck {
+    commit: Option<AckWait>,
+    packet: Packet,
+    then_deliver: Vec<Delivery>,
+}
+
+pub(crate) async fn run<S>(broker: Arc<Broker>, stream: S, info: ConnectionInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut buf = BytesMut::with_capacity(1024);
+    let config = broker.config().clone();
+    let connect = match tokio::time::timeout(
+        config.connect_timeout,
+        read_connect(&mut reader, &mut buf, config.max_packet_size),
+    )
+    .await
+    {
+        Err(_) => {
+            tracing::debug!(peer = %info.peer_addr, "no CONNECT within the connect timeout");
+            return;
+        }
+        Ok(Err(DecodeError::UnsupportedProtocol(level))) => {
+            tracing::debug!(peer = %info.peer_addr, level, "unsupported protocol level");
+            // The version is unknown, so answer in the 3.1.1 form every version can read.
+            let ack = ConnAck { code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION, ..ConnAck::default() };
+            let _ = write_packet(&mut writer, &Packet::ConnAck(ack), ProtocolVersion::V311).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %info.peer_addr, error = %e, "bad CONNECT");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(c))) => c,
+    };
+    let version = connect.protocol;
+    let refuse = |code: u8| {
+        let code = if version.is_v5() { code } else { reason::connack_v3_from_v5(code) };
+        Packet::ConnAck(ConnAck { code, ..ConnAck::default() })
+    };
+
+    let principal = if info.listener.anonymous {
+        Arc::new(Principal::Anonymous)
+    } else {
+        let _ = write_packet(&mut writer, &refuse(reason::NOT_AUTHORIZED), version).await;
+        tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, "refused: no authentication configured on this listener");
+        return;
+    };
+
+    let mut assigned = None;
+    let client_id: Arc<str> = if connect.client_id.is_empty() {
+        if !version.is_v5() && !connect.clean_start {
+            let _ = write_packet(&mut writer, &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID), version).await;
+            return;
+        }
+        let id = format!("auto-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        assigned = Some(id.clone());
+        id.into()
+    } else if connect.client_id.len() > config.max_client_id_len {
+        let _ = write_packet(&mut writer, &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID), version).await;
+        return;
+    } else {
+        connect.client_id.as_str().into()
+    };
+
+    if let Some(will) = &connect.will {
+        let refused = if topic::validate_topic_name(&will.topic, &config.topic_limits).is_err() {
+            Some(reason::TOPIC_NAME_INVALID)
+        } else if will.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
+            Some(reason::QOS_NOT_SUPPORTED)
+        } else if !principal.may_publish(&will.topic) {
+            Some(reason::NOT_AUTHORIZED)
+        } else {
+            None
+        };
+        if let Some(code) = refused {
+            let _ = write_packet(&mut writer, &refuse(code), version).await;
+            return;
+        }
+    }
+
+    let keep_alive = effective_keep_alive(connect.keep_alive, &config);
+    let max_expiry = u32::try_from(config.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
+    let requested_expiry = if version.is_v5() {
+        connect.properties.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        u32::try_from(config.default_session_expiry.as_secs()).unwrap_or(u32::MAX)
+    };
+    let expiry = requested_expiry.min(max_expiry);
+
+    let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let outbox = Arc::new(Outbox::default());
+    let kick = Arc::new(Kick::default());
+    let client_receive_max = connect.properties.receive_maximum.unwrap_or(u16::MAX).max(1);
+    let (session, session_present, generation, commit) = attach(
+        &broker,
+        &client_id,
+        &connect,
+        Attached { conn_id, outbox: outbox.clone(), kick: kick.clone() },
+        principal.clone(),
+        expiry,
+        usize::from(client_receive_max.min(config.max_inflight.max(1))),
+    );
+    if let Some(commit) = commit
+        && let Err(e) = commit.await
+    {
+        tracing::error!(error = %e, "storing the session failed");
+        let _ = write_packet(&mut writer, &refuse(reason::SERVER_UNAVAILABLE), version).await;
+        detach(&broker, &session, conn_id, generation, None, expiry);
+        return;
+    }
+
+    let mut properties = ConnAckProperties::default();
+    if version.is_v5() {
+        if expiry != requested_expiry {
+            properties.session_expiry_interval = Some(expiry);
+        }
+        properties.receive_maximum = Some(config.max_inflight);
+        if config.compat == Compat::Aws {
+            properties.maximum_qos = Some(1);
+        }
+        properties.maximum_packet_size = u32::try_from(config.max_packet_size).ok();
+        properties.assigned_client_identifier = assigned;
+        if config.max_topic_aliases > 0 {
+            properties.topic_alias_maximum = Some(config.max_topic_aliases);
+        }
+        if keep_alive != connect.keep_alive {
+            properties.server_keep_alive = Some(keep_alive);
+        }
+    }
+    let connack = Packet::ConnAck(ConnAck { session_present, code: reason::SUCCESS, properties });
+    if write_packet(&mut writer, &connack, version).await.is_err() {
+        detach(&broker, &session, conn_id, generation, None, expiry);
+        return;
+    }
+    tracing::debug!(client_id = %client_id, peer = %info.peer_addr, ?version, session_present, "connected");
+
+    let closed = Arc::new(AtomicBool::new(false));
+    let writer_task = tokio::spawn(write_loop(
+        writer,
+        WriterState {
+            broker: broker.clone(),
+            session: session.clone(),
+            outbox: outbox.clone(),
+            closed: closed.clone(),
+            conn_id,
+            version,
+            max_packet_size: connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
+            alias_max: if version.is_v5() { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 },
+            aliases: HashMap::new(),
+        },
+    ));
+    outbox.wake.notify_one();
+
+    let mut conn = Connection {
+        broker: broker.clone(),
+        session: session.clone(),
+        principal,
+        version,
+        outbox: outbox.clone(),
+        will: connect.will.clone(),
+        expiry,
+        inbound_aliases: HashMap::new(),
+        pending: VecDeque::new(),
+    };
+    let close = conn.read_loop(&mut reader, &mut buf, &kick, keep_alive).await;
+    tracing::debug!(client_id = %client_id, reason = close.why, "connection closing");
+
+    let will = if close.will { conn.will.take() } else { None };
+    detach(&broker, &session, conn_id, generation, will, conn.expiry);
+    if let (Some(code), true) = (close.reason, version.is_v5()) {
+        outbox.push(Packet::Disconnect(Disconnect { reason: code, ..Disconnect::default() }));
+    }
+    closed.store(true, Ordering::Release);
+    outbox.wake.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+}
+
+/// Reads until a whole CONNECT has arrived. `Ok(None)`: the client closed first.
+async fn read_connect<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max_packet_size: usize,
+) -> Result<Option<Box<Connect>>, DecodeError> {
+    loop {
+        match ferrocore_mqtt::decode(buf, None, max_packet_size)? {
+            Some(Packet::Connect(c)) => return Ok(Some(c)),
+            Some(_) => return Err(DecodeError::Protocol("the first packet must be CONNECT")),
+            None => match reader.read_buf(buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+async fn write_packet<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    packet: &Packet,
+    version: ProtocolVersion,
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    ferrocore_mqtt::encode(packet, version, &mut buf).map_err(std::io::Error::other)?;
+    writer.write_all(&buf).await?;
+    writer.flush().await
+}
+
+fn effective_keep_alive(requested: u16, config: &crate::BrokerConfig) -> u16 {
+    if config.compat == Compat::Aws {
+        return match requested {
+            0 | 1201.. => 1200,
+            1..30 => 30,
+            k => k,
+        };
+    }
+    match config.max_keep_alive {
+        0 => requested,
+        max if requested == 0 || requested > max => max,
+        _ => requested,
+    }
+}
+
+/// Attaches a connection to its session: resumes the existing one or starts a new one, and
+/// closes any connection still attached to it (session takeover).
+fn attach(
+    broker: &Arc<Broker>,
+    client_id: &Arc<str>,
+    connect: &Connect,
+    attached: Attached,
+    principal: Arc<Principal>,
+    expiry: u32,
+    window: usize,
+) -> (Arc<Session>, bool, u64, Option<Commit>) {
+    let mut sessions = broker.sessions.lock();
+    let existing = sessions.get(client_id).cloned();
+    if let Some(old) = &existing
+        && let Some(a) = &old.state.lock().attached
+    {
+        a.kick.fire(reason::SESSION_TAKEN_OVER);
+    }
+    let (session, present) = match existing {
+        Some(old) if !connect.clean_start => (old, true),
+        existing => {
+            if let Some(old) = existing {
+                sessions.remove(client_id);
+                broker.end_session(&old);
+            }
+            let session = Arc::new(Session::new(broker.new_key(), client_id.clone(), connect.protocol, expiry));
+            sessions.insert(client_id.clone(), session.clone());
+            (session, false)
+        }
+    };
+    let mut state = session.state.lock();
+    state.attached = Some(attached);
+    state.generation += 1;
+    state.mark_unsent();
+    state.window = window;
+    state.protocol = connect.protocol;
+    state.principal = principal;
+    let was_persistent = state.persistent();
+    state.expiry = expiry;
+    let commit = if expiry > 0 {
+        Some(broker.store.submit(vec![Broker::session_record(&session, connect.protocol.level(), expiry, false)]))
+    } else if was_persistent {
+        Some(broker.store.submit(vec![WriteOp::DeleteSession { client_id: client_id.to_string() }]))
+    } else {
+        None
+    };
+    let generation = state.generation;
+    drop(state);
+    (session, present, generation, commit)
+}
+
+/// Detaches a closing connection from its session: ends a clean session, records when a
+/// persistent one went offline and arms its expiry, and publishes (or schedules) the will.
+fn detach(
+    broker: &Arc<Broker>,
+    session: &Arc<Session>,
+    conn_id: u64,
+    generation: u64,
+    will: Option<LastWill>,
+    expiry: u32,
+) {
+    let mut sessions = broker.sessions.lock();
+    let mut state = session.state.lock();
+    let still_ours = state.attached.as_ref().is_some_and(|a| a.conn_id == conn_id);
+    if still_ours {
+        state.attached = None;
+        state.expiry = expiry;
+    }
+    let ends = still_ours && expiry == 0;
+    if still_ours && !ends {
+        drop(broker.store.submit(vec![Broker::session_record(session, state.protocol.level(), expiry, true)]));
+    }
+    drop(state);
+    if ends {
+        if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            sessions.remove(&session.client_id);
+        }
+        drop(sessions);
+        broker.end_session(session);
+    } else {
+        drop(sessions);
+        if still_ours {
+            broker.schedule_expiry(session, generation, Duration::from_secs(u64::from(expiry)));
+        }
+    }
+    if let Some(will) = will {
+        // The will waits for its delay, but no longer than the session lives; a client that
+        // reconnects to the session first cancels it.
+        let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+        if delay == 0 || ends {
+            publish_will(broker, will);
+        } else {
+            let broker = Arc::downgrade(broker);
+            let session = session.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                let Some(broker) = broker.upgrade() else { return };
+                let resumed = session.state.lock().generation != generation;
+                if !resumed {
+                    publish_will(&broker, will);
+                }
+            });
+        }
+    }
+}
+
+fn publish_will(broker: &Broker, will: LastWill) {
+    let p = will.properties;
+    let publish = Publish {
+        dup: false,
+        qos: will.qos,
+        retain: will.retain,
+        topic: will.topic,
+        packet_id: 0,
+        payload: will.payload,
+        properties: PublishProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+            content_type: p.content_type,
+            ..PublishProperties::default()
+        },
+    };
+    drop(broker.publish(Arc::new(Message::from_publish(publish, None, Instant::now()))));
+}
+
+/// The reader side of a connection.
+struct Connection {
+    broker: Arc<Broker>,
+    session: Arc<Session>,
+    principal: Arc<Principal>,
+    version: ProtocolVersion,
+    outbox: Arc<Outbox>,
+    will: Option<LastWill>,
+    /// Current session expiry (a v5 DISCONNECT may change it).
+    expiry: u32,
+    inbound_aliases: HashMap<u16, String>,
+    pending: VecDeque<PendingAck>,
+}
+
+impl Connection {
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        buf: &mut BytesMut,
+        kick: &Kick,
+        keep_alive: u16,
+    ) -> Close {
+        // A client must send something within one and a half keep-alive periods.
+        let idle_limit = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+        let idle = tokio::time::sleep(idle_limit.unwrap_or(Duration::from_secs(86400 * 365)));
+        tokio::pin!(idle);
+        let max_packet_size = self.broker.config.max_packet_size;
+        loop {
+            if let Some(code) = *kick.reason.lock() {
+                return Close { reason: Some(code), will: code != reason::SERVER_SHUTTING_DOWN, why: "closed by the server" };
+            }
+            while self.pending.front().is_some_and(|p| p.commit.is_none()) {
+                if let Some(ack) = self.pending.pop_front() {
+                    self.release_ack(ack);
+                }
+            }
+            let has_commit = self.pending.front().is_some();
+            tokio::select! {
+                biased;
+                _ = kick.notify.notified() => continue,
+                result = wait_front(&mut self.pending), if has_commit => {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "durable write failed; closing the connection");
+                        return Close::protocol(reason::UNSPECIFIED_ERROR, "store failure");
+                    }
+                    if let Some(mut ack) = self.pending.pop_front() {
+                        ack.commit = None;
+                        self.release_ack(ack);
+                    }
+                }
+                read = reader.read_buf(buf) => {
+                    match read {
+                        Ok(0) => return Close { reason: None, will: true, why: "connection lost" },
+                        Err(_) => return Close { reason: None, will: true, why: "read error" },
+                        Ok(_) => {}
+                    }
+                    if let Some(limit) = idle_limit {
+                        idle.as_mut().reset(Instant::now() + limit);
+                    }
+                    loop {
+                        match ferrocore_mqtt::decode(buf, Some(self.version), max_packet_size) {
+                            Ok(Some(packet)) => {
+                                if let Err(close) = self.handle(packet) {
+                                    return close;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "undecodable packet");
+                                return Close::protocol(e.reason_code(), "malformed packet");
+                            }
+                        }
+                    }
+                    if buf.capacity() > 64 * 1024 && buf.is_empty() {
+                        *buf = BytesMut::with_capacity(1024);
+                    }
+                    self.wait_for_writer(kick).await;
+                }
+                _ = &mut idle, if idle_limit.is_some() => {
+                    return Close::protocol(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+                }
+            }
+        }
+    }
+
+    /// Stops reading while the writer is behind on control packets (a client not reading).
+    async fn wait_for_writer(&self, kick: &Kick) {
+        while self.outbox.pending() > MAX_PENDING_CONTROL {
+            let drained = self.outbox.drained.notified();
+            if self.outbox.pending() <= MAX_PENDING_CONTROL {
+                break;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = kick.notify.notified() => {
+                    // Leave the kick for the read loop to act on.
+                    kick.notify.notify_one();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn release_ack(&mut self, ack: PendingAck) {
+        self.outbox.push(ack.packet);
+        if !ack.then_deliver.is_empty() {
+            self.broker.deliver_retained(&self.session, ack.then_deliver);
+        }
+    }
+
+    fn ack(&mut self, commit: Option<Commit>, packet: Packet, then_deliver: Vec<Delivery>) {
+        let commit: Option<AckWait> = commit.map(|c| Box::pin(c) as AckWait);
+        if commit.is_none() && self.pending.is_empty() {
+            self.release_ack(PendingAck { commit: None, packet, then_deliver });
+        } else {
+            self.pending.push_back(PendingAck { commit, packet, then_deliver });
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(r) | Packet::PubComp(r) => {
+                let known = self.session.state.lock().complete(&self.session.client_id, r.packet_id, &self.broker.store);
+                if known {
+                    self.outbox.wake.notify_one();
+                }
+                Ok(())
+            }
+            Packet::PubRec(r) => {
+                let known = self.session.state.lock().released(&self.session.client_id, r.packet_id, &self.broker.store);
+                let reason = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                if r.reason >= 0x80 {
+                    // The client refused the message: the delivery ends here.
+                    self.session.state.lock().complete(&self.session.client_id, r.packet_id, &self.broker.store);
+                    self.outbox.wake.notify_one();
+                    return Ok(());
+                }
+                self.outbox.push(Packet::PubRel(PubResp { packet_id: r.packet_id, reason, ..PubResp::default() }));
+                Ok(())
+            }
+            Packet::PubRel(r) => {
+                let (known, commit) = {
+                    let mut state = self.session.state.lock();
+                    let known = state.inbound_qos2.remove(&r.packet_id);
+                    let commit = (known && state.persistent()).then(|| {
+                        self.broker.store.submit(vec![WriteOp::DeleteInboundQos2 {
+                            client_id: self.session.client_id.to_string(),
+                            packet_id: r.packet_id,
+                        }])
+                    });
+                    (known, commit)
+                };
+                let reason = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                drop(commit);
+                self.ack(None, Packet::PubComp(PubResp { packet_id: r.packet_id, reason, ..PubResp::default() }), Vec::new());
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => {
+                let mut commits = Vec::new();
+                let reasons = u
+                    .filters
+                    .iter()
+                    .map(|f| {
+                        if self.broker.unsubscribe(&self.session, f, &mut commits) {
+                            reason::SUCCESS
+                        } else {
+                            reason::NO_SUBSCRIPTION_EXISTED
+                        }
+                    })
+                    .collect();
+                let ack = Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, ..UnsubAck::default() });
+                self.ack(commits.pop(), ack, Vec::new());
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.ack(None, Packet::PingResp, Vec::new());
+                Ok(())
+            }
+            Packet::Disconnect(d) => {
+                if let Some(new_expiry) = d.properties.session_expiry_interval {
+                    if self.expiry == 0 && new_expiry > 0 {
+                        return Err(Close::protocol(reason::PROTOCOL_ERROR, "session expiry set on DISCONNECT"));
+                    }
+                    let max = u32::try_from(self.broker.config.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
+                    self.expiry = new_expiry.min(max);
+                }
+                let will = d.reason == reason::DISCONNECT_WITH_WILL;
+                Err(Close { reason: None, will, why: "client disconnected" })
+            }
+            Packet::Auth(Auth { .. }) => Err(Close::protocol(reason::PROTOCOL_ERROR, "AUTH without an authentication method")),
+            Packet::Connect(_) => Err(Close::protocol(reason::PROTOCOL_ERROR, "second CONNECT")),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(Close::protocol(reason::PROTOCOL_ERROR, "server-to-client packet from a client"))
+            }
+        }
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        let config = &self.broker.config;
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias == 0 || alias > config.max_topic_aliases {
+                return Err(Close::protocol(reason::TOPIC_ALIAS_INVALID, "topic alias out of range"));
+            }
+            if p.topic.is_empty() {
+                match self.inbound_aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return Err(Close::protocol(reason::PROTOCOL_ERROR, "unknown topic alias")),
+                }
+            } else {
+                self.inbound_aliases.insert(alias, p.topic.clone());
+            }
+        }
+        if topic::validate_topic_name(&p.topic, &config.topic_limits).is_err() {
+            return Err(Close::protocol(reason::TOPIC_NAME_INVALID, "invalid topic name"));
+        }
+        if p.payload.len() > config.max_payload_size {
+            return Err(Close::protocol(reason::PACKET_TOO_LARGE, "payload too large"));
+        }
+        if p.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
+            return Err(Close::protocol(reason::QOS_NOT_SUPPORTED, "QoS 2 is not supported in AWS mode"));
+        }
+        let packet_id = p.packet_id;
+        if !self.principal.may_publish(&p.topic) {
+            if !self.version.is_v5() && config.compat == Compat::Aws {
+                return Err(Close { reason: None, will: true, why: "publish not authorized" });
+            }
+            self.ack_publish(p.qos, packet_id, None, reason::NOT_AUTHORIZED);
+            return Ok(());
+        }
+        if p.qos != QoS::AtMostOnce {
+            let unacked = self.pending.len() + self.session.state.lock().inbound_qos2.len();
+            if unacked >= usize::from(config.max_inflight) {
+                return Err(Close::protocol(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"));
+            }
+        }
+        if p.qos == QoS::ExactlyOnce && self.session.state.lock().inbound_qos2.contains(&packet_id) {
+            // A resent PUBLISH whose PUBREC was lost: acknowledge again, route once.
+            self.ack_publish(p.qos, packet_id, None, reason::SUCCESS);
+            return Ok(());
+        }
+        let qos = p.qos;
+        let message = Arc::new(Message::from_publish(p, Some(self.session.key), Instant::now()));
+        let mut commit = self.broker.publish(message);
+        if qos == QoS::ExactlyOnce {
+            let mut state = self.session.state.lock();
+            state.inbound_qos2.insert(packet_id);
+            if state.persistent() {
+                commit = Some(self.broker.store.submit(vec![WriteOp::PutInboundQos2 {
+                    client_id: self.session.client_id.to_string(),
+                    packet_id,
+                }]));
+            }
+        }
+        self.ack_publish(qos, packet_id, commit, reason::SUCCESS);
+        Ok(())
+    }
+
+    fn ack_publish(&mut self, qos: QoS, packet_id: u16, commit: Option<Commit>, code: u8) {
+        let resp = PubResp { packet_id, reason: code, ..PubResp::default() };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.ack(commit, Packet::PubAck(resp), Vec::new()),
+            QoS::ExactlyOnce => self.ack(commit, Packet::PubRec(resp), Vec::new()),
+        }
+    }
+
+    fn on_subscribe(&mut self, s: ferrocore_mqtt::Subscribe) -> Result<(), Close> {
+        let mut commits = Vec::new();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        let subscription_id = s.properties.subscription_identifier;
+        for (filter, options) in &s.filters {
+            if options.no_local && filter.starts_with("$share/") {
+                return Err(Close::protocol(reason::PROTOCOL_ERROR, "no-local on a shared subscription"));
+            }
+            let (code, mut deliveries) =
+                self.broker.subscribe(&self.session, &self.principal, filter, *options, subscription_id, &mut commits);
+            if code == reason::NOT_AUTHORIZED && !self.version.is_v5() && self.broker.config.compat == Compat::Aws {
+                return Err(Close { reason: None, will: true, why: "subscribe not authorized" });
+            }
+            let code = if code >= 0x80 && !self.version.is_v5() { reason::v3::SUBACK_FAILURE } else { code };
+            reasons.push(code);
+            retained.append(&mut deliveries);
+        }
+        let ack = Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..SubAck::default() });
+        self.ack(commits.pop(), ack, retained);
+        Ok(())
+    }
+}
+
+/// Waits for the commit at the front of the queue (never resolves when there is none).
+async fn wait_front(pending: &mut VecDeque<PendingAck>) -> Result<(), ferrocore_store::StoreError> {
+    match pending.front_mut().and_then(|p| p.commit.as_mut()) {
+        Some(commit) => commit.await,
+        None => std::future::pending().await,
+    }
+}
+
+struct WriterState {
+    broker: Arc<Broker>,
+    session: Arc<Session>,
+    outbox: Arc<Outbox>,
+    closed: Arc<AtomicBool>,
+    conn_id: u64,
+    version: ProtocolVersion,
+    /// The client's Maximum Packet Size.
+    max_packet_size: usize,
+    /// The client's Topic Alias Maximum, and the aliases we assigned.
+    alias_max: u16,
+    aliases: HashMap<String, u16>,
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut items = Vec::new();
+    loop {
+        w.outbox.take(&mut items);
+        let now = Instant::now();
+        w.session.state.lock().take_sendable(
+            &w.session.client_id,
+            w.conn_id,
+            &w.broker.limits,
+            &w.broker.store,
+            now,
+            &mut items,
+        );
+        if items.is_empty() {
+            if w.closed.load(Ordering::Acquire) {
+                break;
+            }
+            w.outbox.wake.notified().await;
+            continue;
+        }
+        for item in items.drain(..) {
+            w.encode(item, now, &mut buf);
+        }
+        if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > 1024 * 1024 {
+            buf = BytesMut::with_capacity(8 * 1024);
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+impl WriterState {
+    fn encode(&mut self, item: Outgoing, now: Instant, buf: &mut BytesMut) {
+        let packet = match item {
+            Outgoing::Packet(p) => p,
+            Outgoing::PubRel { packet_id } => Packet::PubRel(PubResp { packet_id, ..PubResp::default() }),
+            Outgoing::Publish { delivery, packet_id, dup } => match self.publish_packet(&delivery, packet_id, dup, now) {
+                Some(p) => p,
+                None => {
+                    if packet_id != 0 {
+                        // Too large for the client: discarded as if it had been acknowledged.
+                        self.session.state.lock().complete(&self.session.client_id, packet_id, &self.broker.store);
+                    }
+                    return;
+                }
+            },
+        };
+        if let Err(e) = ferrocore_mqtt::encode(&packet, self.version, buf) {
+            tracing::warn!(error = %e, "could not encode an outgoing packet");
+        }
+    }
+
+    /// Builds the PUBLISH for a delivery; `None` when it exceeds the client's maximum size.
+    fn publish_packet(&mut self, delivery: &Delivery, packet_id: u16, dup: bool, now: Instant) -> Option<Packet> {
+        let message = &delivery.message;
+        let properties = if self.version.is_v5() {
+            let mut p = message.properties.clone();
+            p.message_expiry_interval = message.remaining_expiry(now);
+            p.subscription_identifiers.clone_from(&delivery.subscription_ids);
+            p
+        } else {
+            PublishProperties::default()
+        };
+        let mut publish = Publish {
+            dup,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            topic: message.topic.clone(),
+            packet_id,
+            payload: message.payload.clone(),
+            properties,
+        };
+        if self.max_packet_size < usize::MAX {
+            let packet = Packet::Publish(publish);
+            if ferrocore_mqtt::encoded_len(&packet, self.version) > self.max_packet_size {
+                return None;
+            }
+            let Packet::Publish(p) = packet else { return None };
+            publish = p;
+        }
+        if self.alias_max > 0 {
+            match self.aliases.get(&publish.topic) {
+                Some(&alias) => {
+                    publish.properties.topic_alias = Some(alias);
+                    publish.topic.clear();
+                }
+                None if self.aliases.len() < usize::from(self.alias_max) => {
+                    let alias = self.aliases.len() as u16 + 1;
+                    self.aliases.insert(publish.topic.clone(), alias);
+                    publish.properties.topic_alias = Some(alias);
+                }
+                None => {}
+            }
+        }
+        Some(Packet::Publish(publish))
+    }
+}
