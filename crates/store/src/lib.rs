@@ -100,22 +100,42 @@ pub struct OutboundRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     PutRetained(RetainedMessage),
-    DeleteRetained { topic: String },
+    DeleteRetained {
+        topic: String,
+    },
     /// Creates or replaces a session's attributes.
     PutSession(SessionRecord),
     /// Deletes a session with its subscriptions, outbound messages and inbound QoS 2 state.
-    DeleteSession { client_id: String },
+    DeleteSession {
+        client_id: String,
+    },
     PutSubscription(SubscriptionRecord),
-    DeleteSubscription { client_id: String, filter: String },
+    DeleteSubscription {
+        client_id: String,
+        filter: String,
+    },
     /// Adds a message to a session's outbound queue.
     PutOutbound(OutboundRecord),
     /// Changes the state of an outbound message.
-    SetOutboundState { client_id: String, seq: u64, state: OutboundState },
+    SetOutboundState {
+        client_id: String,
+        seq: u64,
+        state: OutboundState,
+    },
     /// Removes an outbound message (acknowledged, expired or dropped).
-    DeleteOutbound { client_id: String, seq: u64 },
+    DeleteOutbound {
+        client_id: String,
+        seq: u64,
+    },
     /// Records an inbound QoS 2 packet id whose PUBREC was sent.
-    PutInboundQos2 { client_id: String, packet_id: u16 },
-    DeleteInboundQos2 { client_id: String, packet_id: u16 },
+    PutInboundQos2 {
+        client_id: String,
+        packet_id: u16,
+    },
+    DeleteInboundQos2 {
+        client_id: String,
+        packet_id: u16,
+    },
 }
 
 /// Everything known about one persistent session, as loaded at start.
@@ -129,55 +149,197 @@ pub struct LoadedSession {
 }
 
 /// Resolves when the operations it was returned for are durable.
+///
+/// Dropping it does not cancel the write: the operations were handed to the writer when
+/// [`Store::submit`] returned.
+#[must_use = "a Commit only tells when the write is durable; drop it explicitly if that is not needed"]
 pub struct Commit {
-    _private: (),
+    state: CommitState,
+}
+
+enum CommitState {
+    Pending(tokio::sync::oneshot::Receiver<Result<(), StoreError>>),
+    Ready(Option<Result<(), StoreError>>),
+}
+
+impl Commit {
+    fn ready(result: Result<(), StoreError>) -> Commit {
+        Commit {
+            state: CommitState::Ready(Some(result)),
+        }
+    }
 }
 
 impl std::future::Future for Commit {
     type Output = Result<(), StoreError>;
     fn poll(
         self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        todo!("store")
+        use std::task::Poll;
+        match &mut self.get_mut().state {
+            CommitState::Pending(rx) => match std::pin::Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(result)) => Poll::Ready(result),
+                // The writer stopped (closed) before it reached these operations.
+                Poll::Ready(Err(_)) => Poll::Ready(Err(StoreError::Closed)),
+                Poll::Pending => Poll::Pending,
+            },
+            CommitState::Ready(result) => {
+                Poll::Ready(result.take().unwrap_or(Err(StoreError::Closed)))
+            }
+        }
     }
+}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit").finish_non_exhaustive()
+    }
+}
+
+/// Counters of the writer, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Operations written by committed transactions.
+    pub ops_committed: u64,
+    /// Transactions (group commits) committed.
+    pub groups_committed: u64,
+    /// Transactions that failed (their operations' commits resolved with an error).
+    pub groups_failed: u64,
 }
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    _private: (),
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    queue: tokio::sync::mpsc::UnboundedSender<writer::Msg>,
+    closed: std::sync::atomic::AtomicBool,
+    stats: std::sync::Arc<writer::Stats>,
+    reader: Reader,
+}
+
+enum Reader {
+    Sqlite(sqlx::SqlitePool),
 }
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and starts its writer.
-    pub async fn open_sqlite(path: &std::path::Path, durability: Durability) -> Result<Store, StoreError> {
-        let _ = (path, durability);
-        todo!("store")
+    pub async fn open_sqlite(
+        path: &std::path::Path,
+        durability: Durability,
+    ) -> Result<Store, StoreError> {
+        let (backend, pool) = sqlite::open(path, durability).await?;
+        Ok(Store::start(backend, Reader::Sqlite(pool)))
+    }
+
+    fn start<B: writer::Backend>(backend: B, reader: Reader) -> Store {
+        let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stats = std::sync::Arc::new(writer::Stats::default());
+        tokio::spawn(writer::run(backend, rx, stats.clone()));
+        Store {
+            inner: std::sync::Arc::new(Inner {
+                queue,
+                closed: std::sync::atomic::AtomicBool::new(false),
+                stats,
+                reader,
+            }),
+        }
     }
 
     /// Queues `ops` to be written, in order, in the next group commit. The returned future
     /// may be dropped when the caller does not need to wait; the write still happens.
     pub fn submit(&self, ops: Vec<WriteOp>) -> Commit {
-        let _ = ops;
-        todo!("store")
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Commit::ready(Err(StoreError::Closed));
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        match self.inner.queue.send(writer::Msg::Submit { ops, done }) {
+            Ok(()) => Commit {
+                state: CommitState::Pending(rx),
+            },
+            Err(_) => Commit::ready(Err(StoreError::Closed)),
+        }
     }
 
     /// Resolves once everything submitted before it is durable.
+    ///
+    /// Returns an error if any operation submitted before it (since the store was opened)
+    /// failed to be written: such operations are never retried, so they are not durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        todo!("store")
+        if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .queue
+            .send(writer::Msg::Flush { done })
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     pub async fn load_retained(&self) -> Result<Vec<RetainedMessage>, StoreError> {
-        todo!("store")
+        match &self.inner.reader {
+            Reader::Sqlite(pool) => sqlite::load_retained(pool).await,
+        }
+        .map_err(closed_pool)
     }
 
     pub async fn load_sessions(&self) -> Result<Vec<LoadedSession>, StoreError> {
-        todo!("store")
+        match &self.inner.reader {
+            Reader::Sqlite(pool) => sqlite::load_sessions(pool).await,
+        }
+        .map_err(closed_pool)
     }
 
     /// Flushes and stops the writer.
+    ///
+    /// Everything submitted before is written first; later submissions resolve with
+    /// [`StoreError::Closed`]. Closing an already closed store succeeds.
     pub async fn close(&self) -> Result<(), StoreError> {
-        todo!("store")
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let result = match self.inner.queue.send(writer::Msg::Close { done }) {
+            // The writer dropping `done` means another close stopped it first.
+            Ok(()) => rx.await.unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        };
+        match &self.inner.reader {
+            Reader::Sqlite(pool) => pool.close().await,
+        }
+        result
+    }
+
+    /// Counters of the writer since the store was opened.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.stats.snapshot()
     }
 }
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn closed_pool(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Database(sqlx::Error::PoolClosed) => StoreError::Closed,
+        e => e,
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod schema;
+mod sql;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+mod writer;

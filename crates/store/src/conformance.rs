@@ -1,0 +1,880 @@
+//! The conformance suite every backend passes: each check is an `async fn` over a [`Harness`]
+//! that opens [`Store`]s of one backend. A backend's tests instantiate all of them with
+//! `conformance_tests!(harness expression)`.
+//!
+//! Checks panic on failure (they are tests).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::{
+    LoadedSession, OutboundRecord, OutboundState, RetainedMessage, SessionRecord, Store,
+    StoreError, StoredMessage, SubscriptionRecord, WriteOp,
+};
+
+/// Opens stores of one backend for the suite.
+pub trait Harness: Send + Sync {
+    /// Opens the database called `name`: empty at its first open, and the same database at
+    /// every later open within this harness (including while another `Store` on it is open).
+    fn open<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Store, StoreError>> + Send + 'a>>;
+}
+
+/// Expands to one `#[tokio::test]` per check, each with its own harness from `$harness`.
+#[allow(unused_macros)]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance::conformance_tests!(@each $harness;
+            every_op_round_trips,
+            extreme_values_round_trip,
+            order_within_a_batch,
+            order_across_submissions,
+            delete_session_cascades,
+            large_batches,
+            concurrent_submitters,
+            commit_is_visible_to_a_fresh_open,
+            dropped_commit_still_writes,
+            close_then_submit_is_closed,
+            reopen_keeps_data_and_schema,
+        );
+    };
+    (@each $harness:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let harness = $harness;
+                $crate::conformance::$check(&harness).await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use conformance_tests;
+
+// ---- building blocks ----
+
+pub fn message(topic: &str, payload: &[u8]) -> StoredMessage {
+    StoredMessage {
+        topic: topic.to_owned(),
+        payload: Bytes::copy_from_slice(payload),
+        qos: 1,
+        retain: false,
+        properties: Bytes::new(),
+        expires_at_ms: None,
+    }
+}
+
+pub fn outbound(client_id: &str, seq: u64) -> OutboundRecord {
+    OutboundRecord {
+        client_id: client_id.to_owned(),
+        seq,
+        state: OutboundState::Queued,
+        subscription_ids: Vec::new(),
+        message: message(
+            &format!("t/{client_id}/{seq}"),
+            format!("payload {seq}").as_bytes(),
+        ),
+    }
+}
+
+pub fn session(client_id: &str) -> SessionRecord {
+    SessionRecord {
+        client_id: client_id.to_owned(),
+        protocol: 5,
+        expiry_interval: 3600,
+        disconnected_at_ms: None,
+    }
+}
+
+pub fn subscription(client_id: &str, filter: &str) -> SubscriptionRecord {
+    SubscriptionRecord {
+        client_id: client_id.to_owned(),
+        filter: filter.to_owned(),
+        options: 1,
+        subscription_id: None,
+    }
+}
+
+pub fn retained(topic: &str, payload: &[u8]) -> RetainedMessage {
+    RetainedMessage {
+        message: StoredMessage {
+            retain: true,
+            ..message(topic, payload)
+        },
+        modified_at_ms: 1_700_000_000_000,
+    }
+}
+
+pub fn loaded(session: SessionRecord) -> LoadedSession {
+    LoadedSession {
+        session,
+        subscriptions: Vec::new(),
+        outbound: Vec::new(),
+        inbound_qos2: Vec::new(),
+    }
+}
+
+async fn open(h: &dyn Harness, name: &str) -> Store {
+    h.open(name).await.expect("open the store")
+}
+
+async fn commit(store: &Store, ops: Vec<WriteOp>) {
+    store.submit(ops).await.expect("commit");
+}
+
+async fn sessions(store: &Store) -> Vec<LoadedSession> {
+    store.load_sessions().await.expect("load sessions")
+}
+
+async fn retained_all(store: &Store) -> Vec<RetainedMessage> {
+    store.load_retained().await.expect("load retained")
+}
+
+/// Closes `store`, reopens the database and loads everything.
+async fn reopen(
+    h: &dyn Harness,
+    name: &str,
+    store: Store,
+) -> (Store, Vec<RetainedMessage>, Vec<LoadedSession>) {
+    store.close().await.expect("close");
+    let store = open(h, name).await;
+    let r = retained_all(&store).await;
+    let s = sessions(&store).await;
+    (store, r, s)
+}
+
+fn find<'a>(sessions: &'a [LoadedSession], client_id: &str) -> Option<&'a LoadedSession> {
+    sessions.iter().find(|s| s.session.client_id == client_id)
+}
+
+fn seqs(sessions: &[LoadedSession], client_id: &str) -> Vec<u64> {
+    find(sessions, client_id)
+        .map(|s| s.outbound.iter().map(|o| o.seq).collect())
+        .unwrap_or_default()
+}
+
+// ---- checks ----
+
+/// Every kind of operation, written, reloaded by the same store and after close + reopen.
+pub async fn every_op_round_trips(h: &dyn Harness) {
+    let store = open(h, "every_op").await;
+    let full = StoredMessage {
+        topic: "a/b".into(),
+        payload: Bytes::from_static(b"\x00\x01binary\xff"),
+        qos: 2,
+        retain: true,
+        properties: Bytes::from_static(b"\x01\x02props"),
+        expires_at_ms: Some(1_800_000_000_000),
+    };
+    let ret_a = RetainedMessage {
+        message: full.clone(),
+        modified_at_ms: 1_700_000_000_001,
+    };
+    let ret_b = retained("b", b"");
+    let s1 = SessionRecord {
+        client_id: "s1".into(),
+        protocol: 5,
+        expiry_interval: u32::MAX,
+        disconnected_at_ms: None,
+    };
+    let s2_old = SessionRecord {
+        client_id: "s2".into(),
+        protocol: 3,
+        expiry_interval: 1,
+        disconnected_at_ms: None,
+    };
+    let s2 = SessionRecord {
+        client_id: "s2".into(),
+        protocol: 4,
+        expiry_interval: 60,
+        disconnected_at_ms: Some(1_700_000_000_123),
+    };
+    let sub_a = SubscriptionRecord {
+        client_id: "s1".into(),
+        filter: "a/+".into(),
+        options: 0x2e,
+        subscription_id: Some(7),
+    };
+    let sub_b = SubscriptionRecord {
+        client_id: "s1".into(),
+        filter: "b/#".into(),
+        options: 1,
+        subscription_id: None,
+    };
+    let sub_a_new = SubscriptionRecord {
+        options: 0x02,
+        subscription_id: Some(268_435_455),
+        ..sub_a.clone()
+    };
+    let o1 = outbound("s1", 1);
+    let o2 = OutboundRecord {
+        state: OutboundState::Published { packet_id: 10 },
+        subscription_ids: vec![1, 2],
+        message: full.clone(),
+        ..outbound("s1", 2)
+    };
+    let o3 = OutboundRecord {
+        state: OutboundState::Released { packet_id: 11 },
+        subscription_ids: vec![3],
+        ..outbound("s1", 3)
+    };
+    let o5 = outbound("s1", 5);
+
+    commit(
+        &store,
+        vec![
+            WriteOp::PutRetained(ret_a.clone()),
+            WriteOp::PutRetained(ret_b.clone()),
+            WriteOp::PutRetained(retained("c", b"gone")),
+            WriteOp::PutSession(s1.clone()),
+            WriteOp::PutSession(s2_old),
+        ],
+    )
+    .await;
+    commit(
+        &store,
+        vec![
+            WriteOp::DeleteRetained { topic: "c".into() },
+            WriteOp::PutSession(s2.clone()),
+            WriteOp::PutSubscription(sub_a.clone()),
+            WriteOp::PutSubscription(sub_b.clone()),
+            WriteOp::PutSubscription(subscription("s1", "c")),
+            WriteOp::DeleteSubscription {
+                client_id: "s1".into(),
+                filter: "c".into(),
+            },
+            WriteOp::PutSubscription(sub_a_new.clone()),
+        ],
+    )
+    .await;
+    commit(
+        &store,
+        vec![
+            WriteOp::PutOutbound(o1.clone()),
+            WriteOp::PutOutbound(o2.clone()),
+            WriteOp::PutOutbound(o3.clone()),
+            WriteOp::PutOutbound(outbound("s1", 4)),
+            WriteOp::PutOutbound(o5.clone()),
+        ],
+    )
+    .await;
+    commit(
+        &store,
+        vec![
+            WriteOp::DeleteOutbound {
+                client_id: "s1".into(),
+                seq: 4,
+            },
+            WriteOp::SetOutboundState {
+                client_id: "s1".into(),
+                seq: 5,
+                state: OutboundState::Published { packet_id: 12 },
+            },
+            WriteOp::SetOutboundState {
+                client_id: "s1".into(),
+                seq: 1,
+                state: OutboundState::Released { packet_id: 13 },
+            },
+            WriteOp::SetOutboundState {
+                client_id: "s1".into(),
+                seq: 1,
+                state: OutboundState::Queued,
+            },
+            // No such message: nothing happens.
+            WriteOp::SetOutboundState {
+                client_id: "s1".into(),
+                seq: 99,
+                state: OutboundState::Queued,
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "s1".into(),
+                packet_id: 5,
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "s1".into(),
+                packet_id: 65535,
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "s1".into(),
+                packet_id: 5,
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "s1".into(),
+                packet_id: 7,
+            },
+            WriteOp::DeleteInboundQos2 {
+                client_id: "s1".into(),
+                packet_id: 7,
+            },
+        ],
+    )
+    .await;
+
+    let mut retained_expected = vec![ret_a, ret_b];
+    retained_expected.sort_by(|a, b| a.message.topic.cmp(&b.message.topic));
+    let sessions_expected = vec![
+        LoadedSession {
+            session: s1,
+            subscriptions: vec![sub_a_new, sub_b],
+            outbound: vec![
+                o1,
+                o2,
+                o3,
+                OutboundRecord {
+                    state: OutboundState::Published { packet_id: 12 },
+                    ..o5
+                },
+            ],
+            inbound_qos2: vec![5, 65535],
+        },
+        loaded(s2),
+    ];
+
+    let mut got = retained_all(&store).await;
+    got.sort_by(|a, b| a.message.topic.cmp(&b.message.topic));
+    assert_eq!(got, retained_expected, "retained, same store");
+    assert_eq!(
+        sessions(&store).await,
+        sessions_expected,
+        "sessions, same store"
+    );
+
+    let (store, mut got_retained, got_sessions) = reopen(h, "every_op", store).await;
+    got_retained.sort_by(|a, b| a.message.topic.cmp(&b.message.topic));
+    assert_eq!(got_retained, retained_expected, "retained after reopen");
+    assert_eq!(got_sessions, sessions_expected, "sessions after reopen");
+    store.close().await.expect("close");
+}
+
+/// Limits of every field survive the round trip.
+pub async fn extreme_values_round_trip(h: &dyn Harness) {
+    let store = open(h, "extreme").await;
+    let big = vec![0xa5u8; 256 * 1024];
+    let msg = StoredMessage {
+        topic: "ünïcödé/💡/".repeat(10),
+        payload: Bytes::from(big),
+        qos: 0,
+        retain: false,
+        properties: Bytes::from(vec![0u8; 1000]),
+        expires_at_ms: Some(u64::MAX),
+    };
+    let client = "c".repeat(128);
+    let s = SessionRecord {
+        client_id: client.clone(),
+        protocol: 3,
+        expiry_interval: 0,
+        disconnected_at_ms: Some(u64::MAX),
+    };
+    let records: Vec<OutboundRecord> = [0, 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX]
+        .into_iter()
+        .map(|seq| OutboundRecord {
+            client_id: client.clone(),
+            seq,
+            state: OutboundState::Published { packet_id: 65535 },
+            subscription_ids: vec![1, 268_435_455, u32::MAX],
+            message: msg.clone(),
+        })
+        .collect();
+    let ret = RetainedMessage {
+        message: msg.clone(),
+        modified_at_ms: u64::MAX,
+    };
+    let mut ops = vec![
+        WriteOp::PutSession(s.clone()),
+        WriteOp::PutRetained(ret.clone()),
+    ];
+    ops.extend(records.iter().cloned().map(WriteOp::PutOutbound));
+    ops.push(WriteOp::PutInboundQos2 {
+        client_id: client.clone(),
+        packet_id: 0,
+    });
+    ops.push(WriteOp::PutSubscription(SubscriptionRecord {
+        client_id: client.clone(),
+        filter: "#".into(),
+        options: u8::MAX,
+        subscription_id: Some(u32::MAX),
+    }));
+    commit(&store, ops).await;
+    let (store, r, got) = reopen(h, "extreme", store).await;
+    assert_eq!(r, vec![ret]);
+    let expected = LoadedSession {
+        session: s,
+        subscriptions: vec![SubscriptionRecord {
+            client_id: client.clone(),
+            filter: "#".into(),
+            options: u8::MAX,
+            subscription_id: Some(u32::MAX),
+        }],
+        outbound: records,
+        inbound_qos2: vec![0],
+    };
+    assert_eq!(got, vec![expected]);
+    store.close().await.expect("close");
+}
+
+/// Operations of one submission take effect in their order.
+pub async fn order_within_a_batch(h: &dyn Harness) {
+    let store = open(h, "order_batch").await;
+    commit(
+        &store,
+        vec![
+            WriteOp::PutSession(session("c")),
+            // put then delete: absent
+            WriteOp::PutRetained(retained("gone", b"x")),
+            WriteOp::DeleteRetained {
+                topic: "gone".into(),
+            },
+            WriteOp::PutOutbound(outbound("c", 1)),
+            WriteOp::DeleteOutbound {
+                client_id: "c".into(),
+                seq: 1,
+            },
+            WriteOp::PutSubscription(subscription("c", "gone")),
+            WriteOp::DeleteSubscription {
+                client_id: "c".into(),
+                filter: "gone".into(),
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "c".into(),
+                packet_id: 1,
+            },
+            WriteOp::DeleteInboundQos2 {
+                client_id: "c".into(),
+                packet_id: 1,
+            },
+            // delete then put: present
+            WriteOp::DeleteRetained {
+                topic: "here".into(),
+            },
+            WriteOp::PutRetained(retained("here", b"y")),
+            WriteOp::DeleteOutbound {
+                client_id: "c".into(),
+                seq: 2,
+            },
+            WriteOp::PutOutbound(outbound("c", 2)),
+            WriteOp::DeleteSubscription {
+                client_id: "c".into(),
+                filter: "here".into(),
+            },
+            WriteOp::PutSubscription(subscription("c", "here")),
+            WriteOp::DeleteInboundQos2 {
+                client_id: "c".into(),
+                packet_id: 2,
+            },
+            WriteOp::PutInboundQos2 {
+                client_id: "c".into(),
+                packet_id: 2,
+            },
+            // the last put of a key wins, also inside a run of puts
+            WriteOp::PutOutbound(outbound("c", 3)),
+            WriteOp::PutOutbound(outbound("c", 4)),
+            WriteOp::PutOutbound(OutboundRecord {
+                message: message("first", b"1"),
+                ..outbound("c", 3)
+            }),
+            WriteOp::PutOutbound(OutboundRecord {
+                message: message("second", b"2"),
+                ..outbound("c", 3)
+            }),
+            WriteOp::PutRetained(retained("twice", b"1")),
+            WriteOp::PutRetained(retained("twice", b"2")),
+            // state change right after the put, then delete and put back
+            WriteOp::PutOutbound(outbound("c", 5)),
+            WriteOp::SetOutboundState {
+                client_id: "c".into(),
+                seq: 5,
+                state: OutboundState::Published { packet_id: 9 },
+            },
+            WriteOp::DeleteOutbound {
+                client_id: "c".into(),
+                seq: 4,
+            },
+            WriteOp::PutOutbound(OutboundRecord {
+                message: message("back", b"4"),
+                ..outbound("c", 4)
+            }),
+            // delete session, then a fresh session with the same id
+            WriteOp::PutSession(session("d")),
+            WriteOp::PutOutbound(outbound("d", 1)),
+            WriteOp::DeleteSession {
+                client_id: "d".into(),
+            },
+            WriteOp::PutSession(session("d")),
+            WriteOp::PutOutbound(outbound("d", 2)),
+        ],
+    )
+    .await;
+    let s = check_order_within_a_batch(&store, "same store").await;
+    let (store, _, reloaded) = reopen(h, "order_batch", store).await;
+    assert_eq!(reloaded, s, "after reopen");
+    check_order_within_a_batch(&store, "reopened").await;
+    store.close().await.expect("close");
+}
+
+async fn check_order_within_a_batch(store: &Store, pass: &str) -> Vec<LoadedSession> {
+    let r = retained_all(store).await;
+    let topics: Vec<(&str, &[u8])> = r
+        .iter()
+        .map(|r| (r.message.topic.as_str(), &r.message.payload[..]))
+        .collect();
+    assert_eq!(
+        topics,
+        vec![("here", &b"y"[..]), ("twice", &b"2"[..])],
+        "{pass}"
+    );
+    let s = sessions(store).await;
+    let c = find(&s, "c").expect("session c");
+    assert_eq!(seqs(&s, "c"), vec![2, 3, 4, 5], "{pass}");
+    assert_eq!(c.outbound[1].message.topic, "second", "{pass}");
+    assert_eq!(c.outbound[2].message.topic, "back", "{pass}");
+    assert_eq!(
+        c.outbound[3].state,
+        OutboundState::Published { packet_id: 9 },
+        "{pass}"
+    );
+    assert_eq!(
+        c.subscriptions
+            .iter()
+            .map(|s| s.filter.as_str())
+            .collect::<Vec<_>>(),
+        vec!["here"],
+        "{pass}"
+    );
+    assert_eq!(c.inbound_qos2, vec![2], "{pass}");
+    assert_eq!(seqs(&s, "d"), vec![2], "{pass}");
+    s
+}
+
+/// Submissions take effect in submission order even when nobody waits in between.
+pub async fn order_across_submissions(h: &dyn Harness) {
+    let store = open(h, "order_subs").await;
+    let mut commits = Vec::new();
+    commits.push(store.submit(vec![WriteOp::PutSession(session("c"))]));
+    for i in 0..200u64 {
+        commits.push(store.submit(vec![WriteOp::PutOutbound(outbound("c", i))]));
+        if i % 2 == 0 {
+            commits.push(store.submit(vec![WriteOp::DeleteOutbound {
+                client_id: "c".into(),
+                seq: i,
+            }]));
+        }
+        commits.push(store.submit(vec![WriteOp::PutRetained(retained("r", &i.to_be_bytes()))]));
+    }
+    commits.push(store.submit(vec![WriteOp::DeleteRetained { topic: "r".into() }]));
+    commits.push(store.submit(vec![WriteOp::PutRetained(retained("r", b"last"))]));
+    for c in commits {
+        c.await.expect("commit");
+    }
+    let (store, r, s) = reopen(h, "order_subs", store).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(&r[0].message.payload[..], b"last");
+    assert_eq!(
+        seqs(&s, "c"),
+        (0..200).filter(|i| i % 2 == 1).collect::<Vec<_>>()
+    );
+    store.close().await.expect("close");
+}
+
+/// `DeleteSession` removes the session and every row of it, and nothing of other sessions.
+pub async fn delete_session_cascades(h: &dyn Harness) {
+    let store = open(h, "cascade").await;
+    let mut ops = Vec::new();
+    for c in ["a", "b"] {
+        ops.push(WriteOp::PutSession(session(c)));
+        ops.push(WriteOp::PutSubscription(subscription(c, "x/#")));
+        ops.push(WriteOp::PutSubscription(subscription(c, "y")));
+        for seq in 0..100 {
+            ops.push(WriteOp::PutOutbound(outbound(c, seq)));
+        }
+        ops.push(WriteOp::PutInboundQos2 {
+            client_id: c.into(),
+            packet_id: 3,
+        });
+    }
+    commit(&store, ops).await;
+    let before = sessions(&store).await;
+    commit(
+        &store,
+        vec![
+            WriteOp::DeleteSession {
+                client_id: "a".into(),
+            },
+            WriteOp::DeleteSession {
+                client_id: "nobody".into(),
+            },
+        ],
+    )
+    .await;
+    let after = sessions(&store).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0], before[1]);
+    // A new session with the same client id starts empty.
+    commit(&store, vec![WriteOp::PutSession(session("a"))]).await;
+    let (store, _, after) = reopen(h, "cascade", store).await;
+    assert_eq!(after, vec![loaded(session("a")), before[1].clone()]);
+    store.close().await.expect("close");
+}
+
+/// Submissions far larger than one statement's batch, with mixed runs.
+pub async fn large_batches(h: &dyn Harness) {
+    let store = open(h, "large").await;
+    let clients = ["x", "y", "z"];
+    let n = 4_001u64;
+    let mut ops: Vec<WriteOp> = clients
+        .iter()
+        .map(|c| WriteOp::PutSession(session(c)))
+        .collect();
+    for seq in 0..n {
+        for c in clients {
+            ops.push(WriteOp::PutOutbound(outbound(c, seq)));
+        }
+    }
+    commit(&store, ops).await;
+    let mut ops = Vec::new();
+    for seq in (0..n).filter(|s| s % 2 == 0) {
+        for c in clients {
+            ops.push(WriteOp::DeleteOutbound {
+                client_id: c.into(),
+                seq,
+            });
+        }
+    }
+    for seq in (0..n).filter(|s| s % 3 == 1) {
+        ops.push(WriteOp::SetOutboundState {
+            client_id: "y".into(),
+            seq,
+            state: OutboundState::Published {
+                packet_id: (seq % 65535) as u16 + 1,
+            },
+        });
+    }
+    // Alternating single puts and deletes (runs of length one).
+    for seq in n..n + 301 {
+        ops.push(WriteOp::PutOutbound(outbound("z", seq)));
+        ops.push(WriteOp::DeleteOutbound {
+            client_id: "z".into(),
+            seq: seq - 1,
+        });
+    }
+    commit(&store, ops).await;
+    let (store, _, s) = reopen(h, "large", store).await;
+    let odd: Vec<u64> = (0..n).filter(|s| s % 2 == 1).collect();
+    assert_eq!(seqs(&s, "x"), odd);
+    assert_eq!(seqs(&s, "y"), odd);
+    // Of the alternating tail only the last put survives; n - 1 is even, so already gone.
+    let mut z = odd.clone();
+    z.push(n + 300);
+    assert_eq!(seqs(&s, "z"), z);
+    let y = find(&s, "y").expect("y");
+    for o in &y.outbound {
+        let expected = if o.seq % 3 == 1 {
+            OutboundState::Published {
+                packet_id: (o.seq % 65535) as u16 + 1,
+            }
+        } else {
+            OutboundState::Queued
+        };
+        assert_eq!(o.state, expected, "seq {}", o.seq);
+        assert_eq!(o.message, outbound("y", o.seq).message);
+    }
+    store.close().await.expect("close");
+}
+
+/// Many tasks submitting and awaiting at once, like publishers waiting for their PUBACK.
+pub async fn concurrent_submitters(h: &dyn Harness) {
+    let store = open(h, "concurrent").await;
+    let tasks = 50u64;
+    let per_task = 100u64;
+    commit(
+        &store,
+        (0..tasks)
+            .map(|t| WriteOp::PutSession(session(&format!("c{t}"))))
+            .collect(),
+    )
+    .await;
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let client = format!("c{t}");
+                for seq in 0..per_task {
+                    let mut ops = vec![WriteOp::PutOutbound(outbound(&client, seq))];
+                    if seq % 10 == 9 {
+                        ops.push(WriteOp::DeleteOutbound {
+                            client_id: client.clone(),
+                            seq: seq - 9,
+                        });
+                    }
+                    store.submit(ops).await.expect("commit");
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    let stats = store.stats();
+    assert!(stats.ops_committed >= tasks * per_task);
+    let (store, _, s) = reopen(h, "concurrent", store).await;
+    assert_eq!(s.len() as u64, tasks);
+    for t in 0..tasks {
+        let expected: Vec<u64> = (0..per_task).filter(|s| s % 10 != 0).collect();
+        assert_eq!(seqs(&s, &format!("c{t}")), expected, "client c{t}");
+    }
+    store.close().await.expect("close");
+}
+
+/// When a commit resolves, a store opened afterwards on the same database sees the data,
+/// while the first store is still open.
+pub async fn commit_is_visible_to_a_fresh_open(h: &dyn Harness) {
+    let store = open(h, "visible").await;
+    commit(&store, vec![WriteOp::PutSession(session("v"))]).await;
+    for seq in 0..5u64 {
+        commit(
+            &store,
+            vec![
+                WriteOp::PutOutbound(outbound("v", seq)),
+                WriteOp::PutRetained(retained("v", &seq.to_be_bytes())),
+            ],
+        )
+        .await;
+        let other = open(h, "visible").await;
+        assert_eq!(
+            seqs(&sessions(&other).await, "v"),
+            (0..=seq).collect::<Vec<_>>()
+        );
+        let r = retained_all(&other).await;
+        assert_eq!(&r[0].message.payload[..], &seq.to_be_bytes());
+        other.close().await.expect("close other");
+    }
+    store.close().await.expect("close");
+}
+
+/// A dropped `Commit` does not cancel its write; `flush` waits for it.
+pub async fn dropped_commit_still_writes(h: &dyn Harness) {
+    let store = open(h, "dropped").await;
+    drop(store.submit(vec![WriteOp::PutSession(session("d"))]));
+    for seq in 0..100 {
+        drop(store.submit(vec![WriteOp::PutOutbound(outbound("d", seq))]));
+    }
+    store.flush().await.expect("flush");
+    let other = open(h, "dropped").await;
+    assert_eq!(
+        seqs(&sessions(&other).await, "d"),
+        (0..100).collect::<Vec<_>>()
+    );
+    other.close().await.expect("close other");
+    store.close().await.expect("close");
+}
+
+/// `close` writes what was submitted before it; afterwards submissions fail with `Closed`.
+pub async fn close_then_submit_is_closed(h: &dyn Harness) {
+    let store = open(h, "closed").await;
+    let clone = store.clone();
+    let before: Vec<_> = (0..50)
+        .map(|i| store.submit(vec![WriteOp::PutRetained(retained(&format!("r{i}"), b"x"))]))
+        .collect();
+    store.close().await.expect("close");
+    for c in before {
+        c.await.expect("submitted before close is committed");
+    }
+    assert!(matches!(
+        clone
+            .submit(vec![WriteOp::DeleteRetained { topic: "r0".into() }])
+            .await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        store.submit(Vec::new()).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(store.flush().await, Err(StoreError::Closed)));
+    store.close().await.expect("closing twice is fine");
+    let store = open(h, "closed").await;
+    assert_eq!(retained_all(&store).await.len(), 50);
+    store.close().await.expect("close");
+}
+
+/// Reopening an existing database keeps its data and does not re-apply migrations.
+pub async fn reopen_keeps_data_and_schema(h: &dyn Harness) {
+    let store = open(h, "reopen").await;
+    commit(&store, vec![WriteOp::PutRetained(retained("keep", b"1"))]).await;
+    let mut store = store;
+    for _ in 0..3 {
+        let (again, r, s) = reopen(h, "reopen", store).await;
+        assert_eq!(r, vec![retained("keep", b"1")]);
+        assert!(s.is_empty());
+        store = again;
+    }
+    // An empty submission and a flush on an idle store resolve.
+    store.submit(Vec::new()).await.expect("empty submit");
+    store.flush().await.expect("flush");
+    store.close().await.expect("close");
+}
+
+// ---- load generation (benchmarks) ----
+
+/// The publish path of QoS 1 to offline persistent subscribers: `tasks` concurrent tasks each
+/// submit single `PutOutbound` operations (payload of `payload_len` bytes) and await every
+/// commit before the next, `total_ops` in all. Returns the operations written, the seconds
+/// taken and the store's counters over the run.
+pub async fn put_outbound_load(
+    store: &Store,
+    tasks: u64,
+    total_ops: u64,
+    payload_len: usize,
+) -> (u64, f64, crate::StoreStats) {
+    let per_task = total_ops / tasks.max(1);
+    let sessions = (0..tasks)
+        .map(|t| WriteOp::PutSession(session(&format!("bench{t}"))))
+        .collect();
+    store.submit(sessions).await.expect("sessions");
+    let before = store.stats();
+    let payload = Bytes::from(vec![0x42u8; payload_len]);
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let client = format!("bench{t}");
+                let topic = format!("devices/{client}/telemetry");
+                for seq in 0..per_task {
+                    let record = OutboundRecord {
+                        client_id: client.clone(),
+                        seq,
+                        state: OutboundState::Queued,
+                        subscription_ids: vec![1],
+                        message: StoredMessage {
+                            topic: topic.clone(),
+                            payload: payload.clone(),
+                            qos: 1,
+                            retain: false,
+                            properties: Bytes::new(),
+                            expires_at_ms: None,
+                        },
+                    };
+                    store
+                        .submit(vec![WriteOp::PutOutbound(record)])
+                        .await
+                        .expect("commit");
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = store.stats();
+    let stats = crate::StoreStats {
+        ops_committed: after.ops_committed - before.ops_committed,
+        groups_committed: after.groups_committed - before.groups_committed,
+        groups_failed: after.groups_failed - before.groups_failed,
+    };
+    (per_task * tasks, secs, stats)
+}

@@ -1,0 +1,104 @@
+//! The schema, as embedded migrations, and the one place where the SQL dialects differ.
+//!
+//! Every statement here and in [`crate::sql`] runs unchanged on SQLite and PostgreSQL except
+//! for the column types named by [`Dialect`], substituted at open.
+//!
+//! Integers are `BIGINT` everywhere. `u64` values (sequence numbers, Unix times) are stored as
+//! `i64` by bit cast, so every value round-trips; the values the broker uses fit in `i63`, which
+//! keeps SQL ordering by `seq` right.
+//!
+//! There are no foreign keys: rows of a session are tied to it by `client_id` and removed with it
+//! explicitly (`DeleteSession`). A foreign key would make one stray operation (say a
+//! subscription written for a session deleted just before) fail the whole group commit, and so
+//! the unrelated operations of other clients batched with it.
+
+/// Where SQLite and PostgreSQL disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    #[allow(dead_code)] // The PostgreSQL backend is not written yet.
+    Postgres,
+}
+
+impl Dialect {
+    /// Type of binary columns.
+    fn blob(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "BYTEA",
+        }
+    }
+
+    /// Expands the placeholders of a migration statement.
+    pub(crate) fn statement(self, template: &str) -> String {
+        template.replace("{blob}", self.blob())
+    }
+}
+
+pub(crate) const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (\
+     version BIGINT NOT NULL PRIMARY KEY, \
+     applied_at_ms BIGINT NOT NULL)";
+pub(crate) const SELECT_VERSION: &str = "SELECT MAX(version) FROM schema_version";
+pub(crate) const INSERT_VERSION: &str =
+    "INSERT INTO schema_version (version, applied_at_ms) VALUES ($1, $2)";
+
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    /// Statements, each with `{blob}` for the binary type.
+    pub(crate) statements: &'static [&'static str],
+}
+
+/// Applied in order, each in the transaction that records its version. Never edit a released
+/// migration; add one.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE retained (
+            topic TEXT NOT NULL PRIMARY KEY,
+            payload {blob} NOT NULL,
+            qos BIGINT NOT NULL,
+            retain BIGINT NOT NULL,
+            properties {blob} NOT NULL,
+            expires_at_ms BIGINT,
+            modified_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE sessions (
+            client_id TEXT NOT NULL PRIMARY KEY,
+            protocol BIGINT NOT NULL,
+            expiry_interval BIGINT NOT NULL,
+            disconnected_at_ms BIGINT
+        )",
+        "CREATE TABLE subscriptions (
+            client_id TEXT NOT NULL,
+            topic_filter TEXT NOT NULL,
+            options BIGINT NOT NULL,
+            subscription_id BIGINT,
+            PRIMARY KEY (client_id, topic_filter)
+        )",
+        // state: 0 queued, 1 published (packet_id set), 2 released (packet_id set).
+        // subscription_ids: decimal identifiers separated by commas, '' for none.
+        "CREATE TABLE outbound (
+            client_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            state BIGINT NOT NULL,
+            packet_id BIGINT,
+            subscription_ids TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload {blob} NOT NULL,
+            qos BIGINT NOT NULL,
+            retain BIGINT NOT NULL,
+            properties {blob} NOT NULL,
+            expires_at_ms BIGINT,
+            PRIMARY KEY (client_id, seq)
+        )",
+        "CREATE TABLE inbound_qos2 (
+            client_id TEXT NOT NULL,
+            packet_id BIGINT NOT NULL,
+            PRIMARY KEY (client_id, packet_id)
+        )",
+    ],
+}];
+
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}

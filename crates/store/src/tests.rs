@@ -1,0 +1,341 @@
+//! SQLite: the conformance suite, a crash test, corruption and write failures.
+
+use std::future::Future;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+use crate::conformance::{self, Harness, outbound, retained, session};
+use crate::{Durability, Store, StoreError, WriteOp};
+
+struct SqliteHarness {
+    dir: tempfile::TempDir,
+    durability: Durability,
+}
+
+impl SqliteHarness {
+    fn new(durability: Durability) -> SqliteHarness {
+        SqliteHarness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            durability,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.sqlite"))
+    }
+}
+
+impl Harness for SqliteHarness {
+    fn open<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Store, StoreError>> + Send + 'a>> {
+        Box::pin(async move { Store::open_sqlite(&self.path(name), self.durability).await })
+    }
+}
+
+mod process {
+    use super::*;
+    conformance::conformance_tests!(SqliteHarness::new(Durability::Process));
+}
+
+mod fsync {
+    use super::*;
+    conformance::conformance_tests!(SqliteHarness::new(Durability::Fsync));
+}
+
+async fn raw(path: &Path) -> sqlx::SqliteConnection {
+    sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("raw connection")
+}
+
+/// Rows damaged behind the store's back load as `Corrupt`, never a panic.
+#[tokio::test]
+async fn corrupt_rows_are_errors() {
+    let h = SqliteHarness::new(Durability::Process);
+    let damage: &[(&str, bool)] = &[
+        ("UPDATE outbound SET state = 7", true),
+        ("UPDATE outbound SET state = 1, packet_id = NULL", true),
+        ("UPDATE outbound SET packet_id = 70000, state = 2", true),
+        ("UPDATE outbound SET qos = 300", true),
+        ("UPDATE outbound SET qos = 3", true),
+        ("UPDATE outbound SET retain = 2", true),
+        ("UPDATE outbound SET subscription_ids = '1,x'", true),
+        ("UPDATE outbound SET seq = 'not a number'", true),
+        ("UPDATE outbound SET payload = NULL", false), // NOT NULL: the damage itself fails
+        ("UPDATE sessions SET protocol = 256", true),
+        ("UPDATE sessions SET expiry_interval = -1", true),
+        ("UPDATE sessions SET disconnected_at_ms = 'x'", true),
+        ("UPDATE subscriptions SET options = 1000", true),
+        ("UPDATE subscriptions SET subscription_id = -5", true),
+        ("UPDATE inbound_qos2 SET packet_id = 65536", true),
+        ("UPDATE retained SET modified_at_ms = 1.5", false),
+        ("UPDATE retained SET qos = 'two'", false),
+    ];
+    for (i, (statement, sessions_fail)) in damage.iter().enumerate() {
+        let name = format!("corrupt{i}");
+        let store = h.open(&name).await.expect("open");
+        store
+            .submit(vec![
+                WriteOp::PutSession(session("c")),
+                WriteOp::PutOutbound(outbound("c", 1)),
+                WriteOp::PutSubscription(conformance::subscription("c", "f")),
+                WriteOp::PutInboundQos2 {
+                    client_id: "c".into(),
+                    packet_id: 1,
+                },
+                WriteOp::PutRetained(retained("r", b"x")),
+            ])
+            .await
+            .expect("commit");
+        store.close().await.expect("close");
+        let mut conn = raw(&h.path(&name)).await;
+        let damaged = sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        conn.close().await.expect("close raw");
+        let store = h.open(&name).await.expect("reopen");
+        let sessions = store.load_sessions().await;
+        let retained = store.load_retained().await;
+        store.close().await.expect("close");
+        if !damaged {
+            assert!(
+                sessions.is_ok() && retained.is_ok(),
+                "{statement}: the damage was refused, the data is intact"
+            );
+            continue;
+        }
+        if *sessions_fail {
+            assert!(
+                matches!(sessions, Err(StoreError::Corrupt(_))),
+                "{statement}: {sessions:?}"
+            );
+        } else {
+            assert!(
+                matches!(retained, Err(StoreError::Corrupt(_))),
+                "{statement}: {retained:?}"
+            );
+        }
+    }
+}
+
+/// A failed group commit fails its commits, not the ones after it; flush reports it.
+#[tokio::test]
+async fn failed_write_is_reported_and_later_writes_continue() {
+    let h = SqliteHarness::new(Durability::Process);
+    let store = h.open("fail").await.expect("open");
+    store
+        .submit(vec![WriteOp::PutSession(session("a"))])
+        .await
+        .expect("commit");
+    let mut conn = raw(&h.path("fail")).await;
+    sqlx::raw_sql("DROP TABLE retained")
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+    conn.close().await.expect("close raw");
+
+    let failed = store
+        .submit(vec![
+            WriteOp::PutSession(session("b")),
+            WriteOp::PutRetained(retained("r", b"x")),
+        ])
+        .await;
+    assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+    store
+        .submit(vec![WriteOp::PutSession(session("c"))])
+        .await
+        .expect("later commit");
+    assert!(
+        store.flush().await.is_err(),
+        "flush reports the earlier failure"
+    );
+    assert_eq!(store.stats().groups_failed, 1);
+    let ids: Vec<String> = store
+        .load_sessions()
+        .await
+        .expect("load")
+        .into_iter()
+        .map(|s| s.session.client_id)
+        .collect();
+    // "b" was in the failed transaction with the retained message: not written.
+    assert_eq!(ids, vec!["a", "c"]);
+    assert!(
+        store.close().await.is_err(),
+        "close flushes, so it reports the failure too"
+    );
+}
+
+/// A database written by a newer build is refused.
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let h = SqliteHarness::new(Durability::Process);
+    h.open("newer")
+        .await
+        .expect("open")
+        .close()
+        .await
+        .expect("close");
+    let mut conn = raw(&h.path("newer")).await;
+    sqlx::raw_sql("INSERT INTO schema_version (version, applied_at_ms) VALUES (999, 0)")
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+    conn.close().await.expect("close raw");
+    assert!(matches!(
+        h.open("newer").await,
+        Err(StoreError::Migration(_))
+    ));
+}
+
+const CRASH_CHILD_ENV: &str = "FERROCORE_STORE_CRASH_CHILD";
+const CRASH_CLIENTS: usize = 4;
+
+/// The child of [`committed_ops_survive_sigkill`]: writes until killed, printing every commit.
+/// Does nothing when run as an ordinary test.
+#[test]
+fn crash_child() {
+    let Some(path) = std::env::var_os(CRASH_CHILD_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let store = Store::open_sqlite(Path::new(&path), Durability::Process)
+            .await
+            .expect("open");
+        let sessions = (0..CRASH_CLIENTS)
+            .map(|c| WriteOp::PutSession(session(&format!("c{c}"))))
+            .collect();
+        store.submit(sessions).await.expect("sessions");
+        let tasks: Vec<_> = (0..CRASH_CLIENTS)
+            .map(|c| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let client = format!("c{c}");
+                    for seq in 0u64.. {
+                        // Some groups also delete, so the log holds more than appends.
+                        let mut ops = vec![WriteOp::PutOutbound(outbound(&client, seq))];
+                        if seq % 5 == 4 {
+                            ops.push(WriteOp::SetOutboundState {
+                                client_id: client.clone(),
+                                seq: seq - 1,
+                                state: crate::OutboundState::Published { packet_id: 1 },
+                            });
+                        }
+                        store.submit(ops).await.expect("commit");
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "committed {c} {seq}");
+                        let _ = out.flush();
+                    }
+                })
+            })
+            .collect();
+        // The parent kills us long before this; it only bounds a forgotten child.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(tasks);
+    });
+}
+
+/// A process killed with SIGKILL in the middle of writing loses nothing it saw committed.
+#[test]
+fn committed_ops_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crash.sqlite");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "tests::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_ENV, &path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut committed: Vec<Option<u64>> = vec![None; CRASH_CLIENTS];
+    let mut lines = 0;
+    let started = Instant::now();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        if words.next() != Some("committed") {
+            continue;
+        }
+        let (Some(Ok(c)), Some(Ok(seq))) = (
+            words.next().map(str::parse::<usize>),
+            words.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        committed[c] = Some(committed[c].map_or(seq, |m| m.max(seq)));
+        lines += 1;
+        if lines >= 3000 || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL the child");
+    let status = child.wait().expect("wait for child");
+    assert!(lines > 0, "the child committed nothing (status {status})");
+    println!("crash test: killed the child ({status}) after {lines} commits seen: {committed:?}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = Store::open_sqlite(&path, Durability::Process)
+            .await
+            .expect("reopen after crash");
+        let sessions = store.load_sessions().await.expect("load");
+        for (c, max) in committed.iter().enumerate() {
+            let Some(max) = max else { continue };
+            let s = sessions
+                .iter()
+                .find(|s| s.session.client_id == format!("c{c}"))
+                .expect("session");
+            let seqs: Vec<u64> = s
+                .outbound
+                .iter()
+                .map(|o| o.seq)
+                .take_while(|&seq| seq <= *max)
+                .collect();
+            assert_eq!(
+                seqs,
+                (0..=*max).collect::<Vec<_>>(),
+                "client c{c}: committed up to {max}"
+            );
+            for o in &s.outbound {
+                assert_eq!(o.message, outbound(&format!("c{c}"), o.seq).message);
+            }
+        }
+        store.close().await.expect("close");
+    });
+}
+
+/// Prints group-commit throughput (never asserts on it). The release-mode figure comes from
+/// `cargo run --release -p ferrocore-store --features testing --example store_bench`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_smoke() {
+    let h = SqliteHarness::new(Durability::Process);
+    let store = h.open("throughput").await.expect("open");
+    let (ops, secs, stats) = conformance::put_outbound_load(&store, 100, 20_000, 64).await;
+    println!(
+        "debug build: {ops} PutOutbound from 100 tasks in {secs:.3} s: {:.0} ops/s, {:.0} commits/s, {} groups",
+        ops as f64 / secs,
+        stats.groups_committed as f64 / secs,
+        stats.groups_committed
+    );
+    store.close().await.expect("close");
+}
