@@ -1,8 +1,18 @@
 //! Decoding and encoding of control packets.
 
+mod decode;
+mod encode;
+mod props;
+mod read;
+
 use bytes::BytesMut;
 
+pub use decode::peek_connect_level;
+
 use crate::packet::{Packet, ProtocolVersion};
+
+/// The largest remaining length a fixed header can announce (MQTT §2.2.3 / §1.5.5).
+pub const MAX_REMAINING_LENGTH: usize = props::MAX_VBI as usize;
 
 /// Why bytes from a peer could not be decoded. Each maps to the MQTT 5 reason code a server
 /// sends before closing (or to a plain close on 3.1.1).
@@ -46,25 +56,42 @@ pub enum EncodeError {
 ///
 /// `version` is `None` until CONNECT has been read: then only CONNECT is accepted and it fixes
 /// the version for the connection. Returns `Ok(None)` when `buf` does not yet hold a whole
-/// packet. A remaining length above `max_packet_size` is refused from the fixed header alone,
-/// before the body is buffered.
+/// packet, without consuming anything. On success exactly one packet is removed from `buf`;
+/// after an error the connection must be closed and the state of `buf` is unspecified.
+///
+/// `max_packet_size` bounds the *whole* packet (fixed header included), as MQTT 5's Maximum
+/// Packet Size does; a larger packet is refused with [`DecodeError::TooLarge`] from the fixed
+/// header alone, before the body is buffered.
+///
+/// Payloads and binary data are slices of `buf`'s storage, not copies.
 pub fn decode(
     buf: &mut BytesMut,
     version: Option<ProtocolVersion>,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
-    let _ = (buf, version, max_packet_size);
-    todo!("codec")
+    decode::decode(buf, version, max_packet_size)
 }
 
 /// Appends the encoding of `packet` for `version` to `buf`.
-pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-    let _ = (packet, version, buf);
-    todo!("codec")
+///
+/// Fields that do not exist in 3.1.1 (properties, reason codes of acknowledgements, subscription
+/// options other than QoS) are dropped for `V311`/`V31`; CONNECT is written with the protocol
+/// name and level of `version` (its `protocol` field is not consulted). MQTT 5 acknowledgements,
+/// DISCONNECT and AUTH use the short forms when the reason code is 0 and there are no
+/// properties. On error nothing is appended.
+pub fn encode(
+    packet: &Packet,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    encode::encode(packet, version, buf)
 }
 
-/// The number of bytes `encode` would append (fixed header included).
+/// The number of bytes `encode` appends for `packet` (fixed header included). Exact whenever
+/// `encode` succeeds; for packets `encode` refuses the value is an estimate.
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> usize {
-    let _ = (packet, version);
-    todo!("codec")
+    encode::encoded_len(packet, version)
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,5 +6,7 @@ mod packet;
 pub mod reason;
 pub mod topic;
 
-pub use codec::{DecodeError, EncodeError, decode, encode, encoded_len};
+pub use codec::{
+    DecodeError, EncodeError, MAX_REMAINING_LENGTH, decode, encode, encoded_len, peek_connect_level,
+};
 pub use packet::*;

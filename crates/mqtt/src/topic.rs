@@ -12,7 +12,10 @@ pub struct TopicLimits {
 
 impl Default for TopicLimits {
     fn default() -> Self {
-        TopicLimits { max_length: 256, max_slashes: 7 }
+        TopicLimits {
+            max_length: 256,
+            max_slashes: 7,
+        }
     }
 }
 
@@ -30,7 +33,9 @@ pub enum TopicError {
     TooDeep(usize, usize),
     #[error("topic is {0} bytes long; at most {1} are allowed")]
     TooLong(usize, usize),
-    #[error("shared subscription needs $share/<group>/<filter> with a group free of '/', '+' and '#'")]
+    #[error(
+        "shared subscription needs $share/<group>/<filter> with a group free of '/', '+' and '#'"
+    )]
     InvalidShare,
 }
 
@@ -41,28 +46,121 @@ pub struct SharedFilter<'a> {
     pub filter: &'a str,
 }
 
+/// The prefix of AWS IoT basic-ingest topics, `$aws/rules/<rule-name>/`.
+pub const AWS_RULES_PREFIX: &str = "$aws/rules/";
+/// The prefix of shared subscriptions, `$share/<group>/`.
+pub const SHARE_PREFIX: &str = "$share/";
+
+/// Whether `s` contains `+` or `#`.
+#[inline]
+pub fn has_wildcards(s: &str) -> bool {
+    s.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+/// `topic` without a leading `$aws/rules/<rule-name>/`, which the limits do not count.
+#[inline]
+fn strip_rules_prefix(topic: &str) -> &str {
+    match topic.strip_prefix(AWS_RULES_PREFIX) {
+        Some(rest) => match rest.split_once('/') {
+            Some((rule, tail)) if !rule.is_empty() => tail,
+            _ => topic,
+        },
+        None => topic,
+    }
+}
+
+/// Length and depth limits, applied to what follows the uncounted prefixes.
+#[inline]
+fn check_limits(counted: &str, limits: &TopicLimits) -> Result<(), TopicError> {
+    if counted.len() > limits.max_length {
+        return Err(TopicError::TooLong(counted.len(), limits.max_length));
+    }
+    let slashes = counted.bytes().filter(|&b| b == b'/').count();
+    if slashes > limits.max_slashes {
+        return Err(TopicError::TooDeep(slashes, limits.max_slashes));
+    }
+    Ok(())
+}
+
 /// Checks a topic name of a PUBLISH (no wildcards).
 pub fn validate_topic_name(topic: &str, limits: &TopicLimits) -> Result<(), TopicError> {
-    let _ = (topic, limits);
-    todo!("topic")
+    if topic.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    for b in topic.bytes() {
+        match b {
+            0 => return Err(TopicError::Nul),
+            b'+' | b'#' => return Err(TopicError::WildcardInName),
+            _ => {}
+        }
+    }
+    check_limits(strip_rules_prefix(topic), limits)
 }
 
 /// Checks a topic filter of a SUBSCRIBE or UNSUBSCRIBE, `$share/` filters included.
 pub fn validate_topic_filter(filter: &str, limits: &TopicLimits) -> Result<(), TopicError> {
-    let _ = (filter, limits);
-    todo!("topic")
+    if filter.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if filter.as_bytes().contains(&0) {
+        return Err(TopicError::Nul);
+    }
+    let inner = match parse_shared(filter) {
+        Some(Ok(shared)) => shared.filter,
+        Some(Err(e)) => return Err(e),
+        None => filter,
+    };
+    check_wildcards(inner)?;
+    check_limits(strip_rules_prefix(inner), limits)
+}
+
+/// `+` and `#` occupy whole levels and `#` comes last.
+fn check_wildcards(filter: &str) -> Result<(), TopicError> {
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        match level {
+            "+" => {}
+            "#" if levels.peek().is_none() => {}
+            _ if has_wildcards(level) => return Err(TopicError::MisplacedWildcard),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Splits `$share/<group>/<filter>`; `None` when `filter` is not a shared subscription.
-/// `Some(Err)` when it starts with `$share/` but is not well formed.
+/// `Some(Err)` when it starts with `$share/` but is not well formed: the group must be
+/// non-empty and free of `/`, `+` and `#`, and the filter non-empty. The filter itself is not
+/// checked here ([`validate_topic_filter`] does).
 pub fn parse_shared(filter: &str) -> Option<Result<SharedFilter<'_>, TopicError>> {
-    let _ = filter;
-    todo!("topic")
+    let rest = filter.strip_prefix(SHARE_PREFIX)?;
+    Some(match rest.split_once('/') {
+        Some((group, filter))
+            if !group.is_empty() && !has_wildcards(group) && !filter.is_empty() =>
+        {
+            Ok(SharedFilter { group, filter })
+        }
+        _ => Err(TopicError::InvalidShare),
+    })
 }
 
 /// Whether `filter` matches `topic` (the reference definition, level by level; wildcards at the
-/// first level never match topics starting with `$`).
+/// first level never match topics starting with `$`). `a/#` matches `a` too. A shared
+/// subscription is matched through its inner [`SharedFilter::filter`]; `matches` does not strip
+/// `$share/<group>/` itself.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    let _ = (filter, topic);
-    todo!("topic")
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(tl)) if fl == tl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
