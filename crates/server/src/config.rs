@@ -1,0 +1,1454 @@
+//! Settings of `ferrocore serve`.
+//!
+//! Every setting is a command-line flag, a `FERROCORE_*` environment variable and a key of the
+//! TOML file named by `--config`; precedence is flag > environment > file > default. Flags and
+//! environment variables are read by clap ([`ServeFlags`]); the file by [`FileConfig::parse`];
+//! [`Settings::resolve`] merges them and checks the result. Every error is one line naming the
+//! flag or key to fix.
+//!
+//! The file uses the flag names in snake_case (`max_connections = 1000`, `listen_mqtts =
+//! "0.0.0.0:8883"`, `endpoint_names = ["iot.example.com"]`), durations as `"10s"` / `"500ms"` /
+//! `"2m"` / `"1h"` / `"1d"` or whole seconds, sizes as bytes or `"128KiB"`, plus extra listeners:
+//!
+//! ```toml
+//! [[listener]]
+//! name = "lb"                # unique; default "listener-<n>"
+//! address = "0.0.0.0:9883"   # ":0" picks a free port
+//! transport = "mqtts"        # mqtt | mqtts | https | ws
+//! tls = true                 # optional; only "mqtt" may change it (true makes it mqtts)
+//! proxy_protocol = true      # a PROXY protocol v1/v2 header is required first
+//! anonymous = false          # admit clients without credentials, allow-all policy
+//! ```
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use ferrocore_broker::{BrokerConfig, Compat};
+use ferrocore_store::Durability;
+
+use crate::admission::AdmissionConfig;
+
+/// A configuration error: one line naming the flag or key to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Acknowledged state survives a crash of the process.
+    Process,
+    /// Acknowledged state also survives power loss (fsync per group commit).
+    Fsync,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Process => Durability::Process,
+            DurabilityArg::Fsync => Durability::Fsync,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompatArg {
+    /// The MQTT specification.
+    Mqtt,
+    /// AWS IoT Core's deviations from it, exactly.
+    Aws,
+}
+
+impl From<CompatArg> for Compat {
+    fn from(c: CompatArg) -> Self {
+        match c {
+            CompatArg::Mqtt => Compat::Mqtt,
+            CompatArg::Aws => Compat::Aws,
+        }
+    }
+}
+
+/// Flags (and their `FERROCORE_*` environment variables) of `ferrocore serve`. Every field is
+/// optional so that the configuration file can fill what neither gives.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeFlags {
+    /// TOML file with any of these settings (snake_case names, e.g. `max_connections = 1000`)
+    /// and `[[listener]]` tables (name, address, transport = mqtt|mqtts|https|ws, tls,
+    /// proxy_protocol, anonymous). Precedence: flag > environment > file > default.
+    #[arg(long, env = "FERROCORE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory of the database, the server's CA, keys and certificates, and listeners.json
+    /// (created mode 0700). [default: ./ferrocore-data] [config: data_dir]
+    #[arg(long, env = "FERROCORE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// MQTT over TLS listener ("off" disables it; port 0 picks a free one).
+    /// [default: 0.0.0.0:8883] [config: listen_mqtts]
+    #[arg(
+        long,
+        env = "FERROCORE_LISTEN_MQTTS",
+        value_name = "ADDR",
+        help_heading = "Listeners"
+    )]
+    pub listen_mqtts: Option<String>,
+
+    /// HTTPS listener: MQTT by ALPN (x-amzn-mqtt-ca, mqtt), MQTT over WebSocket at /mqtt and
+    /// HTTP (x-amzn-http-ca, http/1.1, h2) on one port ("off" disables it).
+    /// [default: 0.0.0.0:8443] [config: listen_https]
+    #[arg(
+        long,
+        env = "FERROCORE_LISTEN_HTTPS",
+        value_name = "ADDR",
+        help_heading = "Listeners"
+    )]
+    pub listen_https: Option<String>,
+
+    /// Plain-TCP MQTT listener, unencrypted; off unless given. [config: listen_mqtt]
+    #[arg(
+        long,
+        env = "FERROCORE_LISTEN_MQTT",
+        value_name = "ADDR",
+        help_heading = "Listeners"
+    )]
+    pub listen_mqtt: Option<String>,
+
+    /// Development mode: adds a plain MQTT listener on 127.0.0.1:1883 (or --listen-mqtt) whose
+    /// anonymous clients may do anything. Never use it in production. [config: dev]
+    #[arg(
+        long,
+        env = "FERROCORE_DEV",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        help_heading = "Listeners"
+    )]
+    pub dev: Option<bool>,
+
+    /// Host name devices use to reach this server (repeatable, or comma-separated): put in the
+    /// server certificate besides localhost, 127.0.0.1, ::1 and the host name.
+    /// [config: endpoint_names]
+    #[arg(
+        long = "endpoint-name",
+        env = "FERROCORE_ENDPOINT_NAME",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub endpoint_name: Vec<String>,
+
+    /// What an acknowledgement guarantees. [default: process] [config: durability]
+    #[arg(long, env = "FERROCORE_DURABILITY", value_enum, value_name = "LEVEL")]
+    pub durability: Option<DurabilityArg>,
+
+    /// Follow the MQTT specification, or reproduce AWS IoT Core's deviations exactly.
+    /// [default: mqtt] [config: compat]
+    #[arg(long, env = "FERROCORE_COMPAT", value_enum, value_name = "MODE")]
+    pub compat: Option<CompatArg>,
+
+    /// Log filter in RUST_LOG syntax, e.g. "info" or "info,ferrocore_broker=debug".
+    /// [default: $RUST_LOG, else info] [config: log_level]
+    #[arg(long, env = "FERROCORE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Open connections on all listeners together; beyond it new ones are closed at accept.
+    /// [default: 100000] [config: max_connections]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Admission"
+    )]
+    pub max_connections: Option<usize>,
+
+    /// New connections per second from one IP address (IPv6: one /64), bursts up to the same
+    /// number; 0 turns the limit off. [default: 1000] [config: max_connect_rate_per_ip]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_CONNECT_RATE_PER_IP",
+        value_name = "N",
+        help_heading = "Admission"
+    )]
+    pub max_connect_rate_per_ip: Option<u32>,
+
+    /// Time a client has for the TLS handshake (and the PROXY header).
+    /// [default: 10s] [config: tls_handshake_timeout]
+    #[arg(long, env = "FERROCORE_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Admission")]
+    pub tls_handshake_timeout: Option<Duration>,
+
+    /// Time a new connection has to send MQTT CONNECT (or HTTP request headers).
+    /// [default: 10s] [config: connect_timeout]
+    #[arg(long, env = "FERROCORE_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Admission")]
+    pub connect_timeout: Option<Duration>,
+
+    /// Bytes in a client id. [default: 128] [config: max_client_id_len]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_CLIENT_ID_LEN",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub max_client_id_len: Option<usize>,
+
+    /// Bytes in a PUBLISH payload. [default: 128KiB] [config: max_payload_size]
+    #[arg(long, env = "FERROCORE_MAX_PAYLOAD_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_payload_size: Option<usize>,
+
+    /// Bytes in any MQTT packet. [default: max payload + 512] [config: max_packet_size]
+    #[arg(long, env = "FERROCORE_MAX_PACKET_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_packet_size: Option<usize>,
+
+    /// Bytes in a topic name or filter, outside the $aws/rules/<rule>/ and $share/<group>/
+    /// prefixes. [default: 256] [config: max_topic_length]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_TOPIC_LENGTH",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub max_topic_length: Option<usize>,
+
+    /// Slashes in a topic name or filter, outside those prefixes. [default: 7]
+    /// [config: max_topic_slashes]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_TOPIC_SLASHES",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_topic_slashes: Option<usize>,
+
+    /// Expiry of MQTT 3.1.1 persistent sessions. [default: 1h] [config: default_session_expiry]
+    #[arg(long, env = "FERROCORE_DEFAULT_SESSION_EXPIRY", value_name = "DURATION", value_parser = parse_duration, help_heading = "Limits")]
+    pub default_session_expiry: Option<Duration>,
+
+    /// Cap on the session expiry an MQTT 5 client asks for. [default: 7d]
+    /// [config: max_session_expiry]
+    #[arg(long, env = "FERROCORE_MAX_SESSION_EXPIRY", value_name = "DURATION", value_parser = parse_duration, help_heading = "Limits")]
+    pub max_session_expiry: Option<Duration>,
+
+    /// QoS 1/2 messages in flight to one client (MQTT 5 Receive Maximum). [default: 100]
+    /// [config: max_inflight]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_INFLIGHT",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_inflight: Option<u16>,
+
+    /// Messages queued for one offline or slow session. [default: 1000]
+    /// [config: max_queued_messages]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_QUEUED_MESSAGES",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_queued_messages: Option<usize>,
+
+    /// Bytes queued for one offline or slow session. [default: 16MiB] [config: max_queued_bytes]
+    #[arg(long, env = "FERROCORE_MAX_QUEUED_BYTES", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_queued_bytes: Option<usize>,
+
+    /// Times a QoS 1/2 message is sent again on session resumption before it is dropped.
+    /// [default: 20] [config: max_redeliveries]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_REDELIVERIES",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_redeliveries: Option<u32>,
+
+    /// Topic aliases a client may use towards the server (MQTT 5). [default: 8]
+    /// [config: max_topic_aliases]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_TOPIC_ALIASES",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_topic_aliases: Option<u16>,
+
+    /// Keep alive imposed on clients that ask for none or more; 0 accepts theirs.
+    /// [default: 0] [config: max_keep_alive]
+    #[arg(long, env = "FERROCORE_MAX_KEEP_ALIVE", value_name = "DURATION", value_parser = parse_duration, help_heading = "Limits")]
+    pub max_keep_alive: Option<Duration>,
+}
+
+/// What a listener speaks once its connections are established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// MQTT directly on the stream.
+    Mqtt,
+    /// HTTP (WebSocket MQTT at `/mqtt`); with TLS, MQTT too when ALPN asks for it.
+    Http,
+}
+
+/// A declared transport, as written in the configuration and `listeners.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportName {
+    Mqtt,
+    Mqtts,
+    Https,
+    Ws,
+}
+
+impl TransportName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportName::Mqtt => "mqtt",
+            TransportName::Mqtts => "mqtts",
+            TransportName::Https => "https",
+            TransportName::Ws => "ws",
+        }
+    }
+
+    fn parse(s: &str) -> Option<TransportName> {
+        match s {
+            "mqtt" | "tcp" => Some(TransportName::Mqtt),
+            "mqtts" | "tls" => Some(TransportName::Mqtts),
+            "https" => Some(TransportName::Https),
+            "ws" | "http" => Some(TransportName::Ws),
+            _ => None,
+        }
+    }
+}
+
+/// One listener to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Unique name, for logs and `listeners.json`.
+    pub name: String,
+    pub address: SocketAddr,
+    pub transport: TransportName,
+    pub proxy_protocol: bool,
+    /// Clients without credentials are admitted with an allow-all policy.
+    pub anonymous: bool,
+    /// Where to change this listener, completing "cannot listen on ...; " (e.g. "choose
+    /// another with --listen-mqtts").
+    pub hint: String,
+}
+
+impl ListenerSpec {
+    pub fn tls(&self) -> bool {
+        matches!(self.transport, TransportName::Mqtts | TransportName::Https)
+    }
+
+    pub fn kind(&self) -> ListenerKind {
+        match self.transport {
+            TransportName::Mqtt | TransportName::Mqtts => ListenerKind::Mqtt,
+            TransportName::Https | TransportName::Ws => ListenerKind::Http,
+        }
+    }
+}
+
+/// Everything `ferrocore serve` runs with, merged and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listeners: Vec<ListenerSpec>,
+    /// As given (deduplicated); the server certificate adds localhost, the loopback addresses
+    /// and the host name.
+    pub endpoint_names: Vec<String>,
+    pub durability: Durability,
+    pub dev: bool,
+    /// `None`: RUST_LOG, else `info`.
+    pub log_level: Option<String>,
+    pub broker: BrokerConfig,
+    pub admission: AdmissionConfig,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "./ferrocore-data";
+pub const DEFAULT_MQTTS: &str = "0.0.0.0:8883";
+pub const DEFAULT_HTTPS: &str = "0.0.0.0:8443";
+pub const DEFAULT_DEV_MQTT: &str = "127.0.0.1:1883";
+/// Largest MQTT packet: 4-byte remaining length maximum plus a 5-byte fixed header.
+const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
+
+/// The `[[listener]]` table as read from the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileListener {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub transport: Option<String>,
+    pub tls: Option<bool>,
+    pub proxy_protocol: Option<bool>,
+    pub anonymous: Option<bool>,
+}
+
+/// The configuration file, every key optional.
+#[derive(Debug, Clone, Default)]
+pub struct FileConfig {
+    /// The file's path, for messages.
+    pub path: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub listen_mqtts: Option<String>,
+    pub listen_https: Option<String>,
+    pub listen_mqtt: Option<String>,
+    pub dev: Option<bool>,
+    pub endpoint_names: Option<Vec<String>>,
+    pub durability: Option<DurabilityArg>,
+    pub compat: Option<CompatArg>,
+    pub log_level: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connect_rate_per_ip: Option<u32>,
+    pub tls_handshake_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_client_id_len: Option<usize>,
+    pub max_payload_size: Option<usize>,
+    pub max_packet_size: Option<usize>,
+    pub max_topic_length: Option<usize>,
+    pub max_topic_slashes: Option<usize>,
+    pub default_session_expiry: Option<Duration>,
+    pub max_session_expiry: Option<Duration>,
+    pub max_inflight: Option<u16>,
+    pub max_queued_messages: Option<usize>,
+    pub max_queued_bytes: Option<usize>,
+    pub max_redeliveries: Option<u32>,
+    pub max_topic_aliases: Option<u16>,
+    pub max_keep_alive: Option<Duration>,
+    pub listeners: Vec<FileListener>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "data_dir",
+    "listen_mqtts",
+    "listen_https",
+    "listen_mqtt",
+    "dev",
+    "endpoint_names",
+    "endpoint_name",
+    "durability",
+    "compat",
+    "log_level",
+    "max_connections",
+    "max_connect_rate_per_ip",
+    "tls_handshake_timeout",
+    "connect_timeout",
+    "max_client_id_len",
+    "max_payload_size",
+    "max_packet_size",
+    "max_topic_length",
+    "max_topic_slashes",
+    "default_session_expiry",
+    "max_session_expiry",
+    "max_inflight",
+    "max_queued_messages",
+    "max_queued_bytes",
+    "max_redeliveries",
+    "max_topic_aliases",
+    "max_keep_alive",
+    "listener",
+];
+
+const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "transport",
+    "tls",
+    "proxy_protocol",
+    "anonymous",
+];
+
+/// Reads typed values out of a TOML table, with errors naming the key.
+struct TableReader<'a> {
+    table: &'a toml::Table,
+    ctx: String,
+}
+
+impl<'a> TableReader<'a> {
+    fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        self.table.get(key)
+    }
+
+    fn fail<T>(&self, key: &str, expected: &str, got: &toml::Value) -> Result<T, ConfigError> {
+        err(format!(
+            "{}: `{key}` must be {expected}, not {}",
+            self.ctx,
+            describe(got)
+        ))
+    }
+
+    fn check_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
+        for key in self.table.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = known
+                    .iter()
+                    .filter(|k| **k != "listener")
+                    .min_by_key(|k| edit_distance(k, key))
+                    .filter(|k| edit_distance(k, key) <= 3)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                return err(format!("{}: unknown key `{key}`{hint}", self.ctx));
+            }
+        }
+        Ok(())
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => self.fail(key, "a string", v),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(v) => self.fail(key, "true or false", v),
+        }
+    }
+
+    fn integer<T: TryFrom<i64>>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v @ toml::Value::Integer(i)) => match T::try_from(*i) {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => self.fail(key, &format!("a whole number in 0..={}", max_of::<T>()), v),
+            },
+            Some(v) => self.fail(key, "a whole number", v),
+        }
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) if *i >= 0 => {
+                Ok(Some(Duration::from_secs(i.unsigned_abs())))
+            }
+            Some(toml::Value::String(s)) => match parse_duration(s) {
+                Ok(d) => Ok(Some(d)),
+                Err(e) => err(format!("{}: `{key}`: {e}", self.ctx)),
+            },
+            Some(v) => self.fail(key, "a duration like \"10s\" or whole seconds", v),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) if *i >= 0 => match usize::try_from(*i) {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => err(format!("{}: `{key}` is too large", self.ctx)),
+            },
+            Some(toml::Value::String(s)) => match parse_size(s) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) => err(format!("{}: `{key}`: {e}", self.ctx)),
+            },
+            Some(v) => self.fail(key, "a size in bytes or like \"128KiB\"", v),
+        }
+    }
+
+    fn choice<T: ValueEnum>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        let Some(s) = self.string(key)? else {
+            return Ok(None);
+        };
+        match T::from_str(&s, true) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => {
+                let names: Vec<String> = T::value_variants()
+                    .iter()
+                    .filter_map(|v| {
+                        v.to_possible_value()
+                            .map(|p| format!("\"{}\"", p.get_name()))
+                    })
+                    .collect();
+                err(format!(
+                    "{}: `{key}` must be one of {}, not \"{s}\"",
+                    self.ctx,
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => out.push(s.clone()),
+                        v => return self.fail(key, "a list of strings", v),
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(v) => self.fail(key, "a list of strings", v),
+        }
+    }
+}
+
+fn max_of<T: TryFrom<i64>>() -> i64 {
+    // The largest i64 that converts; binary search keeps this generic and cheap.
+    let (mut lo, mut hi) = (0i64, i64::MAX);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2 + 1;
+        if T::try_from(mid).is_ok() {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    lo
+}
+
+fn describe(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("\"{s}\""),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(_) => "a list".to_owned(),
+        toml::Value::Table(_) => "a table".to_owned(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+impl FileConfig {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => FileConfig::parse(path, &text),
+            Err(e) => err(format!(
+                "cannot read config file {} ({e}); fix --config",
+                path.display()
+            )),
+        }
+    }
+
+    /// Parses TOML `text`; `path` only names the file in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        let shown = path.display();
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                let line = e
+                    .span()
+                    .map(|s| format!(" line {}", line_of(text, s.start)))
+                    .unwrap_or_default();
+                let msg = e.message().trim().replace('\n', " ");
+                return err(format!("config file {shown}{line}: {msg}"));
+            }
+        };
+        let r = TableReader {
+            table: &table,
+            ctx: format!("config file {shown}"),
+        };
+        r.check_keys(TOP_KEYS)?;
+        if table.contains_key("endpoint_names") && table.contains_key("endpoint_name") {
+            return err(format!(
+                "config file {shown}: give `endpoint_names` or `endpoint_name`, not both"
+            ));
+        }
+        let endpoint_names = match r.strings("endpoint_names")? {
+            Some(v) => Some(v),
+            None => r.strings("endpoint_name")?,
+        };
+        let mut listeners = Vec::new();
+        match table.get("listener") {
+            None => {}
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let toml::Value::Table(t) = item else {
+                        return err(format!(
+                            "config file {shown}: `listener` must be [[listener]] tables"
+                        ));
+                    };
+                    let name_hint = match t.get("name") {
+                        Some(toml::Value::String(n)) => format!(" (name = \"{n}\")"),
+                        _ => String::new(),
+                    };
+                    let lr = TableReader {
+                        table: t,
+                        ctx: format!("config file {shown}: [[listener]] #{}{name_hint}", i + 1),
+                    };
+                    lr.check_keys(LISTENER_KEYS)?;
+                    listeners.push(FileListener {
+                        name: lr.string("name")?,
+                        address: lr.string("address")?,
+                        transport: lr.string("transport")?,
+                        tls: lr.boolean("tls")?,
+                        proxy_protocol: lr.boolean("proxy_protocol")?,
+                        anonymous: lr.boolean("anonymous")?,
+                    });
+                }
+            }
+            Some(_) => {
+                return err(format!(
+                    "config file {shown}: `listener` must be [[listener]] tables"
+                ));
+            }
+        }
+        Ok(FileConfig {
+            path: path.to_path_buf(),
+            data_dir: r.string("data_dir")?.map(PathBuf::from),
+            listen_mqtts: r.string("listen_mqtts")?,
+            listen_https: r.string("listen_https")?,
+            listen_mqtt: r.string("listen_mqtt")?,
+            dev: r.boolean("dev")?,
+            endpoint_names,
+            durability: r.choice("durability")?,
+            compat: r.choice("compat")?,
+            log_level: r.string("log_level")?,
+            max_connections: r.integer("max_connections")?,
+            max_connect_rate_per_ip: r.integer("max_connect_rate_per_ip")?,
+            tls_handshake_timeout: r.duration("tls_handshake_timeout")?,
+            connect_timeout: r.duration("connect_timeout")?,
+            max_client_id_len: r.integer("max_client_id_len")?,
+            max_payload_size: r.size("max_payload_size")?,
+            max_packet_size: r.size("max_packet_size")?,
+            max_topic_length: r.integer("max_topic_length")?,
+            max_topic_slashes: r.integer("max_topic_slashes")?,
+            default_session_expiry: r.duration("default_session_expiry")?,
+            max_session_expiry: r.duration("max_session_expiry")?,
+            max_inflight: r.integer("max_inflight")?,
+            max_queued_messages: r.integer("max_queued_messages")?,
+            max_queued_bytes: r.size("max_queued_bytes")?,
+            max_redeliveries: r.integer("max_redeliveries")?,
+            max_topic_aliases: r.integer("max_topic_aliases")?,
+            max_keep_alive: r.duration("max_keep_alive")?,
+            listeners,
+        })
+    }
+}
+
+/// A merged value and where it came from, for messages.
+struct Picked<T> {
+    value: T,
+    from: String,
+}
+
+/// Flag (or its environment variable, which clap already folded in) over file over default.
+fn pick<T>(
+    flag: Option<T>,
+    file: Option<T>,
+    flag_name: &str,
+    key: &str,
+    file_path: &Path,
+) -> Option<Picked<T>> {
+    match (flag, file) {
+        (Some(value), _) => Some(Picked {
+            value,
+            from: flag_name.to_owned(),
+        }),
+        (None, Some(value)) => Some(Picked {
+            value,
+            from: format!("`{key}` in {}", file_path.display()),
+        }),
+        (None, None) => None,
+    }
+}
+
+fn pick_or<T>(
+    flag: Option<T>,
+    file: Option<T>,
+    flag_name: &str,
+    key: &str,
+    file_path: &Path,
+    default: T,
+) -> Picked<T> {
+    pick(flag, file, flag_name, key, file_path).unwrap_or_else(|| Picked {
+        value: default,
+        from: format!("{flag_name} (default)"),
+    })
+}
+
+/// Parses a listen address: `host:port`, `[v6]:port`, or `:port` for every IPv4 interface.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        return match port.parse::<u16>() {
+            Ok(p) => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p)),
+            Err(_) => Err(format!("\"{s}\" is not an address like 0.0.0.0:8883")),
+        };
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(format!(
+            "\"{s}\" has no port; write it like 0.0.0.0:8883 (port 0 picks a free one)"
+        ));
+    }
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("\"{s}\" resolves to no address")),
+        Err(_) => Err(format!("\"{s}\" is not an address like 0.0.0.0:8883")),
+    }
+}
+
+/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"1d"` or whole seconds (`"10"`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("\"{s}\" is not a duration like 10s, 500ms, 2m, 1h or 1d");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit.trim() {
+        "" | "s" | "sec" | "secs" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" | "mins" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    Ok(d)
+}
+
+/// Parses a byte count: `131072`, `128K`/`128KiB` (1024), `128KB`/`128kB` (1000), likewise
+/// M/MiB/MB and G/GiB/GB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("\"{s}\" is not a size like 131072, 128KiB or 1MiB");
+    let n: usize = num.parse().map_err(|_| bad())?;
+    let mult: usize = match unit.trim() {
+        "" | "B" | "b" => 1,
+        "K" | "k" | "KiB" | "kiB" => 1 << 10,
+        "KB" | "kB" => 1000,
+        "M" | "MiB" => 1 << 20,
+        "MB" => 1_000_000,
+        "G" | "GiB" => 1 << 30,
+        "GB" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// A host name or IP address acceptable in a certificate's subject alternative names.
+pub fn valid_endpoint_name(name: &str) -> bool {
+    if name.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    name.split('.').enumerate().all(|(i, label)| {
+        (i == 0 && label == "*")
+            || (!label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    })
+}
+
+fn valid_listener_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl Settings {
+    /// Reads the `--config` file (if any) and merges it under the flags and environment.
+    pub fn from_flags(flags: ServeFlags) -> Result<Settings, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Settings::resolve(flags, file)
+    }
+
+    /// Merges `flags` (flags and environment) over `file` over the defaults, and checks it.
+    pub fn resolve(flags: ServeFlags, file: FileConfig) -> Result<Settings, ConfigError> {
+        let fp = file.path.clone();
+        let fp = fp.as_path();
+
+        let data_dir = pick_or(
+            flags.data_dir,
+            file.data_dir,
+            "--data-dir",
+            "data_dir",
+            fp,
+            PathBuf::from(DEFAULT_DATA_DIR),
+        )
+        .value;
+        if data_dir.as_os_str().is_empty() {
+            return err("--data-dir is empty; name a directory");
+        }
+        let dev = pick_or(flags.dev, file.dev, "--dev", "dev", fp, false).value;
+
+        // Endpoint names: the flag (repeatable) replaces the file's list.
+        let names = if flags.endpoint_name.is_empty() {
+            pick(
+                None,
+                file.endpoint_names,
+                "--endpoint-name",
+                "endpoint_names",
+                fp,
+            )
+        } else {
+            pick(
+                Some(flags.endpoint_name),
+                None,
+                "--endpoint-name",
+                "endpoint_names",
+                fp,
+            )
+        };
+        let mut endpoint_names: Vec<String> = Vec::new();
+        if let Some(p) = names {
+            for n in p.value {
+                let n = n.trim().to_ascii_lowercase();
+                if n.is_empty() {
+                    continue;
+                }
+                if !valid_endpoint_name(&n) {
+                    return err(format!(
+                        "{}: \"{n}\" is not a host name or IP address",
+                        p.from
+                    ));
+                }
+                if !endpoint_names.contains(&n) {
+                    endpoint_names.push(n);
+                }
+            }
+        }
+
+        let durability: Durability = pick_or(
+            flags.durability,
+            file.durability,
+            "--durability",
+            "durability",
+            fp,
+            DurabilityArg::Process,
+        )
+        .value
+        .into();
+        let compat: Compat = pick_or(
+            flags.compat,
+            file.compat,
+            "--compat",
+            "compat",
+            fp,
+            CompatArg::Mqtt,
+        )
+        .value
+        .into();
+        let log_level = pick(
+            flags.log_level,
+            file.log_level,
+            "--log-level",
+            "log_level",
+            fp,
+        )
+        .map(|p| p.value);
+
+        // Admission.
+        let max_connections = pick_or(
+            flags.max_connections,
+            file.max_connections,
+            "--max-connections",
+            "max_connections",
+            fp,
+            100_000,
+        );
+        if max_connections.value == 0 || max_connections.value > tokio::sync::Semaphore::MAX_PERMITS
+        {
+            return err(format!(
+                "{}: must be between 1 and {}",
+                max_connections.from,
+                tokio::sync::Semaphore::MAX_PERMITS
+            ));
+        }
+        let rate = pick_or(
+            flags.max_connect_rate_per_ip,
+            file.max_connect_rate_per_ip,
+            "--max-connect-rate-per-ip",
+            "max_connect_rate_per_ip",
+            fp,
+            1000,
+        )
+        .value;
+        let handshake = pick_or(
+            flags.tls_handshake_timeout,
+            file.tls_handshake_timeout,
+            "--tls-handshake-timeout",
+            "tls_handshake_timeout",
+            fp,
+            Duration::from_secs(10),
+        );
+        if handshake.value.is_zero() {
+            return err(format!("{}: must be more than 0s", handshake.from));
+        }
+        let admission = AdmissionConfig {
+            max_connections: max_connections.value,
+            max_connect_rate_per_ip: rate,
+            tls_handshake_timeout: handshake.value,
+        };
+
+        // Broker limits.
+        let d = BrokerConfig::default();
+        let connect_timeout = pick_or(
+            flags.connect_timeout,
+            file.connect_timeout,
+            "--connect-timeout",
+            "connect_timeout",
+            fp,
+            d.connect_timeout,
+        );
+        if connect_timeout.value.is_zero() {
+            return err(format!("{}: must be more than 0s", connect_timeout.from));
+        }
+        let client_id = pick_or(
+            flags.max_client_id_len,
+            file.max_client_id_len,
+            "--max-client-id-len",
+            "max_client_id_len",
+            fp,
+            d.max_client_id_len,
+        );
+        if client_id.value < 23 || client_id.value > 65_535 {
+            return err(format!(
+                "{}: must be between 23 (the MQTT minimum) and 65535",
+                client_id.from
+            ));
+        }
+        let payload = pick(
+            flags.max_payload_size,
+            file.max_payload_size,
+            "--max-payload-size",
+            "max_payload_size",
+            fp,
+        );
+        let packet = pick(
+            flags.max_packet_size,
+            file.max_packet_size,
+            "--max-packet-size",
+            "max_packet_size",
+            fp,
+        );
+        let (payload, packet) = match (payload, packet) {
+            (Some(pl), Some(pk)) => (pl, pk),
+            (Some(pl), None) => {
+                let v = pl
+                    .value
+                    .saturating_add(512)
+                    .max(d.max_packet_size)
+                    .min(MQTT_MAX_PACKET);
+                (
+                    pl,
+                    Picked {
+                        value: v,
+                        from: "--max-packet-size (default)".into(),
+                    },
+                )
+            }
+            (None, Some(pk)) => {
+                let v = d.max_payload_size.min(pk.value);
+                (
+                    Picked {
+                        value: v,
+                        from: "--max-payload-size (default)".into(),
+                    },
+                    pk,
+                )
+            }
+            (None, None) => (
+                Picked {
+                    value: d.max_payload_size,
+                    from: "--max-payload-size (default)".into(),
+                },
+                Picked {
+                    value: d.max_packet_size,
+                    from: "--max-packet-size (default)".into(),
+                },
+            ),
+        };
+        if packet.value < 64 || packet.value > MQTT_MAX_PACKET {
+            return err(format!(
+                "{}: must be between 64 and {MQTT_MAX_PACKET} bytes",
+                packet.from
+            ));
+        }
+        if payload.value > packet.value {
+            return err(format!(
+                "{} ({} bytes) is larger than {} ({} bytes); raise the packet size or lower the payload size",
+                payload.from, payload.value, packet.from, packet.value
+            ));
+        }
+        let topic_len = pick_or(
+            flags.max_topic_length,
+            file.max_topic_length,
+            "--max-topic-length",
+            "max_topic_length",
+            fp,
+            d.topic_limits.max_length,
+        );
+        if topic_len.value == 0 || topic_len.value > 65_535 {
+            return err(format!("{}: must be between 1 and 65535", topic_len.from));
+        }
+        let slashes = pick_or(
+            flags.max_topic_slashes,
+            file.max_topic_slashes,
+            "--max-topic-slashes",
+            "max_topic_slashes",
+            fp,
+            d.topic_limits.max_slashes,
+        )
+        .value;
+        let def_expiry = pick_or(
+            flags.default_session_expiry,
+            file.default_session_expiry,
+            "--default-session-expiry",
+            "default_session_expiry",
+            fp,
+            d.default_session_expiry,
+        );
+        let max_expiry = pick_or(
+            flags.max_session_expiry,
+            file.max_session_expiry,
+            "--max-session-expiry",
+            "max_session_expiry",
+            fp,
+            d.max_session_expiry,
+        );
+        for p in [&def_expiry, &max_expiry] {
+            if p.value.as_secs() > u64::from(u32::MAX) {
+                return err(format!("{}: must be at most {} seconds", p.from, u32::MAX));
+            }
+        }
+        if def_expiry.value > max_expiry.value {
+            return err(format!(
+                "{} is longer than {}",
+                def_expiry.from, max_expiry.from
+            ));
+        }
+        let inflight = pick_or(
+            flags.max_inflight,
+            file.max_inflight,
+            "--max-inflight",
+            "max_inflight",
+            fp,
+            d.max_inflight,
+        );
+        if inflight.value == 0 {
+            return err(format!("{}: must be at least 1", inflight.from));
+        }
+        let queued = pick_or(
+            flags.max_queued_messages,
+            file.max_queued_messages,
+            "--max-queued-messages",
+            "max_queued_messages",
+            fp,
+            d.max_queued_messages,
+        )
+        .value;
+        let queued_bytes = pick_or(
+            flags.max_queued_bytes,
+            file.max_queued_bytes,
+            "--max-queued-bytes",
+            "max_queued_bytes",
+            fp,
+            d.max_queued_bytes,
+        )
+        .value;
+        let redeliveries = pick_or(
+            flags.max_redeliveries,
+            file.max_redeliveries,
+            "--max-redeliveries",
+            "max_redeliveries",
+            fp,
+            d.max_redeliveries,
+        )
+        .value;
+        let aliases = pick_or(
+            flags.max_topic_aliases,
+            file.max_topic_aliases,
+            "--max-topic-aliases",
+            "max_topic_aliases",
+            fp,
+            d.max_topic_aliases,
+        )
+        .value;
+        let keep_alive = pick_or(
+            flags.max_keep_alive,
+            file.max_keep_alive,
+            "--max-keep-alive",
+            "max_keep_alive",
+            fp,
+            Duration::from_secs(u64::from(d.max_keep_alive)),
+        );
+        let Ok(keep_alive_secs) = u16::try_from(keep_alive.value.as_secs()) else {
+            return err(format!(
+                "{}: must be at most 65535 seconds",
+                keep_alive.from
+            ));
+        };
+        let broker = BrokerConfig {
+            compat,
+            max_client_id_len: client_id.value,
+            max_payload_size: payload.value,
+            max_packet_size: packet.value,
+            topic_limits: ferrocore_mqtt::topic::TopicLimits {
+                max_length: topic_len.value,
+                max_slashes: slashes,
+            },
+            default_session_expiry: def_expiry.value,
+            max_session_expiry: max_expiry.value,
+            max_inflight: inflight.value,
+            max_queued_messages: queued,
+            max_queued_bytes: queued_bytes,
+            max_redeliveries: redeliveries,
+            max_topic_aliases: aliases,
+            max_keep_alive: keep_alive_secs,
+            connect_timeout: connect_timeout.value,
+        };
+
+        // Listeners: the flag shortcuts first, then [[listener]] tables.
+        let mut listeners = Vec::new();
+        let shortcut = |flag: Option<String>,
+                        file: Option<String>,
+                        flag_name: &str,
+                        key: &str,
+                        default: Option<&str>|
+         -> Result<Option<SocketAddr>, ConfigError> {
+            let p = match pick(flag, file, flag_name, key, fp) {
+                Some(p) => p,
+                None => match default {
+                    Some(d) => Picked {
+                        value: d.to_owned(),
+                        from: flag_name.to_owned(),
+                    },
+                    None => return Ok(None),
+                },
+            };
+            if matches!(p.value.trim(), "off" | "none" | "") {
+                return Ok(None);
+            }
+            parse_listen_addr(&p.value)
+                .map(Some)
+                .map_err(|e| ConfigError(format!("{}: {e}", p.from)))
+        };
+        if let Some(address) = shortcut(
+            flags.listen_mqtts,
+            file.listen_mqtts,
+            "--listen-mqtts",
+            "listen_mqtts",
+            Some(DEFAULT_MQTTS),
+        )? {
+            listeners.push(ListenerSpec {
+                name: "mqtts".into(),
+                address,
+                transport: TransportName::Mqtts,
+                proxy_protocol: false,
+                anonymous: false,
+                hint: "choose another with --listen-mqtts".into(),
+            });
+        }
+        if let Some(address) = shortcut(
+            flags.listen_https,
+            file.listen_https,
+            "--listen-https",
+            "listen_https",
+            Some(DEFAULT_HTTPS),
+        )? {
+            listeners.push(ListenerSpec {
+                name: "https".into(),
+                address,
+                transport: TransportName::Https,
+                proxy_protocol: false,
+                anonymous: false,
+                hint: "choose another with --listen-https".into(),
+            });
+        }
+        let plain_default = if dev { Some(DEFAULT_DEV_MQTT) } else { None };
+        if let Some(address) = shortcut(
+            flags.listen_mqtt,
+            file.listen_mqtt,
+            "--listen-mqtt",
+            "listen_mqtt",
+            plain_default,
+        )? {
+            listeners.push(ListenerSpec {
+                name: "mqtt".into(),
+                address,
+                transport: TransportName::Mqtt,
+                proxy_protocol: false,
+                anonymous: dev,
+                hint: "choose another with --listen-mqtt".into(),
+            });
+        }
+        for (i, l) in file.listeners.into_iter().enumerate() {
+            listeners.push(file_listener(i, l, fp)?);
+        }
+        let mut seen = HashSet::new();
+        for l in &listeners {
+            if !seen.insert(l.name.as_str()) {
+                return err(format!(
+                    "config file {}: listener name \"{}\" is used twice; names must be unique (mqtts, https and mqtt are taken by the --listen-* flags)",
+                    fp.display(),
+                    l.name
+                ));
+            }
+        }
+
+        Ok(Settings {
+            data_dir,
+            listeners,
+            endpoint_names,
+            durability,
+            dev,
+            log_level,
+            broker,
+            admission,
+        })
+    }
+}
+
+fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, ConfigError> {
+    let name = l.name.unwrap_or_else(|| format!("listener-{}", i + 1));
+    let ctx = format!("config file {}: [[listener]] \"{name}\"", fp.display());
+    if !valid_listener_name(&name) {
+        return err(format!(
+            "{ctx}: `name` may hold only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    let Some(address) = l.address else {
+        return err(format!(
+            "{ctx}: `address` is missing (e.g. address = \"0.0.0.0:9883\")"
+        ));
+    };
+    let address =
+        parse_listen_addr(&address).map_err(|e| ConfigError(format!("{ctx}: `address`: {e}")))?;
+    let Some(t) = l.transport else {
+        return err(format!(
+            "{ctx}: `transport` is missing (mqtt, mqtts, https or ws)"
+        ));
+    };
+    let Some(mut transport) = TransportName::parse(&t) else {
+        return err(format!(
+            "{ctx}: `transport` must be one of \"mqtt\", \"mqtts\", \"https\", \"ws\", not \"{t}\""
+        ));
+    };
+    match (transport, l.tls) {
+        (TransportName::Mqtt, Some(true)) => transport = TransportName::Mqtts,
+        (TransportName::Mqtts | TransportName::Https, Some(false)) => {
+            return err(format!(
+                "{ctx}: transport \"{t}\" is always TLS; use \"mqtt\" or \"ws\" for plain TCP"
+            ));
+        }
+        (TransportName::Ws, Some(true)) => {
+            return err(format!(
+                "{ctx}: transport \"ws\" is plain; use \"https\" for WebSocket over TLS"
+            ));
+        }
+        _ => {}
+    }
+    Ok(ListenerSpec {
+        hint: format!(
+            "choose another `address` for [[listener]] \"{name}\" in {}",
+            fp.display()
+        ),
+        name,
+        address,
+        transport,
+        proxy_protocol: l.proxy_protocol.unwrap_or(false),
+        anonymous: l.anonymous.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("131072"), Ok(131_072));
+        assert_eq!(parse_size("128KiB"), Ok(131_072));
+        assert_eq!(parse_size("128K"), Ok(131_072));
+        assert_eq!(parse_size("1kB"), Ok(1000));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert!(parse_size("12 furlongs").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()))
+        );
+        assert_eq!(parse_listen_addr(":8883").map(|a| a.port()), Ok(8883));
+        assert_eq!(
+            parse_listen_addr("[::1]:1883").map(|a| a.is_ipv6()),
+            Ok(true)
+        );
+        assert!(parse_listen_addr("localhost:0").is_ok());
+        assert!(parse_listen_addr("8883").is_err());
+        assert!(parse_listen_addr("1.2.3.4:99999").is_err());
+    }
+
+    #[test]
+    fn endpoint_names() {
+        assert!(valid_endpoint_name("iot.example.com"));
+        assert!(valid_endpoint_name("*.example.com"));
+        assert!(valid_endpoint_name("10.0.0.1"));
+        assert!(valid_endpoint_name("fe80::1"));
+        assert!(!valid_endpoint_name("bad name"));
+        assert!(!valid_endpoint_name("-x.com"));
+        assert!(!valid_endpoint_name(""));
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("listen_mqtts", "listen_mqttz"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

@@ -1,0 +1,178 @@
+//! TLS server configurations (rustls with aws-lc-rs, TLS 1.2 and 1.3), chosen per connection
+//! from the client's offered ALPN, and kept behind an [`ArcSwap`] so that the server
+//! certificate can be replaced without a restart.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use crate::config::ListenerKind;
+use crate::identity::ServerIdentity;
+
+/// ALPN of MQTT with X.509 client authentication (AWS, port 443).
+pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
+/// ALPN of MQTT with custom authentication (AWS, port 443).
+pub const ALPN_MQTT: &[u8] = b"mqtt";
+/// ALPN of HTTPS with X.509 client authentication (AWS, port 443).
+pub const ALPN_HTTP_CA: &[u8] = b"x-amzn-http-ca";
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// Whether a negotiated ALPN protocol selects MQTT on the HTTPS port.
+pub fn is_mqtt_alpn(alpn: &[u8]) -> bool {
+    alpn == ALPN_MQTT_CA || alpn == ALPN_MQTT
+}
+
+/// Requests a client certificate but accepts any chain, or none; the identity layer decides
+/// later from `TlsInfo::peer_certificates`. The handshake still proves possession of the
+/// certificate's key.
+#[derive(Debug)]
+pub struct AcceptAnyClientCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAnyClientCert {
+    pub fn new(provider: &CryptoProvider) -> AcceptAnyClientCert {
+        AcceptAnyClientCert {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for AcceptAnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// One set of configurations, built from one server certificate.
+pub struct TlsConfigs {
+    /// No ALPN: used when the client offers none we know (any or no ALPN is accepted).
+    pub plain: Arc<ServerConfig>,
+    /// The MQTT port when the client offers `x-amzn-mqtt-ca` or `mqtt`.
+    pub mqtt: Arc<ServerConfig>,
+    /// The HTTPS port when the client offers any protocol we know.
+    pub https: Arc<ServerConfig>,
+}
+
+/// The live TLS configuration of every listener.
+pub struct TlsState {
+    configs: ArcSwap<TlsConfigs>,
+}
+
+fn build(identity: &ServerIdentity, alpn: &[&[u8]]) -> Result<ServerConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(AcceptAnyClientCert::new(&provider));
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            identity.server_chain.clone(),
+            identity.server_key.clone_key(),
+        )?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+impl TlsConfigs {
+    pub fn new(identity: &ServerIdentity) -> Result<TlsConfigs, rustls::Error> {
+        Ok(TlsConfigs {
+            plain: Arc::new(build(identity, &[])?),
+            mqtt: Arc::new(build(identity, &[ALPN_MQTT_CA, ALPN_MQTT])?),
+            https: Arc::new(build(
+                identity,
+                &[ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP_CA, ALPN_H2, ALPN_HTTP1],
+            )?),
+        })
+    }
+}
+
+impl TlsState {
+    pub fn new(identity: &ServerIdentity) -> Result<TlsState, rustls::Error> {
+        Ok(TlsState {
+            configs: ArcSwap::from_pointee(TlsConfigs::new(identity)?),
+        })
+    }
+
+    /// Serves `identity` to every handshake from now on; open connections keep theirs.
+    pub fn reload(&self, identity: &ServerIdentity) -> Result<(), rustls::Error> {
+        self.configs.store(Arc::new(TlsConfigs::new(identity)?));
+        Ok(())
+    }
+
+    /// The configuration for a listener of `kind` given the client's offered ALPN protocols.
+    /// A client offering only protocols we do not know gets no ALPN rather than a failed
+    /// handshake, as devices that send odd ALPN still connect to AWS on 8883.
+    pub fn select<'a>(
+        &self,
+        kind: ListenerKind,
+        offered: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> Arc<ServerConfig> {
+        let configs = self.configs.load();
+        let Some(mut offered) = offered else {
+            return configs.plain.clone();
+        };
+        match kind {
+            ListenerKind::Mqtt => {
+                if offered.any(is_mqtt_alpn) {
+                    configs.mqtt.clone()
+                } else {
+                    configs.plain.clone()
+                }
+            }
+            ListenerKind::Http => {
+                if offered.any(|p| {
+                    is_mqtt_alpn(p) || p == ALPN_HTTP_CA || p == ALPN_HTTP1 || p == ALPN_H2
+                }) {
+                    configs.https.clone()
+                } else {
+                    configs.plain.clone()
+                }
+            }
+        }
+    }
+}
