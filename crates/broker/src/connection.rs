@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferrocore_mqtt::{
-    Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, LastWill, Packet, ProtocolVersion,
-    PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck, reason, topic,
+    Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, LastWill, Packet,
+    ProtocolVersion, PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck, reason, topic,
 };
 use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -44,7 +44,11 @@ struct Close {
 
 impl Close {
     fn protocol(reason: u8, why: &'static str) -> Close {
-        Close { reason: Some(reason), will: true, why }
+        Close {
+            reason: Some(reason),
+            will: true,
+            why,
+        }
     }
 }
 
@@ -77,7 +81,10 @@ where
         Ok(Err(DecodeError::UnsupportedProtocol(level))) => {
             tracing::debug!(peer = %info.peer_addr, level, "unsupported protocol level");
             // The version is unknown, so answer in the 3.1.1 form every version can read.
-            let ack = ConnAck { code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION, ..ConnAck::default() };
+            let ack = ConnAck {
+                code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                ..ConnAck::default()
+            };
             let _ = write_packet(&mut writer, &Packet::ConnAck(ack), ProtocolVersion::V311).await;
             return;
         }
@@ -90,8 +97,15 @@ where
     };
     let version = connect.protocol;
     let refuse = |code: u8| {
-        let code = if version.is_v5() { code } else { reason::connack_v3_from_v5(code) };
-        Packet::ConnAck(ConnAck { code, ..ConnAck::default() })
+        let code = if version.is_v5() {
+            code
+        } else {
+            reason::connack_v3_from_v5(code)
+        };
+        Packet::ConnAck(ConnAck {
+            code,
+            ..ConnAck::default()
+        })
     };
 
     let principal = if info.listener.anonymous {
@@ -105,14 +119,28 @@ where
     let mut assigned = None;
     let client_id: Arc<str> = if connect.client_id.is_empty() {
         if !version.is_v5() && !connect.clean_start {
-            let _ = write_packet(&mut writer, &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID), version).await;
+            let _ = write_packet(
+                &mut writer,
+                &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID),
+                version,
+            )
+            .await;
             return;
         }
-        let id = format!("auto-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        let id = format!(
+            "auto-{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
         assigned = Some(id.clone());
         id.into()
     } else if connect.client_id.len() > config.max_client_id_len {
-        let _ = write_packet(&mut writer, &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID), version).await;
+        let _ = write_packet(
+            &mut writer,
+            &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID),
+            version,
+        )
+        .await;
         return;
     } else {
         connect.client_id.as_str().into()
@@ -148,12 +176,20 @@ where
     let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
     let outbox = Arc::new(Outbox::default());
     let kick = Arc::new(Kick::default());
-    let client_receive_max = connect.properties.receive_maximum.unwrap_or(u16::MAX).max(1);
+    let client_receive_max = connect
+        .properties
+        .receive_maximum
+        .unwrap_or(u16::MAX)
+        .max(1);
     let (session, session_present, generation, commit) = attach(
         &broker,
         &client_id,
         &connect,
-        Attached { conn_id, outbox: outbox.clone(), kick: kick.clone() },
+        Attached {
+            conn_id,
+            outbox: outbox.clone(),
+            kick: kick.clone(),
+        },
         principal.clone(),
         expiry,
         usize::from(client_receive_max.min(config.max_inflight.max(1))),
@@ -185,7 +221,11 @@ where
             properties.server_keep_alive = Some(keep_alive);
         }
     }
-    let connack = Packet::ConnAck(ConnAck { session_present, code: reason::SUCCESS, properties });
+    let connack = Packet::ConnAck(ConnAck {
+        session_present,
+        code: reason::SUCCESS,
+        properties,
+    });
     if write_packet(&mut writer, &connack, version).await.is_err() {
         detach(&broker, &session, conn_id, generation, None, expiry);
         return;
@@ -202,8 +242,15 @@ where
             closed: closed.clone(),
             conn_id,
             version,
-            max_packet_size: connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
-            alias_max: if version.is_v5() { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 },
+            max_packet_size: connect
+                .properties
+                .maximum_packet_size
+                .map_or(usize::MAX, |m| m as usize),
+            alias_max: if version.is_v5() {
+                connect.properties.topic_alias_maximum.unwrap_or(0)
+            } else {
+                0
+            },
             aliases: HashMap::new(),
         },
     ));
@@ -220,13 +267,18 @@ where
         inbound_aliases: HashMap::new(),
         pending: VecDeque::new(),
     };
-    let close = conn.read_loop(&mut reader, &mut buf, &kick, keep_alive).await;
+    let close = conn
+        .read_loop(&mut reader, &mut buf, &kick, keep_alive)
+        .await;
     tracing::debug!(client_id = %client_id, reason = close.why, "connection closing");
 
     let will = if close.will { conn.will.take() } else { None };
     detach(&broker, &session, conn_id, generation, will, conn.expiry);
     if let (Some(code), true) = (close.reason, version.is_v5()) {
-        outbox.push(Packet::Disconnect(Disconnect { reason: code, ..Disconnect::default() }));
+        outbox.push(Packet::Disconnect(Disconnect {
+            reason: code,
+            ..Disconnect::default()
+        }));
     }
     closed.store(true, Ordering::Release);
     outbox.wake.notify_one();
@@ -302,7 +354,12 @@ fn attach(
                 sessions.remove(client_id);
                 broker.end_session(&old);
             }
-            let session = Arc::new(Session::new(broker.new_key(), client_id.clone(), connect.protocol, expiry));
+            let session = Arc::new(Session::new(
+                broker.new_key(),
+                client_id.clone(),
+                connect.protocol,
+                expiry,
+            ));
             sessions.insert(client_id.clone(), session.clone());
             (session, false)
         }
@@ -317,9 +374,16 @@ fn attach(
     let was_persistent = state.persistent();
     state.expiry = expiry;
     let commit = if expiry > 0 {
-        Some(broker.store.submit(vec![Broker::session_record(&session, connect.protocol.level(), expiry, false)]))
+        Some(broker.store.submit(vec![Broker::session_record(
+            &session,
+            connect.protocol.level(),
+            expiry,
+            false,
+        )]))
     } else if was_persistent {
-        Some(broker.store.submit(vec![WriteOp::DeleteSession { client_id: client_id.to_string() }]))
+        Some(broker.store.submit(vec![WriteOp::DeleteSession {
+            client_id: client_id.to_string(),
+        }]))
     } else {
         None
     };
@@ -340,18 +404,29 @@ fn detach(
 ) {
     let mut sessions = broker.sessions.lock();
     let mut state = session.state.lock();
-    let still_ours = state.attached.as_ref().is_some_and(|a| a.conn_id == conn_id);
+    let still_ours = state
+        .attached
+        .as_ref()
+        .is_some_and(|a| a.conn_id == conn_id);
     if still_ours {
         state.attached = None;
         state.expiry = expiry;
     }
     let ends = still_ours && expiry == 0;
     if still_ours && !ends {
-        drop(broker.store.submit(vec![Broker::session_record(session, state.protocol.level(), expiry, true)]));
+        drop(broker.store.submit(vec![Broker::session_record(
+            session,
+            state.protocol.level(),
+            expiry,
+            true,
+        )]));
     }
     drop(state);
     if ends {
-        if sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
             sessions.remove(&session.client_id);
         }
         drop(sessions);
@@ -373,7 +448,9 @@ fn detach(
             let session = session.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-                let Some(broker) = broker.upgrade() else { return };
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
                 let resumed = session.state.lock().generation != generation;
                 if !resumed {
                     publish_will(&broker, will);
@@ -402,7 +479,11 @@ fn publish_will(broker: &Broker, will: LastWill) {
             ..PublishProperties::default()
         },
     };
-    drop(broker.publish(Arc::new(Message::from_publish(publish, None, Instant::now()))));
+    drop(broker.publish(Arc::new(Message::from_publish(
+        publish,
+        None,
+        Instant::now(),
+    ))));
 }
 
 /// The reader side of a connection.
@@ -428,13 +509,18 @@ impl Connection {
         keep_alive: u16,
     ) -> Close {
         // A client must send something within one and a half keep-alive periods.
-        let idle_limit = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+        let idle_limit =
+            (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         let idle = tokio::time::sleep(idle_limit.unwrap_or(Duration::from_secs(86400 * 365)));
         tokio::pin!(idle);
         let max_packet_size = self.broker.config.max_packet_size;
         loop {
             if let Some(code) = *kick.reason.lock() {
-                return Close { reason: Some(code), will: code != reason::SERVER_SHUTTING_DOWN, why: "closed by the server" };
+                return Close {
+                    reason: Some(code),
+                    will: code != reason::SERVER_SHUTTING_DOWN,
+                    why: "closed by the server",
+                };
             }
             while self.pending.front().is_some_and(|p| p.commit.is_none()) {
                 if let Some(ack) = self.pending.pop_front() {
@@ -481,7 +567,7 @@ impl Connection {
                     if buf.capacity() > 64 * 1024 && buf.is_empty() {
                         *buf = BytesMut::with_capacity(1024);
                     }
-                    self.wait_for_writer(kick).await;
+                    wait_for_writer(&self.outbox, kick).await;
                 }
                 _ = &mut idle, if idle_limit.is_some() => {
                     return Close::protocol(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout");
@@ -490,37 +576,28 @@ impl Connection {
         }
     }
 
-    /// Stops reading while the writer is behind on control packets (a client not reading).
-    async fn wait_for_writer(&self, kick: &Kick) {
-        while self.outbox.pending() > MAX_PENDING_CONTROL {
-            let drained = self.outbox.drained.notified();
-            if self.outbox.pending() <= MAX_PENDING_CONTROL {
-                break;
-            }
-            tokio::select! {
-                _ = drained => {}
-                _ = kick.notify.notified() => {
-                    // Leave the kick for the read loop to act on.
-                    kick.notify.notify_one();
-                    break;
-                }
-            }
-        }
-    }
-
     fn release_ack(&mut self, ack: PendingAck) {
         self.outbox.push(ack.packet);
         if !ack.then_deliver.is_empty() {
-            self.broker.deliver_retained(&self.session, ack.then_deliver);
+            self.broker
+                .deliver_retained(&self.session, ack.then_deliver);
         }
     }
 
     fn ack(&mut self, commit: Option<Commit>, packet: Packet, then_deliver: Vec<Delivery>) {
         let commit: Option<AckWait> = commit.map(|c| Box::pin(c) as AckWait);
         if commit.is_none() && self.pending.is_empty() {
-            self.release_ack(PendingAck { commit: None, packet, then_deliver });
+            self.release_ack(PendingAck {
+                commit: None,
+                packet,
+                then_deliver,
+            });
         } else {
-            self.pending.push_back(PendingAck { commit, packet, then_deliver });
+            self.pending.push_back(PendingAck {
+                commit,
+                packet,
+                then_deliver,
+            });
         }
     }
 
@@ -528,22 +605,42 @@ impl Connection {
         match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) | Packet::PubComp(r) => {
-                let known = self.session.state.lock().complete(&self.session.client_id, r.packet_id, &self.broker.store);
+                let known = self.session.state.lock().complete(
+                    &self.session.client_id,
+                    r.packet_id,
+                    &self.broker.store,
+                );
                 if known {
                     self.outbox.wake.notify_one();
                 }
                 Ok(())
             }
             Packet::PubRec(r) => {
-                let known = self.session.state.lock().released(&self.session.client_id, r.packet_id, &self.broker.store);
-                let reason = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                let known = self.session.state.lock().released(
+                    &self.session.client_id,
+                    r.packet_id,
+                    &self.broker.store,
+                );
+                let reason = if known {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                };
                 if r.reason >= 0x80 {
                     // The client refused the message: the delivery ends here.
-                    self.session.state.lock().complete(&self.session.client_id, r.packet_id, &self.broker.store);
+                    self.session.state.lock().complete(
+                        &self.session.client_id,
+                        r.packet_id,
+                        &self.broker.store,
+                    );
                     self.outbox.wake.notify_one();
                     return Ok(());
                 }
-                self.outbox.push(Packet::PubRel(PubResp { packet_id: r.packet_id, reason, ..PubResp::default() }));
+                self.outbox.push(Packet::PubRel(PubResp {
+                    packet_id: r.packet_id,
+                    reason,
+                    ..PubResp::default()
+                }));
                 Ok(())
             }
             Packet::PubRel(r) => {
@@ -558,9 +655,21 @@ impl Connection {
                     });
                     (known, commit)
                 };
-                let reason = if known { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
+                let reason = if known {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                };
                 drop(commit);
-                self.ack(None, Packet::PubComp(PubResp { packet_id: r.packet_id, reason, ..PubResp::default() }), Vec::new());
+                self.ack(
+                    None,
+                    Packet::PubComp(PubResp {
+                        packet_id: r.packet_id,
+                        reason,
+                        ..PubResp::default()
+                    }),
+                    Vec::new(),
+                );
                 Ok(())
             }
             Packet::Subscribe(s) => self.on_subscribe(s),
@@ -577,7 +686,11 @@ impl Connection {
                         }
                     })
                     .collect();
-                let ack = Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, ..UnsubAck::default() });
+                let ack = Packet::UnsubAck(UnsubAck {
+                    packet_id: u.packet_id,
+                    reasons,
+                    ..UnsubAck::default()
+                });
                 self.ack(commits.pop(), ack, Vec::new());
                 Ok(())
             }
@@ -588,18 +701,32 @@ impl Connection {
             Packet::Disconnect(d) => {
                 if let Some(new_expiry) = d.properties.session_expiry_interval {
                     if self.expiry == 0 && new_expiry > 0 {
-                        return Err(Close::protocol(reason::PROTOCOL_ERROR, "session expiry set on DISCONNECT"));
+                        return Err(Close::protocol(
+                            reason::PROTOCOL_ERROR,
+                            "session expiry set on DISCONNECT",
+                        ));
                     }
-                    let max = u32::try_from(self.broker.config.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
+                    let max = u32::try_from(self.broker.config.max_session_expiry.as_secs())
+                        .unwrap_or(u32::MAX);
                     self.expiry = new_expiry.min(max);
                 }
                 let will = d.reason == reason::DISCONNECT_WITH_WILL;
-                Err(Close { reason: None, will, why: "client disconnected" })
+                Err(Close {
+                    reason: None,
+                    will,
+                    why: "client disconnected",
+                })
             }
-            Packet::Auth(Auth { .. }) => Err(Close::protocol(reason::PROTOCOL_ERROR, "AUTH without an authentication method")),
+            Packet::Auth(Auth { .. }) => Err(Close::protocol(
+                reason::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            )),
             Packet::Connect(_) => Err(Close::protocol(reason::PROTOCOL_ERROR, "second CONNECT")),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                Err(Close::protocol(reason::PROTOCOL_ERROR, "server-to-client packet from a client"))
+                Err(Close::protocol(
+                    reason::PROTOCOL_ERROR,
+                    "server-to-client packet from a client",
+                ))
             }
         }
     }
@@ -608,30 +735,51 @@ impl Connection {
         let config = &self.broker.config;
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias == 0 || alias > config.max_topic_aliases {
-                return Err(Close::protocol(reason::TOPIC_ALIAS_INVALID, "topic alias out of range"));
+                return Err(Close::protocol(
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias out of range",
+                ));
             }
             if p.topic.is_empty() {
                 match self.inbound_aliases.get(&alias) {
                     Some(t) => p.topic = t.clone(),
-                    None => return Err(Close::protocol(reason::PROTOCOL_ERROR, "unknown topic alias")),
+                    None => {
+                        return Err(Close::protocol(
+                            reason::PROTOCOL_ERROR,
+                            "unknown topic alias",
+                        ));
+                    }
                 }
             } else {
                 self.inbound_aliases.insert(alias, p.topic.clone());
             }
         }
         if topic::validate_topic_name(&p.topic, &config.topic_limits).is_err() {
-            return Err(Close::protocol(reason::TOPIC_NAME_INVALID, "invalid topic name"));
+            return Err(Close::protocol(
+                reason::TOPIC_NAME_INVALID,
+                "invalid topic name",
+            ));
         }
         if p.payload.len() > config.max_payload_size {
-            return Err(Close::protocol(reason::PACKET_TOO_LARGE, "payload too large"));
+            return Err(Close::protocol(
+                reason::PACKET_TOO_LARGE,
+                "payload too large",
+            ));
         }
         if p.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
-            return Err(Close::protocol(reason::QOS_NOT_SUPPORTED, "QoS 2 is not supported in AWS mode"));
+            return Err(Close::protocol(
+                reason::QOS_NOT_SUPPORTED,
+                "QoS 2 is not supported in AWS mode",
+            ));
         }
         let packet_id = p.packet_id;
         if !self.principal.may_publish(&p.topic) {
             if !self.version.is_v5() && config.compat == Compat::Aws {
-                return Err(Close { reason: None, will: true, why: "publish not authorized" });
+                return Err(Close {
+                    reason: None,
+                    will: true,
+                    why: "publish not authorized",
+                });
             }
             self.ack_publish(p.qos, packet_id, None, reason::NOT_AUTHORIZED);
             return Ok(());
@@ -639,16 +787,24 @@ impl Connection {
         if p.qos != QoS::AtMostOnce {
             let unacked = self.pending.len() + self.session.state.lock().inbound_qos2.len();
             if unacked >= usize::from(config.max_inflight) {
-                return Err(Close::protocol(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"));
+                return Err(Close::protocol(
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "receive maximum exceeded",
+                ));
             }
         }
-        if p.qos == QoS::ExactlyOnce && self.session.state.lock().inbound_qos2.contains(&packet_id) {
+        if p.qos == QoS::ExactlyOnce && self.session.state.lock().inbound_qos2.contains(&packet_id)
+        {
             // A resent PUBLISH whose PUBREC was lost: acknowledge again, route once.
             self.ack_publish(p.qos, packet_id, None, reason::SUCCESS);
             return Ok(());
         }
         let qos = p.qos;
-        let message = Arc::new(Message::from_publish(p, Some(self.session.key), Instant::now()));
+        let message = Arc::new(Message::from_publish(
+            p,
+            Some(self.session.key),
+            Instant::now(),
+        ));
         let mut commit = self.broker.publish(message);
         if qos == QoS::ExactlyOnce {
             let mut state = self.session.state.lock();
@@ -665,7 +821,11 @@ impl Connection {
     }
 
     fn ack_publish(&mut self, qos: QoS, packet_id: u16, commit: Option<Commit>, code: u8) {
-        let resp = PubResp { packet_id, reason: code, ..PubResp::default() };
+        let resp = PubResp {
+            packet_id,
+            reason: code,
+            ..PubResp::default()
+        };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.ack(commit, Packet::PubAck(resp), Vec::new()),
@@ -680,20 +840,62 @@ impl Connection {
         let subscription_id = s.properties.subscription_identifier;
         for (filter, options) in &s.filters {
             if options.no_local && filter.starts_with("$share/") {
-                return Err(Close::protocol(reason::PROTOCOL_ERROR, "no-local on a shared subscription"));
+                return Err(Close::protocol(
+                    reason::PROTOCOL_ERROR,
+                    "no-local on a shared subscription",
+                ));
             }
-            let (code, mut deliveries) =
-                self.broker.subscribe(&self.session, &self.principal, filter, *options, subscription_id, &mut commits);
-            if code == reason::NOT_AUTHORIZED && !self.version.is_v5() && self.broker.config.compat == Compat::Aws {
-                return Err(Close { reason: None, will: true, why: "subscribe not authorized" });
+            let (code, mut deliveries) = self.broker.subscribe(
+                &self.session,
+                &self.principal,
+                filter,
+                *options,
+                subscription_id,
+                &mut commits,
+            );
+            if code == reason::NOT_AUTHORIZED
+                && !self.version.is_v5()
+                && self.broker.config.compat == Compat::Aws
+            {
+                return Err(Close {
+                    reason: None,
+                    will: true,
+                    why: "subscribe not authorized",
+                });
             }
-            let code = if code >= 0x80 && !self.version.is_v5() { reason::v3::SUBACK_FAILURE } else { code };
+            let code = if code >= 0x80 && !self.version.is_v5() {
+                reason::v3::SUBACK_FAILURE
+            } else {
+                code
+            };
             reasons.push(code);
             retained.append(&mut deliveries);
         }
-        let ack = Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..SubAck::default() });
+        let ack = Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            reasons,
+            ..SubAck::default()
+        });
         self.ack(commits.pop(), ack, retained);
         Ok(())
+    }
+}
+
+/// Stops reading while the writer is behind on control packets (a client not reading).
+async fn wait_for_writer(outbox: &Outbox, kick: &Kick) {
+    while outbox.pending() > MAX_PENDING_CONTROL {
+        let drained = outbox.drained.notified();
+        if outbox.pending() <= MAX_PENDING_CONTROL {
+            break;
+        }
+        tokio::select! {
+            _ = drained => {}
+            _ = kick.notify.notified() => {
+                // Leave the kick for the read loop to act on.
+                kick.notify.notify_one();
+                break;
+            }
+        }
     }
 }
 
@@ -758,13 +960,24 @@ impl WriterState {
     fn encode(&mut self, item: Outgoing, now: Instant, buf: &mut BytesMut) {
         let packet = match item {
             Outgoing::Packet(p) => p,
-            Outgoing::PubRel { packet_id } => Packet::PubRel(PubResp { packet_id, ..PubResp::default() }),
-            Outgoing::Publish { delivery, packet_id, dup } => match self.publish_packet(&delivery, packet_id, dup, now) {
+            Outgoing::PubRel { packet_id } => Packet::PubRel(PubResp {
+                packet_id,
+                ..PubResp::default()
+            }),
+            Outgoing::Publish {
+                delivery,
+                packet_id,
+                dup,
+            } => match self.publish_packet(&delivery, packet_id, dup, now) {
                 Some(p) => p,
                 None => {
                     if packet_id != 0 {
                         // Too large for the client: discarded as if it had been acknowledged.
-                        self.session.state.lock().complete(&self.session.client_id, packet_id, &self.broker.store);
+                        self.session.state.lock().complete(
+                            &self.session.client_id,
+                            packet_id,
+                            &self.broker.store,
+                        );
                     }
                     return;
                 }
@@ -776,12 +989,19 @@ impl WriterState {
     }
 
     /// Builds the PUBLISH for a delivery; `None` when it exceeds the client's maximum size.
-    fn publish_packet(&mut self, delivery: &Delivery, packet_id: u16, dup: bool, now: Instant) -> Option<Packet> {
+    fn publish_packet(
+        &mut self,
+        delivery: &Delivery,
+        packet_id: u16,
+        dup: bool,
+        now: Instant,
+    ) -> Option<Packet> {
         let message = &delivery.message;
         let properties = if self.version.is_v5() {
             let mut p = message.properties.clone();
             p.message_expiry_interval = message.remaining_expiry(now);
-            p.subscription_identifiers.clone_from(&delivery.subscription_ids);
+            p.subscription_identifiers
+                .clone_from(&delivery.subscription_ids);
             p
         } else {
             PublishProperties::default()
@@ -800,7 +1020,9 @@ impl WriterState {
             if ferrocore_mqtt::encoded_len(&packet, self.version) > self.max_packet_size {
                 return None;
             }
-            let Packet::Publish(p) = packet else { return None };
+            let Packet::Publish(p) = packet else {
+                return None;
+            };
             publish = p;
         }
         if self.alias_max > 0 {

@@ -143,7 +143,12 @@ impl Broker {
         for l in loaded {
             let client_id: Arc<str> = l.session.client_id.as_str().into();
             let protocol = protocol_from_level(l.session.protocol);
-            let session = Arc::new(Session::new(self.new_key(), client_id.clone(), protocol, l.session.expiry_interval));
+            let session = Arc::new(Session::new(
+                self.new_key(),
+                client_id.clone(),
+                protocol,
+                l.session.expiry_interval,
+            ));
             let elapsed = l
                 .session
                 .disconnected_at_ms
@@ -153,17 +158,37 @@ impl Broker {
                 let mut state = session.state.lock();
                 for s in &l.subscriptions {
                     let options = options_from_byte(s.options);
-                    state.subscriptions.insert(s.filter.clone(), (options, s.subscription_id));
+                    state
+                        .subscriptions
+                        .insert(s.filter.clone(), (options, s.subscription_id));
                 }
                 for o in l.outbound {
-                    let OutboundRecord { seq, state: stage, subscription_ids, message, .. } = o;
+                    let OutboundRecord {
+                        seq,
+                        state: stage,
+                        subscription_ids,
+                        message,
+                        ..
+                    } = o;
                     let Some(message) = Message::from_stored(message, now) else {
-                        corrupt.push(WriteOp::DeleteOutbound { client_id: client_id.to_string(), seq });
+                        corrupt.push(WriteOp::DeleteOutbound {
+                            client_id: client_id.to_string(),
+                            seq,
+                        });
                         continue;
                     };
                     let qos = message.qos;
                     let retain = message.retain;
-                    state.restore(Delivery { message, qos, retain, subscription_ids, seq }, stage);
+                    state.restore(
+                        Delivery {
+                            message,
+                            qos,
+                            retain,
+                            subscription_ids,
+                            seq,
+                        },
+                        stage,
+                    );
                 }
                 state.inbound_qos2.extend(l.inbound_qos2);
             }
@@ -183,14 +208,22 @@ impl Broker {
                 }
             }
             self.sessions.lock().insert(client_id, session.clone());
-            let expiry = Duration::from_secs(u64::from(l.session.expiry_interval)).saturating_sub(elapsed);
+            let expiry =
+                Duration::from_secs(u64::from(l.session.expiry_interval)).saturating_sub(elapsed);
             self.schedule_expiry(&session, 0, expiry);
         }
         if !corrupt.is_empty() {
-            tracing::warn!(records = corrupt.len(), "dropping unreadable records from the store");
+            tracing::warn!(
+                records = corrupt.len(),
+                "dropping unreadable records from the store"
+            );
             self.store.submit(corrupt).await?;
         }
-        tracing::info!(sessions = count, retained = self.retained.read().len(), "restored durable state");
+        tracing::info!(
+            sessions = count,
+            retained = self.retained.read().len(),
+            "restored durable state"
+        );
         Ok(())
     }
 
@@ -259,14 +292,18 @@ impl Broker {
         let mut retained = self.retained.write();
         if message.payload.is_empty() {
             if retained.remove(&message.topic).is_some() {
-                commits.push(self.store.submit(vec![WriteOp::DeleteRetained { topic: message.topic.clone() }]));
+                commits.push(self.store.submit(vec![WriteOp::DeleteRetained {
+                    topic: message.topic.clone(),
+                }]));
             }
         } else {
             retained.insert(message.topic.clone(), message.clone());
-            commits.push(self.store.submit(vec![WriteOp::PutRetained(ferrocore_store::RetainedMessage {
-                message: message.to_stored(Instant::now()),
-                modified_at_ms: unix_ms(),
-            })]));
+            commits.push(self.store.submit(vec![WriteOp::PutRetained(
+                ferrocore_store::RetainedMessage {
+                    message: message.to_stored(Instant::now()),
+                    modified_at_ms: unix_ms(),
+                },
+            )]));
         }
     }
 
@@ -331,13 +368,25 @@ impl Broker {
         }
     }
 
-    fn deliver(&self, session: &Session, delivery: Delivery, now: Instant, commits: &mut Vec<Commit>) {
+    fn deliver(
+        &self,
+        session: &Session,
+        delivery: Delivery,
+        now: Instant,
+        commits: &mut Vec<Commit>,
+    ) {
         let mut state = session.state.lock();
         if !state.principal.may_receive(&delivery.message.topic) {
             return;
         }
-        if state.enqueue(&session.client_id, delivery, &self.limits, &self.store, now, commits)
-            && let Some(a) = &state.attached
+        if state.enqueue(
+            &session.client_id,
+            delivery,
+            &self.limits,
+            &self.store,
+            now,
+            commits,
+        ) && let Some(a) = &state.attached
         {
             a.outbox.wake.notify_one();
         }
@@ -366,21 +415,30 @@ impl Broker {
         let (share, inner) = split_share(filter);
         let existed = {
             let mut state = session.state.lock();
-            let existed = state.subscriptions.insert(filter.to_string(), (options, subscription_id)).is_some();
+            let existed = state
+                .subscriptions
+                .insert(filter.to_string(), (options, subscription_id))
+                .is_some();
             if state.persistent() {
-                commits.push(self.store.submit(vec![WriteOp::PutSubscription(SubscriptionRecord {
-                    client_id: session.client_id.to_string(),
-                    filter: filter.to_string(),
-                    options: options_to_byte(&options),
-                    subscription_id,
-                })]));
+                commits.push(self.store.submit(vec![WriteOp::PutSubscription(
+                    SubscriptionRecord {
+                        client_id: session.client_id.to_string(),
+                        filter: filter.to_string(),
+                        options: options_to_byte(&options),
+                        subscription_id,
+                    },
+                )]));
             }
             existed
         };
         self.trie.write().insert(
             share,
             inner,
-            Subscriber { key: SessionRef(session.clone()), options, subscription_id },
+            Subscriber {
+                key: SessionRef(session.clone()),
+                options,
+                subscription_id,
+            },
         );
         let send_retained = share.is_none()
             && match options.retain_handling {
@@ -408,7 +466,12 @@ impl Broker {
     }
 
     /// Removes a subscription; returns whether it existed.
-    pub(crate) fn unsubscribe(&self, session: &Arc<Session>, filter: &str, commits: &mut Vec<Commit>) -> bool {
+    pub(crate) fn unsubscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &str,
+        commits: &mut Vec<Commit>,
+    ) -> bool {
         {
             let mut state = session.state.lock();
             if state.subscriptions.remove(filter).is_none() {
@@ -422,7 +485,9 @@ impl Broker {
             }
         }
         let (share, inner) = split_share(filter);
-        self.trie.write().remove(share, inner, &SessionRef(session.clone()));
+        self.trie
+            .write()
+            .remove(share, inner, &SessionRef(session.clone()));
         true
     }
 
@@ -441,7 +506,9 @@ impl Broker {
             let mut state = session.state.lock();
             state.ended = true;
             if state.persistent() {
-                drop(self.store.submit(vec![WriteOp::DeleteSession { client_id: session.client_id.to_string() }]));
+                drop(self.store.submit(vec![WriteOp::DeleteSession {
+                    client_id: session.client_id.to_string(),
+                }]));
             }
             state.subscriptions.drain().map(|(f, _)| f).collect()
         };
@@ -459,9 +526,13 @@ impl Broker {
         let session = session.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let Some(broker) = broker.upgrade() else { return };
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
             let mut sessions = broker.sessions.lock();
-            let current = sessions.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, &session));
+            let current = sessions
+                .get(&session.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, &session));
             let idle = {
                 let state = session.state.lock();
                 state.attached.is_none() && state.generation == generation
@@ -502,7 +573,10 @@ fn split_share(filter: &str) -> (Option<&str>, &str) {
 }
 
 fn options_to_byte(o: &SubscriptionOptions) -> u8 {
-    (o.qos as u8) | (u8::from(o.no_local) << 2) | (u8::from(o.retain_as_published) << 3) | (o.retain_handling << 4)
+    (o.qos as u8)
+        | (u8::from(o.no_local) << 2)
+        | (u8::from(o.retain_as_published) << 3)
+        | (o.retain_handling << 4)
 }
 
 fn options_from_byte(b: u8) -> SubscriptionOptions {

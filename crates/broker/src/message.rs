@@ -61,9 +61,9 @@ impl Message {
             qos: self.qos as u8,
             retain: self.retain,
             properties: encode_properties(&self.properties),
-            expires_at_ms: self.expires_at.map(|at| {
-                unix_ms() + at.saturating_duration_since(now).as_millis() as u64
-            }),
+            expires_at_ms: self
+                .expires_at
+                .map(|at| unix_ms() + at.saturating_duration_since(now).as_millis() as u64),
         }
     }
 
@@ -87,7 +87,10 @@ impl Message {
 }
 
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Properties are kept in the store in their MQTT 5 wire form (as the properties of a

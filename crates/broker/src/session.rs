@@ -52,8 +52,14 @@ pub(crate) struct Inflight {
 
 /// What the writer of a connection sends next.
 pub(crate) enum Outgoing {
-    Publish { delivery: Delivery, packet_id: u16, dup: bool },
-    PubRel { packet_id: u16 },
+    Publish {
+        delivery: Delivery,
+        packet_id: u16,
+        dup: bool,
+    },
+    PubRel {
+        packet_id: u16,
+    },
     Packet(Packet),
 }
 
@@ -248,10 +254,14 @@ impl SessionState {
                 i += 1;
                 continue;
             }
-            if entry.stage == InflightStage::Published && entry.attempts >= limits.max_redeliveries {
+            if entry.stage == InflightStage::Published && entry.attempts >= limits.max_redeliveries
+            {
                 let dropped = self.inflight.remove(i);
                 if let (true, Some(d)) = (persistent, dropped) {
-                    ops.push(WriteOp::DeleteOutbound { client_id: client_id.to_string(), seq: d.delivery.seq });
+                    ops.push(WriteOp::DeleteOutbound {
+                        client_id: client_id.to_string(),
+                        seq: d.delivery.seq,
+                    });
                 }
                 self.dropped += 1;
                 continue;
@@ -264,7 +274,9 @@ impl SessionState {
                     packet_id: entry.packet_id,
                     dup: entry.attempts > 1,
                 },
-                InflightStage::Released => Outgoing::PubRel { packet_id: entry.packet_id },
+                InflightStage::Released => Outgoing::PubRel {
+                    packet_id: entry.packet_id,
+                },
             });
             i += 1;
         }
@@ -272,16 +284,25 @@ impl SessionState {
             if front.qos != QoS::AtMostOnce && self.inflight.len() >= self.window {
                 break;
             }
-            let Some(delivery) = self.queue.pop_front() else { break };
+            let Some(delivery) = self.queue.pop_front() else {
+                break;
+            };
             self.queued_bytes -= delivery.cost();
             if delivery.message.is_expired(now) {
                 if persistent && delivery.qos != QoS::AtMostOnce {
-                    ops.push(WriteOp::DeleteOutbound { client_id: client_id.to_string(), seq: delivery.seq });
+                    ops.push(WriteOp::DeleteOutbound {
+                        client_id: client_id.to_string(),
+                        seq: delivery.seq,
+                    });
                 }
                 continue;
             }
             if delivery.qos == QoS::AtMostOnce {
-                out.push(Outgoing::Publish { delivery, packet_id: 0, dup: false });
+                out.push(Outgoing::Publish {
+                    delivery,
+                    packet_id: 0,
+                    dup: false,
+                });
                 continue;
             }
             let packet_id = self.allocate_packet_id();
@@ -299,7 +320,11 @@ impl SessionState {
                 sent: true,
                 attempts: 1,
             });
-            out.push(Outgoing::Publish { delivery, packet_id, dup: false });
+            out.push(Outgoing::Publish {
+                delivery,
+                packet_id,
+                dup: false,
+            });
         }
         if !ops.is_empty() {
             drop(store.submit(ops));
@@ -370,7 +395,13 @@ impl SessionState {
                 } else {
                     InflightStage::Published
                 };
-                self.inflight.push_back(Inflight { packet_id, delivery, stage, sent: false, attempts: 1 });
+                self.inflight.push_back(Inflight {
+                    packet_id,
+                    delivery,
+                    stage,
+                    sent: false,
+                    attempts: 1,
+                });
             }
         }
     }

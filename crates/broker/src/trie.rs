@@ -32,7 +32,11 @@ struct Node<K> {
 
 impl<K> Default for Node<K> {
     fn default() -> Self {
-        Node { children: HashMap::new(), subscribers: Vec::new(), shared: Vec::new() }
+        Node {
+            children: HashMap::new(),
+            subscribers: Vec::new(),
+            shared: Vec::new(),
+        }
     }
 }
 
@@ -55,7 +59,9 @@ pub(crate) struct Trie<K> {
 
 impl<K: PartialEq + Clone> Default for Trie<K> {
     fn default() -> Self {
-        Trie { root: Node::default() }
+        Trie {
+            root: Node::default(),
+        }
     }
 }
 
@@ -141,7 +147,10 @@ impl<K: PartialEq + Clone> Trie<K> {
             for g in &node.shared {
                 if !g.members.is_empty() {
                     let start = g.cursor.fetch_add(1, Ordering::Relaxed) % g.members.len();
-                    shared(SharedMatch { members: &g.members, start });
+                    shared(SharedMatch {
+                        members: &g.members,
+                        start,
+                    });
                 }
             }
         };
@@ -192,12 +201,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn sub(key: u32) -> Subscriber<u32> {
-        Subscriber { key, options: SubscriptionOptions::default(), subscription_id: None }
+        Subscriber {
+            key,
+            options: SubscriptionOptions::default(),
+            subscription_id: None,
+        }
     }
 
     fn matching(trie: &Trie<u32>, topic: &str) -> Vec<u32> {
         let mut out = Vec::new();
-        trie.matches(topic, |s| out.push(s.key), |g| out.push(g.members[g.start].key));
+        let mut shared = Vec::new();
+        trie.matches(
+            topic,
+            |s| out.push(s.key),
+            |g| shared.push(g.members[g.start].key),
+        );
+        out.extend(shared);
         out.sort_unstable();
         out
     }
@@ -247,7 +266,12 @@ mod tests {
     }
 
     fn level() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("".to_string()), Just("$x".to_string())]
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("".to_string()),
+            Just("$x".to_string())
+        ]
     }
 
     fn filter_level() -> impl Strategy<Value = String> {

@@ -1,0 +1,716 @@
+//! The broker driven in-process over in-memory streams by a codec-speaking test client:
+//! protocol behaviour without sockets, and with tokio's paused clock where time matters.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ferrocore_broker::{Broker, BrokerConfig, Compat, ConnectionInfo, ListenerAuth, Transport};
+use ferrocore_mqtt::*;
+use ferrocore_store::{Durability, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+struct Harness {
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(config: BrokerConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("t.db"), Durability::Process)
+        .await
+        .unwrap();
+    Harness {
+        broker: Broker::start(config, store).await.unwrap(),
+        _dir: dir,
+    }
+}
+
+async fn restart(h: Harness, config: BrokerConfig) -> Harness {
+    h.broker.shutdown().await;
+    let Harness { broker, _dir } = h;
+    drop(broker);
+    let store = Store::open_sqlite(&_dir.path().join("t.db"), Durability::Process)
+        .await
+        .unwrap();
+    Harness {
+        broker: Broker::start(config, store).await.unwrap(),
+        _dir,
+    }
+}
+
+struct Client {
+    io: DuplexStream,
+    buf: BytesMut,
+    version: ProtocolVersion,
+}
+
+fn info(anonymous: bool) -> ConnectionInfo {
+    let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    ConnectionInfo {
+        peer_addr: addr,
+        local_addr: addr,
+        transport: Transport::Tcp,
+        tls: None,
+        listener: Arc::new(ListenerAuth {
+            name: "test".into(),
+            anonymous,
+        }),
+    }
+}
+
+fn open(broker: &Arc<Broker>, version: ProtocolVersion, anonymous: bool) -> Client {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let broker = broker.clone();
+    tokio::spawn(async move { broker.serve(server, info(anonymous)).await });
+    Client {
+        io: client,
+        buf: BytesMut::new(),
+        version,
+    }
+}
+
+fn connect_packet(version: ProtocolVersion, id: &str, clean: bool) -> Connect {
+    Connect {
+        protocol: version,
+        clean_start: clean,
+        keep_alive: 60,
+        client_id: id.into(),
+        ..Connect::default()
+    }
+}
+
+impl Client {
+    async fn connect(broker: &Arc<Broker>, connect: Connect) -> (Client, ConnAck) {
+        let mut c = open(broker, connect.protocol, true);
+        c.send(Packet::Connect(Box::new(connect))).await;
+        match c.recv().await {
+            Packet::ConnAck(a) => (c, a),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    async fn v5(broker: &Arc<Broker>, id: &str) -> Client {
+        Client::connect(broker, connect_packet(ProtocolVersion::V5, id, true))
+            .await
+            .0
+    }
+
+    async fn send(&mut self, p: Packet) {
+        let mut out = BytesMut::new();
+        encode(&p, self.version, &mut out).unwrap();
+        self.io.write_all(&out).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Packet {
+        self.try_recv(Duration::from_secs(10))
+            .await
+            .expect("no packet within 10 s")
+    }
+
+    /// `None` on timeout or when the server closed the stream.
+    async fn try_recv(&mut self, wait: Duration) -> Option<Packet> {
+        tokio::time::timeout(wait, async {
+            loop {
+                if let Some(p) = decode(&mut self.buf, Some(self.version), usize::MAX).unwrap() {
+                    return Some(p);
+                }
+                if self.io.read_buf(&mut self.buf).await.ok()? == 0 {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    async fn subscribe(&mut self, filter: &str, qos: QoS) -> SubAck {
+        self.subscribe_with(
+            filter,
+            SubscriptionOptions {
+                qos,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+    }
+
+    async fn subscribe_with(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) -> SubAck {
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![(filter.into(), options)],
+            properties: SubscribeProperties {
+                subscription_identifier: id,
+                ..Default::default()
+            },
+        }))
+        .await;
+        match self.recv().await {
+            Packet::SubAck(a) => a,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &str,
+        qos: QoS,
+        retain: bool,
+        packet_id: u16,
+    ) {
+        self.send(Packet::Publish(Publish {
+            qos,
+            retain,
+            topic: topic.into(),
+            packet_id,
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+            ..Publish::default()
+        }))
+        .await;
+    }
+
+    async fn expect_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Packet::Publish(p) => p,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn qos0_qos1_qos2_delivery() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    assert_eq!(
+        sub.subscribe("a/+", QoS::ExactlyOnce).await.reasons,
+        vec![2]
+    );
+    let mut publ = Client::v5(&h.broker, "pub").await;
+
+    publ.publish("a/0", "zero", QoS::AtMostOnce, false, 0).await;
+    let p = sub.expect_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.qos),
+        ("a/0", &b"zero"[..], QoS::AtMostOnce)
+    );
+
+    publ.publish("a/1", "one", QoS::AtLeastOnce, false, 7).await;
+    assert!(matches!(
+        publ.recv().await,
+        Packet::PubAck(PubResp {
+            packet_id: 7,
+            reason: 0,
+            ..
+        })
+    ));
+    let p = sub.expect_publish().await;
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+    sub.send(Packet::PubAck(PubResp {
+        packet_id: p.packet_id,
+        ..Default::default()
+    }))
+    .await;
+
+    publ.publish("a/2", "two", QoS::ExactlyOnce, false, 8).await;
+    assert!(matches!(
+        publ.recv().await,
+        Packet::PubRec(PubResp { packet_id: 8, .. })
+    ));
+    publ.send(Packet::PubRel(PubResp {
+        packet_id: 8,
+        ..Default::default()
+    }))
+    .await;
+    assert!(matches!(
+        publ.recv().await,
+        Packet::PubComp(PubResp { packet_id: 8, .. })
+    ));
+    let p = sub.expect_publish().await;
+    assert_eq!(p.qos, QoS::ExactlyOnce);
+    sub.send(Packet::PubRec(PubResp {
+        packet_id: p.packet_id,
+        ..Default::default()
+    }))
+    .await;
+    assert!(matches!(sub.recv().await, Packet::PubRel(PubResp { .. })));
+    sub.send(Packet::PubComp(PubResp {
+        packet_id: p.packet_id,
+        ..Default::default()
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn qos2_duplicate_publish_is_routed_once() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    sub.subscribe("d", QoS::AtMostOnce).await;
+    let mut publ = Client::v5(&h.broker, "pub").await;
+    for _ in 0..2 {
+        publ.publish("d", "x", QoS::ExactlyOnce, false, 3).await;
+        assert!(matches!(publ.recv().await, Packet::PubRec(_)));
+    }
+    sub.expect_publish().await;
+    assert!(sub.try_recv(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn retained_set_replace_clear_and_retain_handling() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut publ = Client::v5(&h.broker, "pub").await;
+    publ.publish("r/1", "old", QoS::AtLeastOnce, true, 1).await;
+    publ.recv().await;
+    publ.publish("r/1", "new", QoS::AtLeastOnce, true, 2).await;
+    publ.recv().await;
+    publ.publish("r/2", "two", QoS::AtLeastOnce, true, 3).await;
+    publ.recv().await;
+
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    sub.subscribe("r/1", QoS::AtMostOnce).await;
+    let p = sub.expect_publish().await;
+    assert!(p.retain);
+    assert_eq!(&p.payload[..], b"new");
+
+    // Retain handling 1: only when the subscription is new.
+    let opts = SubscriptionOptions {
+        retain_handling: 1,
+        ..Default::default()
+    };
+    sub.subscribe_with("r/2", opts, None).await;
+    sub.expect_publish().await;
+    sub.subscribe_with("r/2", opts, None).await;
+    assert!(sub.try_recv(Duration::from_millis(200)).await.is_none());
+    // Retain handling 2: never.
+    let opts = SubscriptionOptions {
+        retain_handling: 2,
+        ..Default::default()
+    };
+    sub.subscribe_with("r/#", opts, None).await;
+    assert!(sub.try_recv(Duration::from_millis(200)).await.is_none());
+
+    publ.publish("r/1", "", QoS::AtLeastOnce, true, 4).await;
+    publ.recv().await;
+    let mut late = Client::v5(&h.broker, "late").await;
+    late.subscribe("r/+", QoS::AtMostOnce).await;
+    let p = late.expect_publish().await;
+    assert_eq!(p.topic, "r/2", "the cleared topic is gone");
+    assert!(late.try_recv(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn aws_compat_skips_retained_on_wildcards_and_caps_qos() {
+    let config = BrokerConfig {
+        compat: Compat::Aws,
+        ..BrokerConfig::default()
+    };
+    let h = harness(config).await;
+    let (mut publ, ack) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, "pub", true)).await;
+    assert_eq!(ack.properties.maximum_qos, Some(1));
+    publ.publish("w/1", "x", QoS::AtLeastOnce, true, 1).await;
+    publ.recv().await;
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    assert_eq!(
+        sub.subscribe("w/+", QoS::ExactlyOnce).await.reasons,
+        vec![1]
+    );
+    assert!(sub.try_recv(Duration::from_millis(200)).await.is_none());
+    sub.subscribe("w/1", QoS::AtLeastOnce).await;
+    assert!(sub.expect_publish().await.retain);
+}
+
+#[tokio::test]
+async fn persistent_session_survives_restart() {
+    let h = harness(BrokerConfig::default()).await;
+    let (mut sub, ack) = Client::connect(
+        &h.broker,
+        connect_packet(ProtocolVersion::V311, "durable", false),
+    )
+    .await;
+    assert!(!ack.session_present);
+    sub.subscribe("q/#", QoS::AtLeastOnce).await;
+    sub.send(Packet::Disconnect(Disconnect::default())).await;
+
+    let mut publ = Client::connect(&h.broker, connect_packet(ProtocolVersion::V311, "p", true))
+        .await
+        .0;
+    for i in 1..=20u16 {
+        publ.publish("q/x", &i.to_string(), QoS::AtLeastOnce, false, i)
+            .await;
+        assert!(matches!(publ.recv().await, Packet::PubAck(_)));
+    }
+    publ.publish("q/retained", "kept", QoS::AtLeastOnce, true, 21)
+        .await;
+    publ.recv().await;
+
+    let h = restart(h, BrokerConfig::default()).await;
+    let (mut sub, ack) = Client::connect(
+        &h.broker,
+        connect_packet(ProtocolVersion::V311, "durable", false),
+    )
+    .await;
+    assert!(ack.session_present);
+    let mut got = Vec::new();
+    for _ in 0..21 {
+        let p = sub.expect_publish().await;
+        got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+        sub.send(Packet::PubAck(PubResp {
+            packet_id: p.packet_id,
+            ..Default::default()
+        }))
+        .await;
+    }
+    let expected: Vec<String> = (1..=20)
+        .map(|i: u16| i.to_string())
+        .chain(["kept".to_string()])
+        .collect();
+    assert_eq!(got, expected, "every acknowledged message, in order");
+
+    let mut fresh = Client::v5(&h.broker, "fresh").await;
+    fresh.subscribe("q/retained", QoS::AtMostOnce).await;
+    assert_eq!(&fresh.expect_publish().await.payload[..], b"kept");
+}
+
+#[tokio::test]
+async fn clean_session_discards_state() {
+    let h = harness(BrokerConfig::default()).await;
+    let (mut c, _) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V311, "c", false)).await;
+    c.subscribe("x", QoS::AtLeastOnce).await;
+    c.send(Packet::Disconnect(Disconnect::default())).await;
+    let (mut c, ack) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V311, "c", true)).await;
+    assert!(!ack.session_present);
+    let mut publ = Client::v5(&h.broker, "p").await;
+    publ.publish("x", "m", QoS::AtMostOnce, false, 0).await;
+    assert!(c.try_recv(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn takeover_closes_old_connection_with_0x8e() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut first = Client::v5(&h.broker, "same").await;
+    let _second = Client::v5(&h.broker, "same").await;
+    match first.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::SESSION_TAKEN_OVER),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn will_on_abnormal_close_not_on_disconnect() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut watcher = Client::v5(&h.broker, "w").await;
+    watcher.subscribe("will/#", QoS::AtMostOnce).await;
+    let will = LastWill {
+        topic: "will/a".into(),
+        payload: Bytes::from_static(b"gone"),
+        ..LastWill::default()
+    };
+
+    let mut c = connect_packet(ProtocolVersion::V5, "a", true);
+    c.will = Some(will.clone());
+    let (polite, _) = Client::connect(&h.broker, c.clone()).await;
+    let mut polite = polite;
+    polite.send(Packet::Disconnect(Disconnect::default())).await;
+    assert!(watcher.try_recv(Duration::from_millis(200)).await.is_none());
+
+    let (rude, _) = Client::connect(&h.broker, c).await;
+    drop(rude);
+    assert_eq!(&watcher.expect_publish().await.payload[..], b"gone");
+}
+
+#[tokio::test]
+async fn will_delay_is_cancelled_by_reconnect() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut watcher = Client::v5(&h.broker, "w").await;
+    watcher.subscribe("will/#", QoS::AtMostOnce).await;
+    let mut c = connect_packet(ProtocolVersion::V5, "delayed", true);
+    c.properties.session_expiry_interval = Some(100);
+    c.will = Some(LastWill {
+        topic: "will/d".into(),
+        payload: Bytes::from_static(b"late"),
+        properties: WillProperties {
+            will_delay_interval: Some(2),
+            ..Default::default()
+        },
+        ..LastWill::default()
+    });
+    let (first, _) = Client::connect(&h.broker, c.clone()).await;
+    drop(first);
+    c.clean_start = false;
+    let (_again, ack) = Client::connect(&h.broker, c.clone()).await;
+    assert!(ack.session_present);
+    assert!(
+        watcher.try_recv(Duration::from_secs(4)).await.is_none(),
+        "reconnect cancelled the will"
+    );
+
+    // Without a reconnect the will goes out after its delay.
+    let mut other = c.clone();
+    other.client_id = "delayed2".into();
+    other.clean_start = true;
+    let (second, _) = Client::connect(&h.broker, other).await;
+    drop(second);
+    assert_eq!(&watcher.expect_publish().await.payload[..], b"late");
+}
+
+#[tokio::test]
+async fn keep_alive_timeout_closes_with_0x8d() {
+    let h = harness(BrokerConfig::default()).await;
+    // Paused only now: the store's pool keeps real-time timers while opening.
+    tokio::time::pause();
+    let mut c = connect_packet(ProtocolVersion::V5, "ka", true);
+    c.keep_alive = 2;
+    let (mut client, _) = Client::connect(&h.broker, c).await;
+    match client.try_recv(Duration::from_secs(10)).await {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::KEEP_ALIVE_TIMEOUT),
+        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn silent_connection_is_dropped() {
+    let h = harness(BrokerConfig {
+        connect_timeout: Duration::from_secs(3),
+        ..BrokerConfig::default()
+    })
+    .await;
+    // Paused only now: the store's pool keeps real-time timers while opening.
+    tokio::time::pause();
+    let mut c = open(&h.broker, ProtocolVersion::V311, true);
+    assert!(c.try_recv(Duration::from_secs(30)).await.is_none());
+    assert_eq!(h.broker.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn non_anonymous_listener_refuses() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut c = open(&h.broker, ProtocolVersion::V311, false);
+    c.send(Packet::Connect(Box::new(connect_packet(
+        ProtocolVersion::V311,
+        "x",
+        true,
+    ))))
+    .await;
+    match c.recv().await {
+        Packet::ConnAck(a) => assert_eq!(a.code, reason::v3::NOT_AUTHORIZED),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shared_subscription_delivers_to_one_member() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut a = Client::v5(&h.broker, "a").await;
+    let mut b = Client::v5(&h.broker, "b").await;
+    a.subscribe("$share/g/s/#", QoS::AtMostOnce).await;
+    b.subscribe("$share/g/s/#", QoS::AtMostOnce).await;
+    let mut publ = Client::v5(&h.broker, "p").await;
+    for i in 0..10 {
+        publ.publish("s/x", &i.to_string(), QoS::AtMostOnce, false, 0)
+            .await;
+    }
+    let mut count = 0;
+    while a.try_recv(Duration::from_millis(200)).await.is_some() {
+        count += 1;
+    }
+    while b.try_recv(Duration::from_millis(200)).await.is_some() {
+        count += 1;
+    }
+    assert_eq!(count, 10);
+}
+
+#[tokio::test]
+async fn v5_features_no_local_sub_ids_aliases_and_properties() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut c = connect_packet(ProtocolVersion::V5, "me", true);
+    c.properties.topic_alias_maximum = Some(4);
+    let (mut me, ack) = Client::connect(&h.broker, c).await;
+    assert_eq!(ack.properties.topic_alias_maximum, Some(8));
+    let nl = SubscriptionOptions {
+        no_local: true,
+        ..Default::default()
+    };
+    me.subscribe_with("nl", nl, Some(5)).await;
+    me.subscribe_with("t/#", SubscriptionOptions::default(), Some(6))
+        .await;
+    me.subscribe_with("t/+", SubscriptionOptions::default(), Some(7))
+        .await;
+    me.publish("nl", "own", QoS::AtMostOnce, false, 0).await;
+    assert!(
+        me.try_recv(Duration::from_millis(200)).await.is_none(),
+        "no-local"
+    );
+
+    let mut other = Client::v5(&h.broker, "other").await;
+    let props = PublishProperties {
+        user_properties: vec![("b".into(), "1".into()), ("a".into(), "2".into())],
+        response_topic: Some("reply/here".into()),
+        correlation_data: Some(Bytes::from_static(b"corr")),
+        content_type: Some("text/plain".into()),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        other
+            .send(Packet::Publish(Publish {
+                topic: "t/x".into(),
+                payload: Bytes::from_static(b"p"),
+                properties: props.clone(),
+                ..Publish::default()
+            }))
+            .await;
+    }
+    let first = me.expect_publish().await;
+    let mut ids = first.properties.subscription_identifiers.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![6, 7], "one copy carrying both identifiers");
+    assert_eq!(first.properties.user_properties, props.user_properties);
+    assert_eq!(first.properties.response_topic, props.response_topic);
+    assert_eq!(first.properties.correlation_data, props.correlation_data);
+    assert_eq!(first.topic, "t/x");
+    let alias = first
+        .properties
+        .topic_alias
+        .expect("server assigns an alias");
+    let second = me.expect_publish().await;
+    assert_eq!(
+        (second.topic.as_str(), second.properties.topic_alias),
+        ("", Some(alias))
+    );
+
+    // Inbound alias.
+    let mut watcher = Client::v5(&h.broker, "watch").await;
+    watcher.subscribe("alias/in", QoS::AtMostOnce).await;
+    let aliased = |topic: &str| {
+        Packet::Publish(Publish {
+            topic: topic.into(),
+            payload: Bytes::from_static(b"z"),
+            properties: PublishProperties {
+                topic_alias: Some(3),
+                ..Default::default()
+            },
+            ..Publish::default()
+        })
+    };
+    other.send(aliased("alias/in")).await;
+    other.send(aliased("")).await;
+    assert_eq!(watcher.expect_publish().await.topic, "alias/in");
+    assert_eq!(watcher.expect_publish().await.topic, "alias/in");
+}
+
+#[tokio::test]
+async fn assigned_client_id_and_oversize_for_client() {
+    let h = harness(BrokerConfig::default()).await;
+    let (_c, ack) = Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, "", true)).await;
+    assert!(
+        ack.properties
+            .assigned_client_identifier
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    let mut small = connect_packet(ProtocolVersion::V5, "small", true);
+    small.properties.maximum_packet_size = Some(64);
+    let (mut small, _) = Client::connect(&h.broker, small).await;
+    small.subscribe("big/#", QoS::AtMostOnce).await;
+    let mut publ = Client::v5(&h.broker, "p").await;
+    publ.publish("big/1", &"x".repeat(200), QoS::AtMostOnce, false, 0)
+        .await;
+    publ.publish("big/2", "ok", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(small.expect_publish().await.topic, "big/2");
+}
+
+#[tokio::test]
+async fn message_expiry_drops_stale_queued_messages() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut c = connect_packet(ProtocolVersion::V5, "exp", true);
+    c.properties.session_expiry_interval = Some(600);
+    let (mut sub, _) = Client::connect(&h.broker, c.clone()).await;
+    sub.subscribe("e", QoS::AtLeastOnce).await;
+    sub.send(Packet::Disconnect(Disconnect::default())).await;
+    let mut publ = Client::v5(&h.broker, "p").await;
+    for (expiry, body) in [(1, "short"), (100, "long")] {
+        publ.send(Packet::Publish(Publish {
+            qos: QoS::AtLeastOnce,
+            topic: "e".into(),
+            packet_id: 1,
+            payload: Bytes::from(body),
+            properties: PublishProperties {
+                message_expiry_interval: Some(expiry),
+                ..Default::default()
+            },
+            ..Publish::default()
+        }))
+        .await;
+        publ.recv().await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.clean_start = false;
+    let (mut sub, _) = Client::connect(&h.broker, c).await;
+    let p = sub.expect_publish().await;
+    assert_eq!(&p.payload[..], b"long");
+    assert!(
+        p.properties
+            .message_expiry_interval
+            .is_some_and(|left| left < 100)
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_out_of_order_packets_close_with_reason() {
+    let h = harness(BrokerConfig::default()).await;
+    // Not CONNECT first: closed without a reply.
+    let mut c = open(&h.broker, ProtocolVersion::V5, true);
+    c.io.write_all(&[0xC0, 0x00]).await.unwrap();
+    assert!(c.try_recv(Duration::from_secs(5)).await.is_none());
+    // A second CONNECT: protocol error.
+    let mut c = Client::v5(&h.broker, "twice").await;
+    c.send(Packet::Connect(Box::new(connect_packet(
+        ProtocolVersion::V5,
+        "twice",
+        true,
+    ))))
+    .await;
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::PROTOCOL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    // Oversize remaining length: refused from the header.
+    let mut c = Client::v5(&h.broker, "big").await;
+    c.io.write_all(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F])
+        .await
+        .unwrap();
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::PACKET_TOO_LARGE),
+        other => panic!("{other:?}"),
+    }
+    // Unsupported protocol level: CONNACK 1.
+    let mut c = open(&h.broker, ProtocolVersion::V311, true);
+    c.io.write_all(&[0x10, 0x0C, 0, 4, b'M', b'Q', b'T', b'T', 9, 2, 0, 60, 0, 0])
+        .await
+        .unwrap();
+    match c.recv().await {
+        Packet::ConnAck(a) => assert_eq!(a.code, reason::v3::UNACCEPTABLE_PROTOCOL_VERSION),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_sends_server_shutting_down() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut c = Client::v5(&h.broker, "s").await;
+    h.broker.shutdown().await;
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::SERVER_SHUTTING_DOWN),
+        other => panic!("{other:?}"),
+    }
+}
