@@ -1,9 +1,163 @@
-//! `ferrocore serve`.
+//! `ferrocore serve`: settings, logging, the server identity, store, broker and listeners, and
+//! a graceful stop on SIGTERM / SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferrocore_broker::Broker;
+use ferrocore_server::identity;
+use ferrocore_server::tls::TlsState;
+use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
+use ferrocore_store::Store;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
 
 #[derive(clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub flags: ServeFlags,
+}
+
+/// How long the broker gets to disconnect everyone and flush before the process exits anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not yet")
+    let settings = match Settings::from_flags(args.flags) {
+        Ok(s) => s,
+        Err(e) => fail(e),
+    };
+    if let Err(e) = init_logging(&settings) {
+        fail(e);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ferrocore")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(settings));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+/// Prints one line and exits non-zero (the default `Error: ...` of `main` would add a
+/// backtrace hint and debug formatting).
+fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("error: {e}");
+    std::process::exit(1)
+}
+
+fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    let filter = match &settings.log_level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| anyhow::anyhow!("--log-level \"{level}\" is not a log filter ({e})"))?,
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v)
+                .map_err(|e| anyhow::anyhow!("RUST_LOG \"{v}\" is not a log filter ({e})"))?,
+            _ => EnvFilter::new("info"),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    Ok(())
+}
+
+/// The soft limit on open files, from /proc (no libc call needed).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let data_dir = settings.data_dir.clone();
+    identity::create_data_dir(&data_dir)?;
+    ferrocore_server::remove_listeners_json(&data_dir);
+
+    if settings.dev {
+        warn!("==================================================================");
+        warn!("DEVELOPMENT MODE (--dev): plain MQTT without TLS, and ANONYMOUS");
+        warn!("clients may publish and subscribe to ANYTHING. Never in production.");
+        warn!("==================================================================");
+    }
+    for l in settings.listeners.iter().filter(|l| l.anonymous) {
+        warn!(listener = %l.name, address = %l.address, "listener admits anonymous clients with an allow-all policy");
+    }
+    if let Some(limit) = open_files_limit()
+        && (settings.admission.max_connections as u64) > limit
+    {
+        warn!(
+            max_connections = settings.admission.max_connections,
+            open_files_limit = limit,
+            "the open-files limit is below --max-connections; raise it (ulimit -n) or connections will fail at accept"
+        );
+    }
+
+    let host = identity::host_name();
+    let identity = identity::load_or_create(&data_dir, &settings.endpoint_names, host.as_deref())?;
+    if identity.created_root {
+        info!(root_ca = %identity.root_ca_path().display(), "created a root CA; devices trust this file");
+    }
+    if identity.issued_server_cert {
+        info!(names = ?identity.server_names, "issued a server certificate");
+    }
+    let tls = Arc::new(TlsState::new(&identity).context("TLS setup failed")?);
+
+    // Bind before opening the store, so a port in use fails fast.
+    let bound = ferrocore_server::bind_all(&settings.listeners)?;
+
+    let store = Store::open_sqlite(&data_dir.join("ferrocore.db"), settings.durability)
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let broker = Broker::start(settings.broker.clone(), store.clone())
+        .await
+        .context("cannot start the broker")?;
+
+    let handler: Arc<dyn ConnectionHandler> = broker.clone();
+    let mut running = bound.start(handler, Some(tls), ServerOptions::from_settings(&settings))?;
+    ferrocore_server::write_listeners_json(&data_dir, running.addresses())?;
+    for l in running.addresses() {
+        info!(listener = %l.name, transport = %l.transport, address = %l.address, "listening");
+    }
+    info!(data_dir = %data_dir.display(), "ferrocore is ready");
+
+    let signal = wait_for_signal()
+        .await
+        .context("cannot install signal handlers")?;
+    info!(signal, "shutting down");
+    // A second signal stops at once.
+    tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            eprintln!("error: second signal during shutdown; exiting now");
+            std::process::exit(130);
+        }
+    });
+
+    running.stop_accepting().await;
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, broker.shutdown())
+        .await
+        .is_err()
+    {
+        error!("the broker did not finish shutting down in {SHUTDOWN_TIMEOUT:?}");
+    }
+    let closed = store.close().await;
+    ferrocore_server::remove_listeners_json(&data_dir);
+    closed.context("closing the store failed")?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = int.recv() => Ok("SIGINT"),
+    }
 }

@@ -45,7 +45,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use config::{ListenerKind, ListenerSpec, ServeFlags, Settings};
 pub use listener::{
     BoundServer, ListenerAddress, ListenersFile, RunningServer, ServerOptions, bind_all,
-    listeners_json_path, remove_listeners_json,
+    listeners_json_path, remove_listeners_json, write_listeners_json,
 };
 
 /// A byte stream a listener established: TCP, TLS, or a WebSocket bridged to bytes.

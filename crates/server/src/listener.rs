@@ -85,6 +85,26 @@ pub fn remove_listeners_json(data_dir: &Path) {
     let _ = std::fs::remove_file(listeners_json_path(data_dir));
 }
 
+/// Writes `<data_dir>/listeners.json` (see the crate documentation) atomically: a temporary
+/// file renamed into place, so readers never see half of it.
+pub fn write_listeners_json(
+    data_dir: &Path,
+    listeners: &[ListenerAddress],
+) -> Result<PathBuf, ServerError> {
+    let path = listeners_json_path(data_dir);
+    let file = ListenersFile {
+        pid: std::process::id(),
+        listeners: listeners.to_vec(),
+    };
+    let mut json = serde_json::to_vec_pretty(&file).unwrap_or_default();
+    json.push(b'\n');
+    crate::identity::write_atomic(&path, &json, 0o644).map_err(|err| ServerError::Io {
+        what: format!("cannot write {}", path.display()),
+        err,
+    })?;
+    Ok(path)
+}
+
 struct Bound {
     spec: ListenerSpec,
     listener: TcpListener,
@@ -156,18 +176,7 @@ impl BoundServer {
 
     /// Writes `<data_dir>/listeners.json` atomically.
     pub fn write_listeners_json(&self, data_dir: &Path) -> Result<PathBuf, ServerError> {
-        let path = listeners_json_path(data_dir);
-        let file = ListenersFile {
-            pid: std::process::id(),
-            listeners: self.addresses(),
-        };
-        let mut json = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        json.push(b'\n');
-        crate::identity::write_atomic(&path, &json, 0o644).map_err(|err| ServerError::Io {
-            what: format!("cannot write {}", path.display()),
-            err,
-        })?;
-        Ok(path)
+        write_listeners_json(data_dir, &self.addresses())
     }
 
     /// Starts accepting on every listener; connections go to `handler`. `tls` is needed when
