@@ -1,0 +1,540 @@
+//! Progress bar, CPU / RSS sampling at the phase edges, and the final summary: a text block, one
+//! machine-readable `key=value` line (the format of peer-baselines §5) or one JSON object.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferrocore_mqtt::ProtocolVersion;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value};
+
+use super::load::{LoadOutcome, Observer, Shared, Timeline};
+use super::ramp::{RampObserver, RampOutcome};
+use super::stats::{self, CpuSample, cpu_pct, now_ns};
+use super::{BenchArgs, Plan};
+
+/// Keeps the error list printable.
+const MAX_ERRORS_SHOWN: usize = 10;
+
+/// Samples the broker and this process at the edges of the measured phase and drives the
+/// progress bar.
+pub struct Sampler {
+    broker_pid: Option<u32>,
+    bar: ProgressBar,
+    shared: Option<Arc<Shared>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    broker_cpu: [Option<CpuSample>; 2],
+    self_cpu: [Option<CpuSample>; 2],
+    /// Broker RSS before the ramp (connection scenarios).
+    pub rss_before_kb: Option<u64>,
+    /// Broker RSS at the end of the window, or after the settle time for idle.
+    pub rss_after_kb: Option<u64>,
+    pub sock_before_kb: Option<u64>,
+    pub sock_after_kb: Option<u64>,
+}
+
+impl Sampler {
+    pub fn new(broker_pid: Option<u32>, show_progress: bool) -> Sampler {
+        let target = if show_progress {
+            ProgressDrawTarget::stderr_with_hz(4)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix("connect");
+        Sampler {
+            broker_pid,
+            bar,
+            shared: None,
+            ticker: None,
+            broker_cpu: [None; 2],
+            self_cpu: [None; 2],
+            rss_before_kb: None,
+            rss_after_kb: None,
+            sock_before_kb: None,
+            sock_after_kb: None,
+        }
+    }
+
+    pub fn attach(&mut self, shared: Arc<Shared>) {
+        self.shared = Some(shared);
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        self.bar.finish_and_clear();
+    }
+
+    fn cpu(&mut self, i: usize) {
+        self.broker_cpu[i] = self.broker_pid.and_then(|p| stats::cpu_sample(Some(p)));
+        self.self_cpu[i] = stats::cpu_sample(None);
+    }
+
+    fn broker_rss(&self) -> Option<u64> {
+        self.broker_pid.and_then(stats::rss_kb)
+    }
+
+    pub fn broker_cpu_pct(&self) -> Option<f64> {
+        cpu_pct(self.broker_cpu[0], self.broker_cpu[1])
+    }
+
+    pub fn loadgen_cpu_pct(&self) -> Option<f64> {
+        cpu_pct(self.self_cpu[0], self.self_cpu[1])
+    }
+}
+
+impl Observer for Sampler {
+    fn setup_progress(&mut self, ready: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(ready);
+    }
+
+    fn started(&mut self, tl: Timeline) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if self.bar.is_hidden() {
+            return;
+        }
+        let bar = self.bar.clone();
+        bar.set_length((tl.end - tl.t0) / 1_000_000_000);
+        bar.set_position(0);
+        self.ticker = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let (mut last_sent, mut last_recv, mut last_t) = (0u64, 0u64, now_ns());
+            loop {
+                tick.tick().await;
+                let now = now_ns();
+                if now >= tl.end {
+                    break;
+                }
+                let phase = if now < tl.w0 {
+                    "warm-up"
+                } else if now < tl.w1 {
+                    "measure"
+                } else {
+                    "drain"
+                };
+                let sent = shared.sent.load(Ordering::Relaxed);
+                let recv = shared.recv.load(Ordering::Relaxed);
+                let dt = (now - last_t).max(1) as f64 / 1e9;
+                bar.set_prefix(phase);
+                bar.set_position(now.saturating_sub(tl.t0) / 1_000_000_000);
+                bar.set_message(format!(
+                    "s  sent {}/s  recv {}/s  errors {}",
+                    group((sent - last_sent) as f64 / dt),
+                    group((recv - last_recv) as f64 / dt),
+                    shared.errors.load(Ordering::Relaxed)
+                ));
+                (last_sent, last_recv, last_t) = (sent, recv, now);
+            }
+        }));
+    }
+
+    fn window_start(&mut self) {
+        self.cpu(0);
+    }
+
+    fn window_end(&mut self) {
+        self.cpu(1);
+        self.rss_after_kb = self.broker_rss();
+    }
+}
+
+impl RampObserver for Sampler {
+    fn progress(&mut self, done: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+    }
+
+    fn ramp_start(&mut self) {
+        self.rss_before_kb = self.broker_rss();
+        self.sock_before_kb = stats::tcp_sockstat_kb();
+        self.cpu(0);
+    }
+
+    fn ramp_end(&mut self) {
+        self.cpu(1);
+        self.rss_after_kb = self.broker_rss();
+        self.sock_after_kb = stats::tcp_sockstat_kb();
+        self.bar.set_prefix("hold");
+    }
+
+    fn settled(&mut self) {
+        self.rss_after_kb = self.broker_rss();
+        self.sock_after_kb = stats::tcp_sockstat_kb();
+    }
+
+    fn pinging(&mut self) {
+        self.bar.set_prefix("ping");
+        self.bar.set_position(0);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    U(u64),
+    F(f64, usize),
+}
+
+impl Val {
+    fn text(&self) -> String {
+        match self {
+            Val::U(v) => v.to_string(),
+            Val::F(v, prec) => format!("{v:.prec$}"),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Val::U(v) => Value::from(*v),
+            Val::F(v, prec) => {
+                let r: f64 = format!("{v:.prec$}").parse().unwrap_or(*v);
+                Value::from(r)
+            }
+        }
+    }
+}
+
+/// The outcome of one run.
+pub struct Report {
+    label: String,
+    header: String,
+    fields: Vec<(&'static str, Val)>,
+    body: String,
+    errors: Vec<String>,
+    pub setup_failed: bool,
+}
+
+impl Report {
+    pub fn new(a: &BenchArgs, plan: &Plan, addr: SocketAddr) -> Report {
+        let version = match a.mqtt_version {
+            ProtocolVersion::V5 => "MQTT 5",
+            _ => "MQTT 3.1.1",
+        };
+        let transport = if a.tls { "TLS" } else { "TCP" };
+        let who = match plan.scenario {
+            super::Scenario::ConnectStorm | super::Scenario::Idle => {
+                format!(
+                    "{} connections, {} connects in flight",
+                    plan.clients, a.connect_concurrency
+                )
+            }
+            _ => format!(
+                "{} pub → {} sub, QoS {}, {} B, {}{}",
+                plan.pub_topics.len(),
+                plan.sub_filters.len(),
+                a.qos,
+                a.payload_size,
+                if a.rate == 0 {
+                    "unthrottled".to_owned()
+                } else {
+                    format!("{} msg/s", group(a.rate as f64))
+                },
+                if a.qos > 0 {
+                    format!(", {} in flight", a.inflight)
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        let session = if a.clean_session {
+            ""
+        } else {
+            ", persistent sessions"
+        };
+        Report {
+            label: plan.label.clone(),
+            header: format!(
+                "ferrocore bench {}: {who}, {version}, {transport} {addr}{session}",
+                super::scenario_name(plan.scenario)
+            ),
+            fields: Vec::new(),
+            body: String::new(),
+            errors: Vec::new(),
+            setup_failed: false,
+        }
+    }
+
+    fn push(&mut self, k: &'static str, v: Val) {
+        self.fields.push((k, v));
+    }
+
+    fn push_opt(&mut self, k: &'static str, v: Option<Val>) {
+        if let Some(v) = v {
+            self.push(k, v);
+        }
+    }
+
+    pub fn set_load(&mut self, o: LoadOutcome, s: &Sampler) {
+        self.setup_failed = o.setup_failed;
+        self.errors = o.errors;
+        let c = o.counts;
+        let l = o.latency;
+        let bcpu = s.broker_cpu_pct();
+        let lcpu = s.loadgen_cpu_pct();
+        let pct = |v: f64| Val::U(v.round() as u64);
+        self.push("msgs_per_s", Val::U(c.delivered_per_s().round() as u64));
+        self.push("p50_ms", Val::F(l.p50_ms, 3));
+        self.push("p99_ms", Val::F(l.p99_ms, 3));
+        self.push("loss_pct", Val::F(c.loss_pct(), 2));
+        self.push_opt("broker_cpu_pct", bcpu.map(pct));
+        self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
+        self.push("sent_per_s", Val::U(c.sent_per_s().round() as u64));
+        self.push("p999_ms", Val::F(l.p999_ms, 3));
+        self.push("max_ms", Val::F(l.max_ms, 3));
+        self.push("unreceived_pct", Val::F(c.unreceived_pct(), 2));
+        self.push("samples", Val::U(l.count));
+        self.push_opt("broker_rss_kb", s.rss_after_kb.map(Val::U));
+        self.push("errors", Val::U(self.errors.len() as u64));
+
+        let mut b = String::new();
+        if let Some(tl) = o.timeline {
+            let secs = |a: u64, b: u64| (b - a) as f64 / 1e9;
+            let _ = writeln!(
+                b,
+                "  window      {:.1} s after {:.1} s warm-up, then {:.1} s drain",
+                secs(tl.w0, tl.w1),
+                secs(tl.t0, tl.w0),
+                secs(tl.w1, tl.end)
+            );
+        }
+        let _ = writeln!(b, "  sent        {} msg/s", group(c.sent_per_s()));
+        let _ = writeln!(
+            b,
+            "  delivered   {} msg/s at the subscribers{}",
+            group(c.delivered_per_s()),
+            if c.fanout > 1 {
+                format!(" (fan-out ×{})", c.fanout)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            b,
+            "  dropped     {:.2} %  (of the window's messages, {:.2} % unreceived when the drain ended)",
+            c.loss_pct(),
+            c.unreceived_pct()
+        );
+        let _ = writeln!(
+            b,
+            "  latency     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
+            l.p50_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            group(l.count as f64)
+        );
+        self.body = b;
+        self.body_common(s, bcpu, lcpu, s.rss_after_kb);
+    }
+
+    pub fn set_ramp(&mut self, o: RampOutcome, s: &Sampler) {
+        self.errors = o.errors.clone();
+        let bcpu = s.broker_cpu_pct();
+        let lcpu = s.loadgen_cpu_pct();
+        let pct = |v: f64| Val::U(v.round() as u64);
+        let l = o.connect_latency;
+        self.push("msgs_per_s", Val::U(o.connacks_per_s().round() as u64));
+        self.push("p50_ms", Val::F(l.p50_ms, 3));
+        self.push("p99_ms", Val::F(l.p99_ms, 3));
+        self.push("ok", Val::U(o.ok));
+        self.push_opt("alive", o.alive.map(Val::U));
+        self.push_opt("broker_cpu_pct", bcpu.map(pct));
+        let per_conn = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+            let (a, b) = (a?, b?);
+            (o.ok > 0).then(|| (b as f64 - a as f64) / o.ok as f64)
+        };
+        self.push_opt("rss_before_kb", s.rss_before_kb.map(Val::U));
+        self.push_opt("rss_after_kb", s.rss_after_kb.map(Val::U));
+        let rss_per = per_conn(s.rss_before_kb, s.rss_after_kb);
+        self.push_opt("rss_kb_per_conn", rss_per.map(|v| Val::F(v, 2)));
+        self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
+        self.push("max_ms", Val::F(l.max_ms, 3));
+        self.push_opt("sockmem_before_kb", s.sock_before_kb.map(Val::U));
+        self.push_opt("sockmem_after_kb", s.sock_after_kb.map(Val::U));
+        let sock_per = per_conn(s.sock_before_kb, s.sock_after_kb);
+        self.push_opt("sockmem_kb_per_conn", sock_per.map(|v| Val::F(v, 2)));
+        self.push("failed", Val::U(o.failed));
+        self.push("errors", Val::U(self.errors.len() as u64));
+
+        let mut b = String::new();
+        let _ = writeln!(
+            b,
+            "  connected   {} of {} in {:.2} s: {} CONNACK/s",
+            o.ok,
+            o.ok + o.failed,
+            o.ramp.as_secs_f64(),
+            group(o.connacks_per_s())
+        );
+        let _ = writeln!(
+            b,
+            "  connect     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
+            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+        if let Some(alive) = o.alive {
+            let _ = writeln!(b, "  alive       {alive} of {} answered PINGREQ", o.ok);
+        }
+        if let (Some(a), Some(z)) = (s.rss_before_kb, s.rss_after_kb) {
+            let _ = writeln!(
+                b,
+                "  broker RSS  {} → {} KB: {:.2} KB per connection",
+                group(a as f64),
+                group(z as f64),
+                rss_per.unwrap_or(0.0)
+            );
+        }
+        if let (Some(a), Some(z)) = (s.sock_before_kb, s.sock_after_kb) {
+            let _ = writeln!(
+                b,
+                "  socket mem  {} → {} KB (/proc/net/sockstat TCP, both ends): {:.2} KB per connection",
+                group(a as f64),
+                group(z as f64),
+                sock_per.unwrap_or(0.0)
+            );
+        }
+        self.body = b;
+        self.body_common(s, bcpu, lcpu, None);
+    }
+
+    fn body_common(&mut self, s: &Sampler, bcpu: Option<f64>, lcpu: Option<f64>, rss: Option<u64>) {
+        let b = &mut self.body;
+        if let Some(pid) = s.broker_pid {
+            let cpu = bcpu.map_or("n/a".to_owned(), |v| format!("{v:.0} %"));
+            let rss = rss.map_or(String::new(), |v| format!("  RSS {} KB", group(v as f64)));
+            let _ = writeln!(
+                b,
+                "  broker      CPU {cpu}{rss}  (pid {pid}; 100 % = one core)"
+            );
+        }
+        if let Some(v) = lcpu {
+            let _ = writeln!(b, "  load gen    CPU {v:.0} %");
+        }
+        let _ = writeln!(b, "  errors      {}", self.errors.len());
+        for e in self.errors.iter().take(MAX_ERRORS_SHOWN) {
+            let _ = writeln!(b, "    {e}");
+        }
+        if self.errors.len() > MAX_ERRORS_SHOWN {
+            let _ = writeln!(b, "    … and {} more", self.errors.len() - MAX_ERRORS_SHOWN);
+        }
+    }
+
+    pub fn first_error(&self) -> Option<&str> {
+        self.errors.first().map(String::as_str)
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.header, self.body)
+    }
+
+    /// `scenario=p2p msgs_per_s=61089 p50_ms=25.759 …`
+    pub fn line(&self) -> String {
+        let mut l = format!("scenario={}", self.label);
+        for (k, v) in &self.fields {
+            let _ = write!(l, " {k}={}", v.text());
+        }
+        l
+    }
+
+    pub fn json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("scenario".into(), Value::from(self.label.clone()));
+        for (k, v) in &self.fields {
+            m.insert((*k).into(), v.json());
+        }
+        m.insert("description".into(), Value::from(self.header.clone()));
+        m.insert("setup_failed".into(), Value::from(self.setup_failed));
+        let errs: Vec<Value> = self
+            .errors
+            .iter()
+            .take(MAX_ERRORS_SHOWN)
+            .map(|e| Value::from(e.clone()))
+            .collect();
+        m.insert("error_samples".into(), Value::from(errs));
+        m.insert("line".into(), Value::from(self.line()));
+        Value::Object(m)
+    }
+}
+
+/// `1234567.8` → `1,234,568`.
+pub fn group(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::{Counts, Percentiles};
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0.0), "0");
+        assert_eq!(group(999.0), "999");
+        assert_eq!(group(1000.0), "1,000");
+        assert_eq!(group(184_275.4), "184,275");
+        assert_eq!(group(2_507_500.0), "2,507,500");
+    }
+
+    #[test]
+    fn machine_line_matches_the_baseline_format() {
+        let mut r = Report {
+            label: "p2p".into(),
+            header: String::new(),
+            fields: Vec::new(),
+            body: String::new(),
+            errors: Vec::new(),
+            setup_failed: false,
+        };
+        let o = LoadOutcome {
+            counts: Counts {
+                sent_window: 610_890,
+                delivered_window: 610_890,
+                delivered_of_window_sends: 610_890,
+                fanout: 1,
+                window: Duration::from_secs(10),
+            },
+            latency: Percentiles {
+                count: 610_890,
+                p50_ms: 25.759,
+                p99_ms: 41.631,
+                p999_ms: 50.0,
+                max_ms: 60.0,
+            },
+            ..Default::default()
+        };
+        r.set_load(o, &Sampler::new(None, false));
+        let line = r.line();
+        assert!(
+            line.starts_with(
+                "scenario=p2p msgs_per_s=61089 p50_ms=25.759 p99_ms=41.631 loss_pct=0.00 "
+            ),
+            "{line}"
+        );
+        assert!(
+            !line.contains("broker_cpu_pct"),
+            "no broker pid, no broker CPU: {line}"
+        );
+        let j = r.json();
+        assert_eq!(j["msgs_per_s"], 61089);
+        assert_eq!(j["p99_ms"], 41.631);
+        assert_eq!(j["scenario"], "p2p");
+    }
+}
