@@ -114,3 +114,12 @@ def test_v5_connack_capabilities(broker):
 def test_v5_user_properties_on_connect_accepted(broker):
     with Paho(broker, connect_properties=props(PacketTypes.CONNECT, UserProperty=[("a", "b")])) as c:
         c.connect()
+
+
+def test_default_mode_keeps_specification_behaviour(broker):
+    """Unlike --compat aws: QoS 2 and no keep-alive clamp."""
+    c = raw(broker)
+    ack = c.connect(uid("spec"), keepalive=5)
+    assert ack.prop(r.MAXIMUM_QOS, 2) == 2
+    assert ack.prop(r.SERVER_KEEP_ALIVE, 5) == 5
+    c.disconnect()

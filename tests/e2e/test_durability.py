@@ -1,0 +1,133 @@
+"""Crash safety: QoS 1 load to an offline persistent subscriber, SIGKILL, restart on the same
+data directory: every PUBACKed message arrives and retained messages are intact. Also a graceful
+restart (SIGTERM) keeps sessions and retained messages."""
+
+import signal
+import threading
+
+import pytest
+
+import mqttraw as r
+from clients import Paho, raw, topic, uid
+
+N = 400
+
+
+def offline_persistent_subscriber(b, cid, t, version):
+    s = Paho(b, client_id=cid, version=version, clean=(version == 5), session_expiry=3600 if version == 5 else None)
+    s.connect()
+    s.subscribe(t, 1)
+    s.disconnect()
+
+
+def resume(b, cid, version):
+    s = Paho(b, client_id=cid, version=version, clean=False, session_expiry=3600 if version == 5 else None)
+    ack = s.connect()
+    assert ack.session_present, "the persistent session did not survive"
+    return s
+
+
+def retained_snapshot(b, base, n):
+    with Paho(b) as s:
+        s.connect()
+        s.subscribe(f"{base}/#", 1)
+        got = s.get_n(n)
+        return {m.topic: (m.payload, m.retain) for m in got}
+
+
+@pytest.mark.ferrocore_only
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+@pytest.mark.parametrize("durability", ["process", "fsync"])
+def test_sigkill_after_acknowledged_load(start_broker, version, durability):
+    b = start_broker(args=["--durability", durability])
+    cid, t, rbase = uid("crash"), topic("load"), topic("retained")
+    offline_persistent_subscriber(b, cid, t, version)
+
+    acked = set()
+    with Paho(b, version=version) as pub:
+        pub.connect()
+        infos = [(i, pub.publish(t, f"m{i}", qos=1, wait=False)) for i in range(N)]
+        for i, info in infos:
+            info.wait_for_publish(timeout=30)
+            if info.is_published():
+                acked.add(f"m{i}".encode())
+        for k in range(5):
+            pub.publish(f"{rbase}/{k}", f"r{k}", qos=1, retain=True)
+    assert len(acked) == N
+
+    b.kill()  # SIGKILL: no shutdown path at all
+    b.start()
+
+    with resume(b, cid, version) as s:
+        got = set()
+        while not acked <= got:
+            got.add(s.get(timeout=30).payload)
+    assert retained_snapshot(b, rbase, 5) == {f"{rbase}/{k}": (f"r{k}".encode(), True) for k in range(5)}
+
+
+@pytest.mark.ferrocore_only
+def test_sigkill_during_load(start_broker):
+    """The kill lands while messages are in flight: exactly the PUBACKed ones must come back."""
+    b = start_broker()
+    cid, t = uid("crash-mid"), topic("midload")
+    offline_persistent_subscriber(b, cid, t, 5)
+
+    acked: set[bytes] = set()
+    stop = threading.Event()
+
+    def load():
+        c = raw(b, 5)
+        c.connect(uid("loader"))
+        outstanding = {}
+        i = 0
+        try:
+            while not stop.is_set():
+                pid = i % 60000 + 1
+                payload = f"x{i}".encode()
+                c.send(r.publish(t, payload, qos=1, pid=pid))
+                outstanding[pid] = payload
+                i += 1
+                while len(outstanding) >= 20:
+                    ack = c.expect(r.PUBACK, timeout=30)
+                    acked.add(outstanding.pop(ack.pid))
+        except (r.Closed, OSError, TimeoutError):
+            pass
+
+    th = threading.Thread(target=load)
+    th.start()
+    while len(acked) < 300:
+        th.join(0.05)
+        assert th.is_alive()
+    b.kill()
+    stop.set()
+    th.join(30)
+    b.start()
+    assert acked
+    with resume(b, cid, 5) as s:
+        got = set()
+        while not acked <= got:
+            got.add(s.get(timeout=30).payload)
+
+
+@pytest.mark.parametrize("version", [
+    pytest.param(4, id="v311"),
+    pytest.param(5, id="v5", marks=pytest.mark.mosquitto_xfail("2.0.11 restores no v5 session after a restart")),
+])
+def test_graceful_restart_keeps_sessions_and_retained(start_broker, version):
+    b = start_broker()
+    cid, t, rt = uid("graceful"), topic("g"), topic("gret")
+    offline_persistent_subscriber(b, cid, t, version)
+    with Paho(b) as pub:
+        pub.connect()
+        for i in range(20):
+            pub.publish(t, f"g{i}", qos=1)
+        pub.publish(rt, b"retained", qos=1, retain=True)
+    b.stop()
+    b.start()
+    with resume(b, cid, version) as s:
+        assert [m.payload for m in s.get_n(20)] == [f"g{i}".encode() for i in range(20)]
+    with Paho(b) as s:
+        s.connect()
+        s.subscribe(rt, 1)
+        m = s.get()
+        assert (m.payload, m.retain) == (b"retained", True)
