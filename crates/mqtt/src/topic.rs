@@ -164,3 +164,212 @@ pub fn matches(filter: &str, topic: &str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws() -> TopicLimits {
+        TopicLimits::default()
+    }
+
+    #[test]
+    fn topic_names() {
+        assert_eq!(validate_topic_name("a/b/c", &aws()), Ok(()));
+        assert_eq!(validate_topic_name("/", &aws()), Ok(()));
+        assert_eq!(
+            validate_topic_name("$aws/things/t/shadow/update", &aws()),
+            Ok(())
+        );
+        assert_eq!(validate_topic_name("", &aws()), Err(TopicError::Empty));
+        assert_eq!(validate_topic_name("a\0b", &aws()), Err(TopicError::Nul));
+        assert_eq!(
+            validate_topic_name("a/+", &aws()),
+            Err(TopicError::WildcardInName)
+        );
+        assert_eq!(
+            validate_topic_name("a#", &aws()),
+            Err(TopicError::WildcardInName)
+        );
+    }
+
+    #[test]
+    fn limits_skip_the_rules_and_share_prefixes() {
+        let deep7 = "1/2/3/4/5/6/7/8";
+        assert_eq!(validate_topic_name(deep7, &aws()), Ok(()));
+        assert_eq!(
+            validate_topic_name(&format!("{deep7}/9"), &aws()),
+            Err(TopicError::TooDeep(8, 7))
+        );
+        let rules = format!("$aws/rules/my_rule/{deep7}");
+        assert_eq!(validate_topic_name(&rules, &aws()), Ok(()));
+        assert_eq!(
+            validate_topic_name(&format!("{rules}/9"), &aws()),
+            Err(TopicError::TooDeep(8, 7))
+        );
+        // Without a rule name there is no prefix to skip.
+        assert!(validate_topic_name(&format!("$aws/rules//{deep7}"), &aws()).is_err());
+        let long = "x".repeat(256);
+        assert_eq!(validate_topic_name(&long, &aws()), Ok(()));
+        assert_eq!(
+            validate_topic_name(&format!("{long}y"), &aws()),
+            Err(TopicError::TooLong(257, 256))
+        );
+        assert_eq!(
+            validate_topic_name(&format!("$aws/rules/r/{long}"), &aws()),
+            Ok(())
+        );
+        assert_eq!(
+            validate_topic_filter(&format!("$share/group/{deep7}"), &aws()),
+            Ok(())
+        );
+        assert_eq!(
+            validate_topic_filter(&format!("$share/g/{long}"), &aws()),
+            Ok(())
+        );
+        assert_eq!(
+            validate_topic_filter(&format!("$share/g/{deep7}/+"), &aws()),
+            Err(TopicError::TooDeep(8, 7))
+        );
+        assert_eq!(
+            validate_topic_filter(&format!("{deep7}/#"), &aws()),
+            Err(TopicError::TooDeep(8, 7))
+        );
+    }
+
+    #[test]
+    fn topic_filters() {
+        for ok in [
+            "#",
+            "+",
+            "a/#",
+            "a/+/b",
+            "+/+",
+            "/+",
+            "+/",
+            "a//b",
+            "$SYS/#",
+            "$share/g/#",
+            "$share/g/a/+",
+        ] {
+            assert_eq!(validate_topic_filter(ok, &aws()), Ok(()), "{ok}");
+        }
+        for bad in [
+            "a#",
+            "a/#/b",
+            "#/a",
+            "a+/b",
+            "a/+b",
+            "++",
+            "##",
+            "$share/g/a/b#",
+        ] {
+            assert_eq!(
+                validate_topic_filter(bad, &aws()),
+                Err(TopicError::MisplacedWildcard),
+                "{bad}"
+            );
+        }
+        assert_eq!(validate_topic_filter("", &aws()), Err(TopicError::Empty));
+        assert_eq!(validate_topic_filter("a/\0", &aws()), Err(TopicError::Nul));
+        for bad in [
+            "$share/",
+            "$share/g",
+            "$share/g/",
+            "$share//a",
+            "$share/g+/a",
+            "$share/#/a",
+            "$share/+/a",
+        ] {
+            assert_eq!(
+                validate_topic_filter(bad, &aws()),
+                Err(TopicError::InvalidShare),
+                "{bad}"
+            );
+        }
+        // `$share` alone, or `$sharex/...`, is an ordinary filter.
+        assert_eq!(validate_topic_filter("$share", &aws()), Ok(()));
+        assert_eq!(validate_topic_filter("$shared/a", &aws()), Ok(()));
+    }
+
+    #[test]
+    fn shared_subscriptions() {
+        assert_eq!(parse_shared("a/b"), None);
+        assert_eq!(parse_shared("$share"), None);
+        assert_eq!(
+            parse_shared("$share/g/a/+"),
+            Some(Ok(SharedFilter {
+                group: "g",
+                filter: "a/+"
+            }))
+        );
+        assert_eq!(
+            parse_shared("$share/g//"),
+            Some(Ok(SharedFilter {
+                group: "g",
+                filter: "/"
+            }))
+        );
+        assert_eq!(
+            parse_shared("$share/g"),
+            Some(Err(TopicError::InvalidShare))
+        );
+        assert_eq!(
+            parse_shared("$share//x"),
+            Some(Err(TopicError::InvalidShare))
+        );
+        assert_eq!(
+            parse_shared("$share/g#/x"),
+            Some(Err(TopicError::InvalidShare))
+        );
+        assert_eq!(
+            parse_shared("$share/g/"),
+            Some(Err(TopicError::InvalidShare))
+        );
+    }
+
+    #[test]
+    fn matching() {
+        let yes = [
+            ("a/b", "a/b"),
+            ("a/+", "a/b"),
+            ("a/#", "a/b/c"),
+            ("a/#", "a"),
+            ("#", "a"),
+            ("#", "/"),
+            ("+/+", "/"),
+            ("+", ""),
+            ("a/+/c", "a//c"),
+            ("$SYS/#", "$SYS/x"),
+            ("$aws/things/+/shadow/update", "$aws/things/t/shadow/update"),
+            ("a/$x", "a/$x"),
+            ("a/+", "a/$x"),
+        ];
+        for (f, t) in yes {
+            assert!(matches(f, t), "{f} should match {t}");
+        }
+        let no = [
+            ("a/b", "a"),
+            ("a", "a/b"),
+            ("a/+", "a"),
+            ("a/+", "a/b/c"),
+            ("+", "/a"),
+            ("#", "$SYS/x"),
+            ("+/x", "$SYS/x"),
+            ("+", "$"),
+            ("#", "$aws/things/t"),
+            ("a/b", "A/b"),
+            ("/a", "a"),
+        ];
+        for (f, t) in no {
+            assert!(!matches(f, t), "{f} should not match {t}");
+        }
+    }
+
+    #[test]
+    fn wildcards_detected() {
+        assert!(has_wildcards("a/+"));
+        assert!(has_wildcards("#"));
+        assert!(!has_wildcards("a/b$c"));
+    }
+}
