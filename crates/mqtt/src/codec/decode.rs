@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 
-use super::read::Reader;
+use super::read::{Reader, utf8};
 use super::{DecodeError, props};
 use crate::packet::*;
 
@@ -160,11 +160,17 @@ fn packet_id(r: &mut Reader<'_>) -> Result<u16, DecodeError> {
 /// Checks a topic name read from the wire: no wildcards (may be empty; callers decide).
 #[inline]
 fn topic_name(r: &mut Reader<'_>) -> Result<String, DecodeError> {
-    let topic = r.str()?;
-    if crate::topic::has_wildcards(topic) {
-        return Err(DecodeError::TopicInvalid("topic name contains a wildcard"));
+    let raw = r.raw_prefixed()?;
+    // One scan for the rare cases (NUL, wildcards); UTF-8 validation is the only other pass.
+    if raw.iter().any(|&b| b == 0 || b == b'+' || b == b'#') {
+        let topic = utf8(raw)?;
+        if crate::topic::has_wildcards(topic) {
+            return Err(DecodeError::TopicInvalid("topic name contains a wildcard"));
+        }
     }
-    Ok(topic.to_owned())
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))
 }
 
 fn connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {

@@ -944,3 +944,80 @@ fn connect_encodes_for_the_requested_version() {
         }
     );
 }
+
+#[test]
+fn publish_subscription_identifiers() {
+    // Several identifiers in a PUBLISH to a client are fine; 0 is a protocol error; a
+    // five-byte identifier is malformed.
+    let Packet::Publish(p) = one(&hex("3008 0001 61 04 0b01 0b02"), V5) else {
+        panic!()
+    };
+    assert_eq!(p.properties.subscription_identifiers, vec![1, 2]);
+    protocol(err(&hex("3006 0001 61 02 0b00"), V5));
+    malformed(err(&hex("300a 0001 61 06 0b ffffffff7f"), V5));
+    // The largest one (268,435,455) round-trips; one more cannot be encoded.
+    let Packet::Publish(mut p) = one(&hex("3009 0001 61 05 0b ffffff7f"), V5) else {
+        panic!()
+    };
+    assert_eq!(p.properties.subscription_identifiers, vec![268_435_455]);
+    p.properties.subscription_identifiers = vec![268_435_456];
+    let mut b = BytesMut::new();
+    assert!(encode(&Packet::Publish(p), ProtocolVersion::V5, &mut b).is_err());
+    assert!(b.is_empty());
+}
+
+#[test]
+fn v5_connect_with_every_property() {
+    let c = Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: false,
+        keep_alive: 0,
+        client_id: "ünïcode".into(),
+        will: Some(LastWill {
+            topic: "w/t".into(),
+            payload: Bytes::from_static(&[0, 1, 2]),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            properties: WillProperties {
+                will_delay_interval: Some(5),
+                payload_format_indicator: Some(1),
+                message_expiry_interval: Some(60),
+                content_type: Some("text/plain".into()),
+                response_topic: Some("resp".into()),
+                correlation_data: Some(Bytes::from_static(b"cd")),
+                user_properties: vec![("k".into(), "v".into()), ("k".into(), "v2".into())],
+            },
+        }),
+        username: Some("u".into()),
+        password: Some(Bytes::from_static(b"p")),
+        properties: ConnectProperties {
+            session_expiry_interval: Some(u32::MAX),
+            receive_maximum: Some(10),
+            maximum_packet_size: Some(1 << 20),
+            topic_alias_maximum: Some(8),
+            request_response_information: Some(1),
+            request_problem_information: Some(0),
+            user_properties: vec![("a".into(), "b".into())],
+            authentication_method: Some("SCRAM-SHA-1".into()),
+            authentication_data: Some(Bytes::from_static(b"client-first")),
+        },
+    };
+    let p = Packet::Connect(Box::new(c));
+    let wire = enc(&p, ProtocolVersion::V5);
+    assert_eq!(one(&wire, None), p);
+    assert_eq!(incremental(&wire, None), p);
+    // Level 5 (after a two-byte remaining length); user name, password, will QoS 2, will flag.
+    assert_eq!((wire[9], wire[10]), (5, 0xC0 | 0x10 | 0x04));
+}
+
+#[test]
+fn reason_codes_of_errors() {
+    assert_eq!(DecodeError::Malformed("x").reason_code(), 0x81);
+    assert_eq!(DecodeError::Protocol("x").reason_code(), 0x82);
+    assert_eq!(DecodeError::UnsupportedProtocol(9).reason_code(), 0x84);
+    assert_eq!(DecodeError::TopicInvalid("x").reason_code(), 0x90);
+    assert_eq!(
+        DecodeError::TooLarge { size: 2, max: 1 }.reason_code(),
+        0x95
+    );
+}
