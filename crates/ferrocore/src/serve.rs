@@ -60,18 +60,41 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
             _ => EnvFilter::new("info"),
         },
     };
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
     Ok(())
 }
 
-/// The soft limit on open files, from /proc (no libc call needed).
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+/// Raises the soft open-files limit towards the hard one when `max_connections` needs it (as
+/// Go's runtime does), and returns the limit in effect.
+fn raise_open_files_limit(max_connections: usize) -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    // Room for the listeners, the database and the runtime.
+    let wanted = (max_connections as u64).saturating_add(256);
+    if current >= wanted {
+        return Some(current);
+    }
+    let raised = limit.maximum.map_or(wanted, |max| wanted.min(max));
+    if raised > current
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            },
+        )
+        .is_ok()
+    {
+        return Some(raised);
+    }
+    Some(current)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -88,13 +111,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     for l in settings.listeners.iter().filter(|l| l.anonymous) {
         warn!(listener = %l.name, address = %l.address, "listener admits anonymous clients with an allow-all policy");
     }
-    if let Some(limit) = open_files_limit()
+    if let Some(limit) = raise_open_files_limit(settings.admission.max_connections)
         && (settings.admission.max_connections as u64) > limit
     {
-        warn!(
+        info!(
             max_connections = settings.admission.max_connections,
             open_files_limit = limit,
-            "the open-files limit is below --max-connections; raise it (ulimit -n) or connections will fail at accept"
+            "the open-files limit caps connections below --max-connections (raise the hard limit, ulimit -Hn, to allow more)"
         );
     }
 

@@ -13,7 +13,7 @@ pub struct AdmissionConfig {
     /// Open connections on all listeners together.
     pub max_connections: usize,
     /// New connections per second per IP address (IPv6: per /64); bursts up to the same
-    /// number. 0: no limit.
+    /// number. 0: no limit. Loopback addresses are never limited.
     pub max_connect_rate_per_ip: u32,
     /// Time for the TLS handshake and the PROXY protocol header.
     pub tls_handshake_timeout: Duration,
@@ -77,8 +77,14 @@ impl Admission {
             .saturating_sub(self.connections.available_permits())
     }
 
-    /// Whether `ip` may open one more connection now (takes a token when it may).
+    /// Whether `ip` may open one more connection now (takes a token when it may). Loopback
+    /// addresses are not limited: they are this host's own clients (tests, benchmarks, a
+    /// local proxy that does not send the PROXY protocol, where every client would share one
+    /// bucket).
     pub fn allow_ip(&self, ip: IpAddr) -> bool {
+        if ip.is_loopback() || ip.to_canonical().is_loopback() {
+            return true;
+        }
         match &self.rate {
             None => true,
             Some(r) => r.lock().allow(ip, Instant::now()),
@@ -218,6 +224,22 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         r.allow(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), later);
         assert_eq!(r.tracked(), 1);
+    }
+
+    #[test]
+    fn loopback_is_not_rate_limited() {
+        let a = Admission::new(AdmissionConfig {
+            max_connect_rate_per_ip: 1,
+            ..Default::default()
+        });
+        for _ in 0..10 {
+            assert!(a.allow_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+            assert!(a.allow_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+            assert!(a.allow_ip(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())));
+        }
+        let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        assert!(a.allow_ip(other));
+        assert!(!a.allow_ip(other));
     }
 
     #[test]

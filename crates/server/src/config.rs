@@ -169,7 +169,8 @@ pub struct ServeFlags {
     pub max_connections: Option<usize>,
 
     /// New connections per second from one IP address (IPv6: one /64), bursts up to the same
-    /// number; 0 turns the limit off. [default: 1000] [config: max_connect_rate_per_ip]
+    /// number; 0 turns the limit off; loopback is exempt. [default: 1000]
+    /// [config: max_connect_rate_per_ip]
     #[arg(
         long,
         env = "FERROCORE_MAX_CONNECT_RATE_PER_IP",

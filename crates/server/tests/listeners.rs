@@ -554,7 +554,41 @@ async fn max_connections_refused_at_accept() {
 
 #[tokio::test]
 async fn connect_rate_per_ip() {
+    // Loopback is exempt, so the clients come from PROXY protocol addresses.
+    let toml = "[[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:0\"\ntransport = \"mqtt\"\nproxy_protocol = true\n";
     let h = start(
+        &[
+            "--max-connect-rate-per-ip",
+            "1",
+            "--listen-mqtts",
+            "off",
+            "--listen-https",
+            "off",
+        ],
+        toml,
+    )
+    .await;
+    let connect_as = |ip: &'static str| {
+        let lb = h.addr("lb");
+        async move {
+            let mut s = must(TcpStream::connect(lb).await, "connect");
+            let header = ferrocore_server::proxy::encode_v2(must(ip.parse(), "ip"), lb, &[]);
+            must(s.write_all(&header).await, "header");
+            s
+        }
+    };
+    let mut first = connect_as("198.51.100.1:1000").await;
+    read_line(&mut first).await;
+    let mut second = connect_as("198.51.100.1:1001").await;
+    assert!(
+        closed_by_server(&mut second).await,
+        "a second connect from one IP within the second is refused"
+    );
+    let mut other = connect_as("198.51.100.2:1000").await;
+    read_line(&mut other).await;
+    assert_echo(&mut first, b"still fine").await;
+    // Loopback clients are not limited.
+    let plain = start(
         &[
             "--max-connect-rate-per-ip",
             "1",
@@ -569,14 +603,10 @@ async fn connect_rate_per_ip() {
         "",
     )
     .await;
-    let mut first = must(TcpStream::connect(h.addr("mqtt")).await, "first");
-    read_line(&mut first).await;
-    let mut second = must(TcpStream::connect(h.addr("mqtt")).await, "second");
-    assert!(
-        closed_by_server(&mut second).await,
-        "a second connect within the second is refused"
-    );
-    assert_echo(&mut first, b"still fine").await;
+    for _ in 0..5 {
+        let mut s = must(TcpStream::connect(plain.addr("mqtt")).await, "connect");
+        read_line(&mut s).await;
+    }
 }
 
 #[tokio::test]
