@@ -130,6 +130,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         info!(names = ?identity.server_names, "issued a server certificate");
     }
     let tls = Arc::new(TlsState::new(&identity).context("TLS setup failed")?);
+    spawn_tls_reload_on_sighup(
+        tls.clone(),
+        data_dir.clone(),
+        settings.endpoint_names.clone(),
+        host.clone(),
+    );
 
     // Bind before opening the store, so a port in use fails fast.
     let bound = ferrocore_server::bind_all(&settings.listeners)?;
@@ -173,6 +179,47 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     closed.context("closing the store failed")?;
     info!("stopped");
     Ok(())
+}
+
+/// SIGHUP loads the server certificate and key from the data directory again (issuing a new
+/// one if it nears expiry) and serves it to new connections; open ones keep theirs.
+fn spawn_tls_reload_on_sighup(
+    tls: Arc<TlsState>,
+    data_dir: std::path::PathBuf,
+    endpoint_names: Vec<String>,
+    host: Option<String>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot install the SIGHUP handler; certificate reload by signal is off");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let loaded = tokio::task::spawn_blocking({
+                let (data_dir, endpoint_names, host) =
+                    (data_dir.clone(), endpoint_names.clone(), host.clone());
+                move || identity::load_or_create(&data_dir, &endpoint_names, host.as_deref())
+            })
+            .await;
+            match loaded {
+                Ok(Ok(id)) => match tls.reload(&id) {
+                    Ok(()) => {
+                        info!(names = ?id.server_names, issued = id.issued_server_cert, "reloaded the server certificate")
+                    }
+                    Err(e) => {
+                        error!(error = %e, "server certificate reload failed; keeping the old one")
+                    }
+                },
+                Ok(Err(e)) => {
+                    error!(error = %e, "server certificate reload failed; keeping the old one")
+                }
+                Err(e) => {
+                    error!(error = %e, "server certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {

@@ -74,6 +74,7 @@ struct Harness {
     data_dir: PathBuf,
     server: RunningServer,
     roots: Arc<rustls::RootCertStore>,
+    tls: Arc<TlsState>,
 }
 
 impl Harness {
@@ -120,7 +121,7 @@ async fn start(args: &[&str], toml: &str) -> Harness {
     let server = must(
         bound.start(
             Arc::new(InfoEcho),
-            Some(tls),
+            Some(tls.clone()),
             ServerOptions::from_settings(&settings),
         ),
         "start",
@@ -136,6 +137,7 @@ async fn start(args: &[&str], toml: &str) -> Harness {
         data_dir,
         server,
         roots: Arc::new(roots),
+        tls,
     }
 }
 
@@ -715,4 +717,28 @@ async fn stop_accepting_closes_the_ports() {
     );
     // Open connections go on until the handler ends them.
     assert_echo(&mut open, b"still here").await;
+}
+
+#[tokio::test]
+async fn server_certificate_reloads_without_restart() {
+    let h = start(&[], "").await;
+    let mut old = tls_connect(&h, "mqtts", &[]).await;
+    read_line(&mut old).await;
+    let new_name = "renamed.example.org";
+    let id = must(
+        identity::load_or_create(&h.data_dir, &[new_name.to_owned()], None),
+        "identity",
+    );
+    assert!(id.issued_server_cert);
+    must(h.tls.reload(&id), "reload");
+    // New handshakes get the new certificate (valid for the new name, same root)...
+    let mut s = tls_connect_with(
+        h.addr("https"),
+        client_config(&h, &[b"mqtt"], None),
+        new_name,
+    )
+    .await;
+    assert!(read_line(&mut s).await.contains(&format!("sni={new_name}")));
+    // ...and open connections keep going.
+    assert_echo(&mut old, b"old").await;
 }
