@@ -26,6 +26,8 @@ pub(crate) struct HttpConn {
     pub info: ConnectionInfo,
     pub handler: Arc<dyn ConnectionHandler>,
     pub max_ws_message: usize,
+    /// Held while any request or WebSocket session of the connection is alive.
+    pub _slot: crate::admission::ConnectionSlot,
 }
 
 /// The HTTP side of a listener: one router, cloned per request.
@@ -62,7 +64,12 @@ impl HttpService {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .enable_connect_protocol();
+            // WebSocket over HTTP/2 (RFC 8441).
+            .enable_connect_protocol()
+            // Find dead peers; HTTP/1.1 idle connections end at the header read timeout.
+            .keep_alive_interval(Duration::from_secs(60))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .max_concurrent_streams(128);
         if let Err(e) = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .await

@@ -329,7 +329,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     ctx: Arc<ListenerCtx>,
-    _slot: ConnectionSlot,
+    slot: ConnectionSlot,
 ) {
     let mut peer_addr = peer;
     let timeout = ctx.admission.config().tls_handshake_timeout;
@@ -359,7 +359,7 @@ async fn connection(
     let local = stream.local_addr().unwrap_or(ctx.local);
 
     if !ctx.spec.tls() {
-        dispatch(stream, peer_addr, local, None, &ctx).await;
+        dispatch(stream, peer_addr, local, None, &ctx, slot).await;
         return;
     }
     let Some(tls) = ctx.tls.clone() else { return };
@@ -391,7 +391,7 @@ async fn connection(
             .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
             .unwrap_or_default(),
     };
-    dispatch(stream, peer_addr, local, Some(tls_info), &ctx).await;
+    dispatch(stream, peer_addr, local, Some(tls_info), &ctx, slot).await;
 }
 
 async fn dispatch<S: IoStream>(
@@ -400,6 +400,7 @@ async fn dispatch<S: IoStream>(
     local_addr: SocketAddr,
     tls: Option<TlsInfo>,
     ctx: &ListenerCtx,
+    slot: ConnectionSlot,
 ) {
     let is_tls = tls.is_some();
     let mqtt_by_alpn = tls
@@ -423,6 +424,8 @@ async fn dispatch<S: IoStream>(
                 info,
                 handler: ctx.handler.clone(),
                 max_ws_message: ctx.options.max_ws_message,
+                // WebSocket sessions outlive the HTTP connection task: they hold the slot.
+                _slot: slot,
             });
             http.serve(stream, conn, ctx.options.http_header_timeout)
                 .await;
@@ -440,6 +443,7 @@ async fn dispatch<S: IoStream>(
                 listener: ctx.auth.clone(),
             };
             ctx.handler.clone().handle(Box::new(stream), info).await;
+            drop(slot);
         }
     }
 }

@@ -742,3 +742,33 @@ async fn server_certificate_reloads_without_restart() {
     // ...and open connections keep going.
     assert_echo(&mut old, b"old").await;
 }
+
+#[tokio::test]
+async fn websocket_sessions_count_against_max_connections() {
+    let h = start(&["--max-connections", "1", "--listen-mqtts", "off"], "").await;
+    let tls = tls_connect(&h, "https", &[b"http/1.1"]).await;
+    let mut req = must("wss://localhost/mqtt".into_client_request(), "request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", must("mqtt".parse(), "header"));
+    let (mut ws, _) = must(
+        tokio_tungstenite::client_async(req, tls).await,
+        "WebSocket handshake",
+    );
+    match ws.next().await {
+        Some(Ok(Message::Binary(b))) => assert!(b.starts_with(b"WebSocketTls ")),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The HTTP connection task has handed the socket to the session; the slot stays taken.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.server.open_connections(), 1);
+    let mut second = must(TcpStream::connect(h.addr("https")).await, "second");
+    assert!(closed_by_server(&mut second).await);
+    drop(ws);
+    for _ in 0..200 {
+        if h.server.open_connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.server.open_connections(), 0);
+}
