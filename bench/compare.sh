@@ -209,14 +209,18 @@ for broker in ("mosquitto", "ferrocore"):
     if not rs:
         print(f"scenario=? broker={broker} no successful run")
         continue
-    keys = [k for k in rs[0] if k != "broker"]
+    keys = []  # union of the runs' keys, in order (undefined figures are left out of a line)
+    for r in rs:
+        keys += [k for k in r if k != "broker" and k not in keys]
     m = {}
     out = []
     for k in keys:
         vals = [num(r.get(k, "")) for r in rs]
         vals = [v for v in vals if v is not None]
-        if k == "scenario" or not vals:
+        if k == "scenario":
             out.append(f"{k}={rs[0][k]}")
+            continue
+        if not vals:
             continue
         v = statistics.median(vals)
         m[k] = v

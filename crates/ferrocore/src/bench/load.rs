@@ -416,6 +416,26 @@ impl Io {
     }
 }
 
+/// Messages of one batch (all stamped `ts`) at the front of the write buffer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Batch {
+    n: u64,
+    ts: u64,
+    bytes: usize,
+    counted: u64,
+}
+
+impl Batch {
+    /// Records `w` more bytes written; returns how many messages that completed.
+    fn written(&mut self, w: usize, msg_len: usize) -> u64 {
+        self.bytes += w;
+        let done = ((self.bytes / msg_len.max(1)) as u64).min(self.n);
+        let new = done - self.counted;
+        self.counted = done;
+        new
+    }
+}
+
 /// Writes from `wbuf` (`Some(bytes written)`), or flushes when it is empty (`None`).
 async fn write_or_flush(wr: &mut WriteHalf<Stream>, wbuf: &[u8]) -> std::io::Result<Option<usize>> {
     if wbuf.is_empty() {
@@ -456,8 +476,9 @@ async fn publisher(
     let mut ids = InflightIds::default();
     let mut out = TaskOutcome::default();
     let mut produced: u64 = 0;
-    // The batch in `wbuf`: its message count and timestamp, committed once fully written.
-    let (mut batch_n, mut batch_ts) = (0u64, 0u64);
+    // The batch at the front of `wbuf`: each message counts as sent once fully written.
+    let mut batch = Batch::default();
+    let msg_len = template.len();
     let qos0 = spec.qos == QoS::AtMostOnce;
     let end = instant_at(tl.end);
 
@@ -488,7 +509,7 @@ async fn publisher(
                         template.append(&mut io.wbuf, ts, shared.tag, id);
                     }
                     produced += n as u64;
-                    (batch_n, batch_ts) = (n as u64, ts);
+                    batch = Batch { n: n as u64, ts, ..Batch::default() };
                 }
             }
             io.rbuf.reserve(16 * 1024);
@@ -512,15 +533,14 @@ async fn publisher(
                     }
                 }
                 w = write_or_flush(&mut io.wr, &io.wbuf), if !io.wbuf.is_empty() || io.needs_flush => {
-                    io.advance(w?)?;
-                    if io.wbuf.is_empty() {
-                        if batch_n > 0 {
-                            shared.sent.fetch_add(batch_n, Ordering::Relaxed);
-                            if tl.in_window(batch_ts) {
-                                out.sent_window += batch_n;
-                            }
+                    let w = w?;
+                    io.advance(w)?;
+                    let done = batch.written(w.unwrap_or(0), msg_len);
+                    if done > 0 {
+                        shared.sent.fetch_add(done, Ordering::Relaxed);
+                        if tl.in_window(batch.ts) {
+                            out.sent_window += done;
                         }
-                        batch_n = 0;
                     }
                 }
                 _ = sleep_until(instant_at(wake)) => {}
@@ -630,6 +650,20 @@ mod tests {
         assert!(tl.in_window(110));
         assert!(tl.in_window(159));
         assert!(!tl.in_window(160));
+    }
+
+    #[test]
+    fn batch_counts_whole_messages_written() {
+        let mut b = Batch {
+            n: 3,
+            ts: 1,
+            ..Batch::default()
+        };
+        assert_eq!(b.written(50, 100), 0);
+        assert_eq!(b.written(60, 100), 1);
+        assert_eq!(b.written(190, 100), 2);
+        // Trailing PUBRELs after the batch complete no further message.
+        assert_eq!(b.written(8, 100), 0);
     }
 
     #[test]

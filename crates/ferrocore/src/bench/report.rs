@@ -283,16 +283,22 @@ impl Report {
         let bcpu = s.broker_cpu_pct();
         let lcpu = s.loadgen_cpu_pct();
         let pct = |v: f64| Val::U(v.round() as u64);
+        // Latency needs messages sent in the window and received; loss needs messages sent in
+        // the window. Undefined figures are left out rather than printed as 0.
+        let has_lat = l.count > 0;
+        let has_sent = c.expected() > 0;
+        let lat = |v: f64| has_lat.then_some(Val::F(v, 3));
+        let loss = |v: f64| has_sent.then_some(Val::F(v, 2));
         self.push("msgs_per_s", Val::U(c.delivered_per_s().round() as u64));
-        self.push("p50_ms", Val::F(l.p50_ms, 3));
-        self.push("p99_ms", Val::F(l.p99_ms, 3));
-        self.push("loss_pct", Val::F(c.loss_pct(), 2));
+        self.push_opt("p50_ms", lat(l.p50_ms));
+        self.push_opt("p99_ms", lat(l.p99_ms));
+        self.push_opt("loss_pct", loss(c.loss_pct()));
         self.push_opt("broker_cpu_pct", bcpu.map(pct));
         self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
         self.push("sent_per_s", Val::U(c.sent_per_s().round() as u64));
-        self.push("p999_ms", Val::F(l.p999_ms, 3));
-        self.push("max_ms", Val::F(l.max_ms, 3));
-        self.push("unreceived_pct", Val::F(c.unreceived_pct(), 2));
+        self.push_opt("p999_ms", lat(l.p999_ms));
+        self.push_opt("max_ms", lat(l.max_ms));
+        self.push_opt("unreceived_pct", loss(c.unreceived_pct()));
         self.push("samples", Val::U(l.count));
         self.push_opt("broker_rss_kb", s.rss_after_kb.map(Val::U));
         self.push("errors", Val::U(self.errors.len() as u64));
@@ -319,21 +325,35 @@ impl Report {
                 String::new()
             }
         );
-        let _ = writeln!(
-            b,
-            "  dropped     {:.2} %  (of the window's messages, {:.2} % unreceived when the drain ended)",
-            c.loss_pct(),
-            c.unreceived_pct()
-        );
-        let _ = writeln!(
-            b,
-            "  latency     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
-            l.p50_ms,
-            l.p99_ms,
-            l.p999_ms,
-            l.max_ms,
-            group(l.count as f64)
-        );
+        if has_sent {
+            let _ = writeln!(
+                b,
+                "  dropped     {:.2} %  (of the window's messages, {:.2} % unreceived when the drain ended)",
+                c.loss_pct(),
+                c.unreceived_pct()
+            );
+        } else {
+            let _ = writeln!(
+                b,
+                "  dropped     n/a: no PUBLISH was fully written during the window"
+            );
+        }
+        if has_lat {
+            let _ = writeln!(
+                b,
+                "  latency     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
+                l.p50_ms,
+                l.p99_ms,
+                l.p999_ms,
+                l.max_ms,
+                group(l.count as f64)
+            );
+        } else {
+            let _ = writeln!(
+                b,
+                "  latency     n/a: no message sent during the window was received"
+            );
+        }
         self.body = b;
         self.body_common(s, bcpu, lcpu, s.rss_after_kb);
     }
@@ -536,5 +556,30 @@ mod tests {
         assert_eq!(j["msgs_per_s"], 61089);
         assert_eq!(j["p99_ms"], 41.631);
         assert_eq!(j["scenario"], "p2p");
+
+        // Nothing sent in the window: no latency, no loss, instead of zeros.
+        let mut r2 = Report {
+            fields: Vec::new(),
+            ..r
+        };
+        let o = LoadOutcome {
+            counts: Counts {
+                delivered_window: 1_000,
+                fanout: 500,
+                window: Duration::from_secs(1),
+                ..Counts::default()
+            },
+            ..Default::default()
+        };
+        r2.set_load(o, &Sampler::new(None, false));
+        let line = r2.line();
+        assert!(
+            line.starts_with("scenario=p2p msgs_per_s=1000 sent_per_s=0 "),
+            "{line}"
+        );
+        assert!(
+            !line.contains("p50_ms") && !line.contains("loss_pct"),
+            "{line}"
+        );
     }
 }
