@@ -1,4 +1,16 @@
 //! Decoding and encoding of control packets.
+//!
+//! The decoder checks everything that can be checked from the bytes of one packet, whichever
+//! side sent it: fixed-header flags, lengths, UTF-8 strings, which properties each packet may
+//! carry (a property on the wrong packet is malformed, a second copy of a once-only property a
+//! protocol error), property values the specification restricts (Receive Maximum, Maximum
+//! Packet Size, Topic Alias and Subscription Identifier non-zero; 0/1 flags), non-zero packet
+//! identifiers, wildcards in PUBLISH and Will topics, subscription options. It does *not* check
+//! rules that depend on the direction or on connection state, which the session layer owns:
+//! a Subscription Identifier in a PUBLISH from a client, Topic Alias against Topic Alias
+//! Maximum (and resolving an empty topic), Retain/QoS against what the server granted, topic
+//! filters of SUBSCRIBE/UNSUBSCRIBE (reported per filter in SUBACK, see [`crate::topic`]),
+//! client identifier rules, reason codes of acknowledgements, AUTH method presence.
 
 mod decode;
 mod encode;
@@ -56,7 +68,8 @@ pub enum EncodeError {
 ///
 /// `version` is `None` until CONNECT has been read: then only CONNECT is accepted and it fixes
 /// the version for the connection. Returns `Ok(None)` when `buf` does not yet hold a whole
-/// packet, without consuming anything. On success exactly one packet is removed from `buf`;
+/// packet, without consuming anything. With `Some(_)`, a CONNECT is a protocol error (a second
+/// CONNECT). On success exactly one packet is removed from `buf`;
 /// after an error the connection must be closed and the state of `buf` is unspecified.
 ///
 /// `max_packet_size` bounds the *whole* packet (fixed header included), as MQTT 5's Maximum
