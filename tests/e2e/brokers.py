@@ -162,7 +162,8 @@ class Ferrocore(BrokerBase):
     def config_text(self) -> str:
         """The TOML given with --config: TLS listeners declared anonymous (until device
         authentication exists only an anonymous listener admits clients), plus the test's own."""
-        text = ""
+        # The test's own keys first: top-level keys must precede the [[listener]] tables.
+        text = self.extra_config + "\n"
         if self.tls_anonymous:
             text += (
                 '[[listener]]\nname = "e2e-mqtts"\ntransport = "mqtts"\naddress = "127.0.0.1:0"\n'
@@ -170,7 +171,7 @@ class Ferrocore(BrokerBase):
                 '[[listener]]\nname = "e2e-https"\ntransport = "https"\naddress = "127.0.0.1:0"\n'
                 "anonymous = true\n\n"
             )
-        return text + self.extra_config
+        return text
 
     def command(self) -> list[str]:
         cmd = [
@@ -209,7 +210,10 @@ class Ferrocore(BrokerBase):
                     f"ferrocore exited with {self.proc.returncode} before listening:\n{self.log()[-4000:]}"
                 )
             try:
-                listeners = self.listeners()
+                doc = json.loads(lj.read_text())
+                if doc.get("pid", self.proc.pid) != self.proc.pid:
+                    raise KeyError("pid")  # another process's file
+                listeners = doc["listeners"]
                 break
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
                 if time.monotonic() > deadline:

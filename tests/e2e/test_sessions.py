@@ -252,3 +252,29 @@ def test_v311_empty_client_id_needs_clean_session(broker):
     c = raw(broker, 4)
     assert c.connect("", clean=True).reason == 0
     c.disconnect()
+
+
+@pytest.mark.ferrocore_only
+def test_offline_queue_is_bounded(start_broker):
+    """--max-queued-messages 10: an offline session keeps at most 10 messages (new ones beyond the
+    limit are refused), and the first ten arrive on resume."""
+    b = start_broker(args=["--max-queued-messages", "10"])
+    cid, t = uid("bounded"), topic()
+    s = Paho(b, client_id=cid, session_expiry=300)
+    s.connect()
+    s.subscribe(t, 1)
+    s.disconnect()
+    with Paho(b) as pub:
+        pub.connect()
+        for i in range(30):
+            pub.publish(t, f"m{i}", qos=1)
+    with Paho(b, client_id=cid, clean=False, session_expiry=300) as s:
+        assert s.connect().session_present
+        got = [m.payload.decode() for m in s.get_n(10)]
+        assert got == [f"m{i}" for i in range(10)]
+        marker = topic("marker")
+        s.subscribe(marker, 1)
+        with Paho(b) as pub:
+            pub.connect()
+            pub.publish(marker, b"m", qos=1)
+        assert s.until(marker) == []
