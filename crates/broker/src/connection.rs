@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferrocore_mqtt::{
-    Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, LastWill, Packet,
-    ProtocolVersion, PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck, reason, topic,
+    Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, DisconnectProperties,
+    LastWill, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck,
+    reason, topic,
 };
 use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
