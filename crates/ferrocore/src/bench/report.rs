@@ -44,7 +44,7 @@ impl Sampler {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(0), target);
-        if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>7} [{bar:20}] {pos}/{len}{msg}")
         {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -130,9 +130,9 @@ impl Observer for Sampler {
                 bar.set_prefix(phase);
                 bar.set_position(now.saturating_sub(tl.t0) / 1_000_000_000);
                 bar.set_message(format!(
-                    "s  sent {}/s  recv {}/s  errors {}",
-                    group((sent - last_sent) as f64 / dt),
-                    group((recv - last_recv) as f64 / dt),
+                    " s  sent {}/s  recv {}/s  errors {}",
+                    compact((sent - last_sent) as f64 / dt),
+                    compact((recv - last_recv) as f64 / dt),
                     shared.errors.load(Ordering::Relaxed)
                 ));
                 (last_sent, last_recv, last_t) = (sent, recv, now);
@@ -304,6 +304,12 @@ impl Report {
         self.push("errors", Val::U(self.errors.len() as u64));
 
         let mut b = String::new();
+        if self.setup_failed {
+            let _ = writeln!(b, "  setup failed: not every client could connect and subscribe");
+            self.body = b;
+            self.body_common(s, None, None, None);
+            return;
+        }
         if let Some(tl) = o.timeline {
             let secs = |a: u64, b: u64| (b - a) as f64 / 1e9;
             let _ = writeln!(
@@ -485,6 +491,17 @@ impl Report {
     }
 }
 
+/// `950`, `12.3k`, `1.02M`: short enough for the progress line.
+pub fn compact(v: f64) -> String {
+    if v < 1e3 {
+        format!("{v:.0}")
+    } else if v < 1e6 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{:.2}M", v / 1e6)
+    }
+}
+
 /// `1234567.8` → `1,234,568`.
 pub fn group(v: f64) -> String {
     let n = v.round().max(0.0) as u64;
@@ -511,6 +528,9 @@ mod tests {
         assert_eq!(group(1000.0), "1,000");
         assert_eq!(group(184_275.4), "184,275");
         assert_eq!(group(2_507_500.0), "2,507,500");
+        assert_eq!(compact(950.0), "950");
+        assert_eq!(compact(12_345.0), "12.3k");
+        assert_eq!(compact(1_020_199.0), "1.02M");
     }
 
     #[test]
