@@ -386,6 +386,9 @@ impl Report {
         self.push_opt("rss_kb_per_conn", rss_per.map(|v| Val::F(v, 2)));
         self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
         self.push("max_ms", Val::F(l.max_ms, 3));
+        // Connections (full handshakes with --tls) per second of broker CPU.
+        let per_core = bcpu.filter(|c| *c > 0.0).map(|c| o.connacks_per_s() / (c / 100.0));
+        self.push_opt("conn_per_core_s", per_core.map(pct));
         self.push_opt("sockmem_before_kb", s.sock_before_kb.map(Val::U));
         self.push_opt("sockmem_after_kb", s.sock_after_kb.map(Val::U));
         let sock_per = per_conn(s.sock_before_kb, s.sock_after_kb);
@@ -407,6 +410,9 @@ impl Report {
             "  connect     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
+        if let Some(v) = per_core {
+            let _ = writeln!(b, "  per core    {} connections per second of broker CPU", group(v));
+        }
         if let Some(alive) = o.alive {
             let _ = writeln!(b, "  alive       {alive} of {} answered PINGREQ", o.ok);
         }
