@@ -67,7 +67,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buf = BytesMut::with_capacity(1024);
+    let mut buf = BytesMut::with_capacity(256);
     let config = broker.config().clone();
     let connect = match tokio::time::timeout(
         config.connect_timeout,
@@ -515,6 +515,7 @@ impl Connection {
         let idle = tokio::time::sleep(idle_limit.unwrap_or(Duration::from_secs(86400 * 365)));
         tokio::pin!(idle);
         let max_packet_size = self.broker.config.max_packet_size;
+        let mut read_filled = false;
         loop {
             if let Some(code) = *kick.reason.lock() {
                 return Close {
@@ -529,6 +530,12 @@ impl Connection {
                 }
             }
             let has_commit = self.pending.front().is_some();
+            // A read that filled the buffer means a busy sender: read in large chunks then,
+            // and keep idle connections' buffers small.
+            if read_filled {
+                buf.reserve(16 * 1024);
+            }
+            let spare = buf.capacity() - buf.len();
             tokio::select! {
                 biased;
                 _ = kick.notify.notified() => continue,
@@ -546,7 +553,7 @@ impl Connection {
                     match read {
                         Ok(0) => return Close { reason: None, will: true, why: "connection lost" },
                         Err(_) => return Close { reason: None, will: true, why: "read error" },
-                        Ok(_) => {}
+                        Ok(n) => read_filled = n >= spare,
                     }
                     if let Some(limit) = idle_limit {
                         idle.as_mut().reset(Instant::now() + limit);
@@ -565,8 +572,8 @@ impl Connection {
                             }
                         }
                     }
-                    if buf.capacity() > 64 * 1024 && buf.is_empty() {
-                        *buf = BytesMut::with_capacity(1024);
+                    if !read_filled && buf.is_empty() && buf.capacity() > 1024 {
+                        *buf = BytesMut::with_capacity(256);
                     }
                     wait_for_writer(&self.outbox, kick).await;
                 }
@@ -923,7 +930,9 @@ struct WriterState {
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // Allocated on first use and released when a burst left it large: idle connections
+    // hold no write buffer.
+    let mut buf = BytesMut::new();
     let mut items = Vec::new();
     loop {
         w.outbox.take(&mut items);
@@ -950,8 +959,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
             return;
         }
         buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf = BytesMut::with_capacity(8 * 1024);
+        if buf.capacity() > 64 * 1024 {
+            buf = BytesMut::new();
+        }
+        if items.capacity() > 1024 {
+            items = Vec::new();
         }
     }
     let _ = writer.shutdown().await;
