@@ -337,6 +337,7 @@ fn closed_pool(e: StoreError) -> StoreError {
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod plan;
 mod schema;
 mod sql;
 mod sqlite;

@@ -29,6 +29,16 @@ impl Dialect {
         }
     }
 
+    /// The `n`th (1-based) bind parameter of a generated statement. SQLite gets anonymous `?`
+    /// (bound in order): its `$n` names are found by a linear search per parameter, which makes
+    /// binding a statement with hundreds of parameters quadratic.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
     /// Expands the placeholders of a migration statement.
     pub(crate) fn statement(self, template: &str) -> String {
         template.replace("{blob}", self.blob())

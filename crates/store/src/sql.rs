@@ -1,16 +1,18 @@
 //! Statements and value encodings shared by every backend (portable SQL, `$n` placeholders).
 //!
 //! The hot operations (adding and removing outbound messages) are written with multi-row
-//! statements: one round trip to the database for up to [`MAX_ROWS`] operations. Their texts
-//! are built once per row count, so the driver's statement cache prepares each only once.
+//! statements: one round trip to the database for up to [`MAX_ROWS`] operations (see
+//! [`crate::plan`]). Their texts
+//! are built once per dialect and row count, so the driver's statement cache prepares each only
+//! once; their placeholders are the dialect's (see [`Dialect::placeholder`]).
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
+use crate::schema::Dialect;
 use crate::{OutboundState, StoreError};
 
-/// Most rows in one multi-row statement.
-pub(crate) const MAX_ROWS: usize = 64;
+pub(crate) use crate::plan::MAX_ROWS;
 
 pub(crate) const PUT_RETAINED: &str = "INSERT INTO retained \
      (topic, payload, qos, retain, properties, expires_at_ms, modified_at_ms) \
@@ -50,56 +52,77 @@ pub(crate) const DELETE_INBOUND_QOS2: &str =
 pub(crate) const OUTBOUND_COLUMNS: usize = 11;
 
 /// `INSERT` (replacing on conflict) of `rows` outbound messages; `rows` in `1..=MAX_ROWS`.
-pub(crate) fn put_outbound(rows: usize) -> &'static str {
-    static TEXTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-        (1..=MAX_ROWS)
-            .map(|rows| {
-                let mut sql = String::from(
-                    "INSERT INTO outbound (client_id, seq, state, packet_id, subscription_ids, topic, \
-                     payload, qos, retain, properties, expires_at_ms) VALUES ",
-                );
-                for row in 0..rows {
-                    sql.push_str(if row == 0 { "(" } else { ", (" });
-                    for col in 0..OUTBOUND_COLUMNS {
-                        let sep = if col == 0 { "" } else { ", " };
-                        let _ = write!(sql, "{sep}${}", row * OUTBOUND_COLUMNS + col + 1);
-                    }
-                    sql.push(')');
-                }
-                sql.push_str(
-                    " ON CONFLICT (client_id, seq) DO UPDATE SET state = excluded.state, \
-                     packet_id = excluded.packet_id, subscription_ids = excluded.subscription_ids, \
-                     topic = excluded.topic, payload = excluded.payload, qos = excluded.qos, \
-                     retain = excluded.retain, properties = excluded.properties, \
-                     expires_at_ms = excluded.expires_at_ms",
-                );
-                sql
-            })
-            .collect()
-    });
-    &TEXTS[rows.clamp(1, MAX_ROWS) - 1]
+pub(crate) fn put_outbound(dialect: Dialect, rows: usize) -> &'static str {
+    static SQLITE: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Sqlite, put_outbound_text));
+    static POSTGRES: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Postgres, put_outbound_text));
+    pick(dialect, &SQLITE, &POSTGRES, rows)
 }
 
-/// `DELETE` of `rows` outbound messages by key (`$1` client id, `$2` seq, `$3` client id, ...).
-pub(crate) fn delete_outbound(rows: usize) -> &'static str {
-    static TEXTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-        (1..=MAX_ROWS)
-            .map(|rows| {
-                let mut sql = String::from("DELETE FROM outbound WHERE ");
-                for row in 0..rows {
-                    let sep = if row == 0 { "" } else { " OR " };
-                    let _ = write!(
-                        sql,
-                        "{sep}(client_id = ${} AND seq = ${})",
-                        2 * row + 1,
-                        2 * row + 2
-                    );
-                }
-                sql
-            })
-            .collect()
-    });
-    &TEXTS[rows.clamp(1, MAX_ROWS) - 1]
+/// `DELETE` of `rows` outbound messages by key (client id, seq, client id, seq, ...).
+pub(crate) fn delete_outbound(dialect: Dialect, rows: usize) -> &'static str {
+    static SQLITE: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Sqlite, delete_outbound_text));
+    static POSTGRES: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Postgres, delete_outbound_text));
+    pick(dialect, &SQLITE, &POSTGRES, rows)
+}
+
+fn build(dialect: Dialect, text: fn(Dialect, usize) -> String) -> Vec<String> {
+    (1..=MAX_ROWS).map(|rows| text(dialect, rows)).collect()
+}
+
+fn pick(
+    dialect: Dialect,
+    sqlite: &'static LazyLock<Vec<String>>,
+    postgres: &'static LazyLock<Vec<String>>,
+    rows: usize,
+) -> &'static str {
+    let texts = match dialect {
+        Dialect::Sqlite => sqlite,
+        Dialect::Postgres => postgres,
+    };
+    &texts[rows.clamp(1, MAX_ROWS) - 1]
+}
+
+fn put_outbound_text(dialect: Dialect, rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO outbound (client_id, seq, state, packet_id, subscription_ids, topic, \
+         payload, qos, retain, properties, expires_at_ms) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..OUTBOUND_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&dialect.placeholder(row * OUTBOUND_COLUMNS + col + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (client_id, seq) DO UPDATE SET state = excluded.state, \
+         packet_id = excluded.packet_id, subscription_ids = excluded.subscription_ids, \
+         topic = excluded.topic, payload = excluded.payload, qos = excluded.qos, \
+         retain = excluded.retain, properties = excluded.properties, \
+         expires_at_ms = excluded.expires_at_ms",
+    );
+    sql
+}
+
+fn delete_outbound_text(dialect: Dialect, rows: usize) -> String {
+    let mut sql = String::from("DELETE FROM outbound WHERE ");
+    for row in 0..rows {
+        let sep = if row == 0 { "" } else { " OR " };
+        let _ = write!(
+            sql,
+            "{sep}(client_id = {} AND seq = {})",
+            dialect.placeholder(2 * row + 1),
+            dialect.placeholder(2 * row + 2)
+        );
+    }
+    sql
 }
 
 pub(crate) const LOAD_RETAINED: &str = "SELECT topic, payload, qos, retain, properties, expires_at_ms, \
@@ -202,11 +225,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_per_row() {
-        assert!(
-            put_outbound(2).contains("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
-        );
+        let pg = put_outbound(Dialect::Postgres, 2);
+        assert!(pg.contains("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"));
+        let lite = put_outbound(Dialect::Sqlite, 2);
+        assert!(lite.contains(
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON"
+        ));
         assert_eq!(
-            delete_outbound(2),
+            delete_outbound(Dialect::Postgres, 2),
             "DELETE FROM outbound WHERE (client_id = $1 AND seq = $2) OR (client_id = $3 AND seq = $4)"
         );
     }

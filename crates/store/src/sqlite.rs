@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, Sqlite, SqlitePool};
 
+use crate::plan::{self, Step};
 use crate::schema::{self, Dialect};
 use crate::sql::{self, corrupt, narrow};
 use crate::{
@@ -40,10 +41,12 @@ fn options(path: &Path, durability: Durability) -> SqliteConnectOptions {
         // No foreign keys in the schema (see `schema`); kept on for any added later.
         .foreign_keys(true)
         // Room for every statement, including the multi-row ones of each row count.
-        .statement_cache_capacity(256)
+        .statement_cache_capacity(2 * plan::MAX_ROWS + 32)
         // Truncate the log back to this size after checkpoints instead of letting it keep
         // its high-water mark.
         .pragma("journal_size_limit", "67108864")
+        // Statement journals (multi-row upserts open one) in memory, not in a temporary file.
+        .pragma("temp_store", "MEMORY")
 }
 
 pub(crate) async fn open(
@@ -51,14 +54,100 @@ pub(crate) async fn open(
     durability: Durability,
 ) -> Result<(SqliteBackend, SqlitePool), StoreError> {
     let options = options(path, durability);
-    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let mut conn = SqliteConnection::connect_with(
+        // The checkpointer does the checkpoints; the writer only if it falls far behind.
+        &options.clone().pragma(
+            "wal_autocheckpoint",
+            WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+        ),
+    )
+    .await?;
     migrate(&mut conn).await?;
+    let checkpointer = Checkpointer::start(&options).await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(2)
         .min_connections(0)
         .idle_timeout(Duration::from_secs(30))
         .connect_lazy_with(options);
-    Ok((SqliteBackend { conn }, pool))
+    Ok((SqliteBackend { conn, checkpointer }, pool))
+}
+
+/// Pages in the log after which the writer checkpoints by itself (the checkpointer is stuck).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 32_768;
+/// How often the checkpointer looks for new commits.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
+/// Log size (pages) after which the checkpointer makes the writer wait until the log restarts.
+const RESTART_LOG_PAGES: i64 = 16_384;
+
+/// Copies the log into the database file from its own connection (and thread), so the
+/// writer's commits do not wait for checkpoints and their fsyncs.
+///
+/// Passive checkpoints never block the writer. The log restarts from its beginning when a
+/// checkpoint completes between two transactions; if the writer is so busy that this does not
+/// happen and the log grows past [`RESTART_LOG_PAGES`], a RESTART checkpoint briefly holds the
+/// writer back.
+struct Checkpointer {
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    async fn start(options: &SqliteConnectOptions) -> Result<Checkpointer, StoreError> {
+        let mut conn = SqliteConnection::connect_with(options).await?;
+        let commits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let seen_commits = commits.clone();
+        let task = tokio::spawn(async move {
+            let mut seen = 0;
+            let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = interval.tick() => {}
+                }
+                let now = seen_commits.load(std::sync::atomic::Ordering::Relaxed);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if let Err(e) = checkpoint(&mut conn).await {
+                    tracing::warn!(error = %e, "store: checkpoint failed");
+                }
+            }
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "store: closing the SQLite checkpointer connection failed");
+            }
+        });
+        Ok(Checkpointer {
+            commits,
+            stop,
+            task,
+        })
+    }
+
+    fn committed(&self) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let (_busy, log, _done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if log > RESTART_LOG_PAGES {
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
@@ -106,94 +195,58 @@ fn now_ms() -> i64 {
 
 pub(crate) struct SqliteBackend {
     conn: SqliteConnection,
+    checkpointer: Checkpointer,
 }
 
 impl writer::Backend for SqliteBackend {
     async fn write_group(&mut self, batches: Vec<Vec<WriteOp>>) -> Result<(), StoreError> {
-        let mut tx = self.conn.begin().await?;
-        let mut batcher = Batcher::default();
-        for op in batches.into_iter().flatten() {
-            batcher.apply(&mut tx, op).await?;
+        let steps = plan::plan(batches);
+        if let [step] = &steps[..]
+            && step.statements() == 1
+        {
+            // One statement is atomic by itself: skip the round trips of BEGIN and COMMIT.
+            // (The common case: a group of outbound messages, up to `MAX_ROWS` of them.)
+            for step in steps {
+                execute(&mut self.conn, step).await?;
+            }
+        } else {
+            let mut tx = self.conn.begin().await?;
+            for step in steps {
+                execute(&mut tx, step).await?;
+            }
+            tx.commit().await?;
         }
-        batcher.flush(&mut tx).await?;
-        tx.commit().await?;
+        self.checkpointer.committed();
         Ok(())
     }
 
     async fn close(self) {
+        self.checkpointer.stop().await;
         if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "store: closing the SQLite writer connection failed");
         }
     }
 }
 
-/// Collects runs of consecutive outbound inserts (or deletes) into multi-row statements;
-/// every other operation is one statement. Operations take effect in their order.
-#[derive(Default)]
-struct Batcher {
-    puts: Vec<OutboundRecord>,
-    deletes: Vec<(String, u64)>,
-}
-
-impl Batcher {
-    async fn apply(&mut self, conn: &mut SqliteConnection, op: WriteOp) -> Result<(), StoreError> {
-        match op {
-            WriteOp::PutOutbound(record) => {
-                self.flush_deletes(conn).await?;
-                // A key twice in one multi-row upsert is an error on PostgreSQL; keep the
-                // statement shape the same here and start a new statement instead.
-                let duplicate = self
-                    .puts
-                    .iter()
-                    .any(|p| p.seq == record.seq && p.client_id == record.client_id);
-                if duplicate || self.puts.len() == sql::MAX_ROWS {
-                    self.flush_puts(conn).await?;
-                }
-                self.puts.push(record);
+async fn execute(conn: &mut SqliteConnection, step: Step) -> Result<(), StoreError> {
+    match step {
+        Step::PutOutbound(records) => {
+            let mut query = sqlx::query(sql::put_outbound(Dialect::Sqlite, records.len()));
+            for record in records {
+                query = bind_outbound(query, record);
             }
-            WriteOp::DeleteOutbound { client_id, seq } => {
-                self.flush_puts(conn).await?;
-                if self.deletes.len() == sql::MAX_ROWS {
-                    self.flush_deletes(conn).await?;
-                }
-                self.deletes.push((client_id, seq));
+            query.execute(conn).await?;
+        }
+        Step::DeleteOutbound(keys) => {
+            let mut query = sqlx::query(sql::delete_outbound(Dialect::Sqlite, keys.len()));
+            for (client_id, seq) in keys {
+                query = query.bind(client_id).bind(sql::u64_to_sql(seq));
             }
-            other => {
-                self.flush(conn).await?;
-                single(conn, other).await?;
-            }
+            query.execute(conn).await?;
         }
-        Ok(())
+        Step::Single(op) => single(conn, op).await?,
     }
-
-    async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        self.flush_puts(conn).await?;
-        self.flush_deletes(conn).await
-    }
-
-    async fn flush_puts(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        if self.puts.is_empty() {
-            return Ok(());
-        }
-        let mut query = sqlx::query(sql::put_outbound(self.puts.len()));
-        for record in self.puts.drain(..) {
-            query = bind_outbound(query, record);
-        }
-        query.execute(conn).await?;
-        Ok(())
-    }
-
-    async fn flush_deletes(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        if self.deletes.is_empty() {
-            return Ok(());
-        }
-        let mut query = sqlx::query(sql::delete_outbound(self.deletes.len()));
-        for (client_id, seq) in self.deletes.drain(..) {
-            query = query.bind(client_id).bind(sql::u64_to_sql(seq));
-        }
-        query.execute(conn).await?;
-        Ok(())
-    }
+    Ok(())
 }
 
 fn bind_outbound(query: Query, record: OutboundRecord) -> Query {
@@ -301,14 +354,14 @@ async fn single(conn: &mut SqliteConnection, op: WriteOp) -> Result<(), StoreErr
                 .execute(conn)
                 .await?;
         }
-        // Batched by `Batcher`; kept correct if called directly.
+        // Batched by `plan`; kept correct if called directly.
         WriteOp::PutOutbound(record) => {
-            bind_outbound(sqlx::query(sql::put_outbound(1)), record)
+            bind_outbound(sqlx::query(sql::put_outbound(Dialect::Sqlite, 1)), record)
                 .execute(conn)
                 .await?;
         }
         WriteOp::DeleteOutbound { client_id, seq } => {
-            sqlx::query(sql::delete_outbound(1))
+            sqlx::query(sql::delete_outbound(Dialect::Sqlite, 1))
                 .bind(client_id)
                 .bind(sql::u64_to_sql(seq))
                 .execute(conn)
