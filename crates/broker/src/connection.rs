@@ -741,6 +741,12 @@ impl Connection {
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         let config = &self.broker.config;
+        if !p.properties.subscription_identifiers.is_empty() {
+            return Err(Close::protocol(
+                reason::PROTOCOL_ERROR,
+                "subscription identifier in a client PUBLISH",
+            ));
+        }
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias == 0 || alias > config.max_topic_aliases {
                 return Err(Close::protocol(
