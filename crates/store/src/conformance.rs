@@ -818,15 +818,19 @@ pub async fn reopen_keeps_data_and_schema(h: &dyn Harness) {
 
 // ---- load generation (benchmarks) ----
 
-/// The publish path of QoS 1 to offline persistent subscribers: `tasks` concurrent tasks each
-/// submit single `PutOutbound` operations (payload of `payload_len` bytes) and await every
-/// commit before the next, `total_ops` in all. Returns the operations written, the seconds
-/// taken and the store's counters over the run.
+/// The publish path of QoS 1 to persistent subscribers: `tasks` concurrent tasks each submit
+/// single `PutOutbound` operations (payload of `payload_len` bytes) and await every commit
+/// before the next, like publishers waiting for their PUBACK; `total_ops` messages in all.
+/// With `online`, each message is then also sent and acknowledged, as for a connected
+/// subscriber: a `SetOutboundState` and a `DeleteOutbound`, submitted without waiting.
+/// Returns the messages written, the seconds taken and the store's counters over the run
+/// (after a flush).
 pub async fn put_outbound_load(
     store: &Store,
     tasks: u64,
     total_ops: u64,
     payload_len: usize,
+    online: bool,
 ) -> (u64, f64, crate::StoreStats) {
     let per_task = total_ops / tasks.max(1);
     let sessions = (0..tasks)
@@ -862,6 +866,19 @@ pub async fn put_outbound_load(
                         .submit(vec![WriteOp::PutOutbound(record)])
                         .await
                         .expect("commit");
+                    if online {
+                        drop(store.submit(vec![WriteOp::SetOutboundState {
+                            client_id: client.clone(),
+                            seq,
+                            state: OutboundState::Published {
+                                packet_id: (seq % 65535) as u16 + 1,
+                            },
+                        }]));
+                        drop(store.submit(vec![WriteOp::DeleteOutbound {
+                            client_id: client.clone(),
+                            seq,
+                        }]));
+                    }
                 }
             })
         })
@@ -869,6 +886,7 @@ pub async fn put_outbound_load(
     for handle in handles {
         handle.await.expect("task");
     }
+    store.flush().await.expect("flush");
     let secs = started.elapsed().as_secs_f64();
     let after = store.stats();
     let stats = crate::StoreStats {

@@ -1,20 +1,30 @@
 //! Turns the operations of a group into statements (backend independent).
 //!
-//! Runs of consecutive outbound inserts, or of consecutive outbound deletes, become multi-row
-//! statements of up to [`MAX_ROWS`] rows; every other operation is its own step. Executing the
-//! steps in order has the effect of executing the operations in order.
+//! A group is written in one transaction, so only its final effect matters. Operations on
+//! outbound messages (the hot path: queue, send, acknowledge) are folded per message key into
+//! one net effect — insert, state change or delete — and the net effects of different keys
+//! commute, so they are written as a few multi-row statements of up to [`MAX_ROWS`] rows per
+//! kind, however the operations of different clients interleave. Outbound operations also
+//! commute with the operations on other tables (no foreign keys, no triggers), except
+//! `DeleteSession`, which also deletes outbound messages: it is a barrier, before which the
+//! pending outbound effects are written. Every other operation is one statement, in order.
 
-use crate::{OutboundRecord, WriteOp};
+use std::collections::HashMap;
+
+use crate::{OutboundRecord, OutboundState, WriteOp};
 
 /// Most rows in one multi-row statement.
 pub(crate) const MAX_ROWS: usize = 128;
 
+#[derive(Debug)]
 pub(crate) enum Step {
-    /// Outbound messages to insert (replacing), no key twice.
+    /// Outbound messages to insert, replacing any with the same key; no key twice.
     PutOutbound(Vec<OutboundRecord>),
+    /// State changes of existing outbound messages; no key twice.
+    SetOutboundState(Vec<(String, u64, OutboundState)>),
     /// Outbound messages to delete, by client id and seq.
     DeleteOutbound(Vec<(String, u64)>),
-    /// Any other operation.
+    /// Any other operation (never an outbound one).
     Single(WriteOp),
 }
 
@@ -28,41 +38,104 @@ impl Step {
     }
 }
 
+/// The net effect of a group's operations on one outbound message.
+enum Net {
+    Put(OutboundRecord),
+    Set(OutboundState),
+    Delete,
+}
+
+#[derive(Default)]
+struct Pending {
+    effects: Vec<((String, u64), Net)>,
+    index: HashMap<(String, u64), usize>,
+}
+
+impl Pending {
+    fn fold(&mut self, key: (String, u64), op: impl FnOnce(Option<Net>) -> Net) {
+        match self.index.get(&key) {
+            Some(&i) => {
+                let (_, slot) = &mut self.effects[i];
+                let old = std::mem::replace(slot, Net::Delete);
+                *slot = op(Some(old));
+            }
+            None => {
+                self.index.insert(key.clone(), self.effects.len());
+                self.effects.push((key, op(None)));
+            }
+        }
+    }
+
+    /// Appends the pending effects as multi-row steps.
+    fn drain_into(&mut self, steps: &mut Vec<Step>) {
+        self.index.clear();
+        let mut puts = Vec::new();
+        let mut sets = Vec::new();
+        let mut deletes = Vec::new();
+        for ((client_id, seq), net) in self.effects.drain(..) {
+            match net {
+                Net::Put(record) => puts.push(record),
+                Net::Set(state) => sets.push((client_id, seq, state)),
+                Net::Delete => deletes.push((client_id, seq)),
+            }
+        }
+        chunks(deletes, Step::DeleteOutbound, steps);
+        chunks(puts, Step::PutOutbound, steps);
+        chunks(sets, Step::SetOutboundState, steps);
+    }
+}
+
+fn chunks<T>(mut rows: Vec<T>, step: fn(Vec<T>) -> Step, steps: &mut Vec<Step>) {
+    while rows.len() > MAX_ROWS {
+        let rest = rows.split_off(MAX_ROWS);
+        steps.push(step(std::mem::replace(&mut rows, rest)));
+    }
+    if !rows.is_empty() {
+        steps.push(step(rows));
+    }
+}
+
 pub(crate) fn plan(batches: Vec<Vec<WriteOp>>) -> Vec<Step> {
     let mut steps = Vec::new();
+    let mut pending = Pending::default();
     for op in batches.into_iter().flatten() {
         match op {
             WriteOp::PutOutbound(record) => {
-                if let Some(Step::PutOutbound(run)) = steps.last_mut() {
-                    // A key twice in one multi-row upsert is an error on PostgreSQL: start a new
-                    // statement instead (on every backend, so they all run the same shapes).
-                    let duplicate = run
-                        .iter()
-                        .any(|p| p.seq == record.seq && p.client_id == record.client_id);
-                    if !duplicate && run.len() < MAX_ROWS {
-                        run.push(record);
-                        continue;
+                pending.fold((record.client_id.clone(), record.seq), |_| Net::Put(record));
+            }
+            WriteOp::SetOutboundState {
+                client_id,
+                seq,
+                state,
+            } => {
+                pending.fold((client_id, seq), |old| match old {
+                    Some(Net::Put(mut record)) => {
+                        record.state = state;
+                        Net::Put(record)
                     }
-                }
-                steps.push(Step::PutOutbound(vec![record]));
+                    // Deleted before: the change finds no message.
+                    Some(Net::Delete) => Net::Delete,
+                    Some(Net::Set(_)) | None => Net::Set(state),
+                });
             }
             WriteOp::DeleteOutbound { client_id, seq } => {
-                if let Some(Step::DeleteOutbound(run)) = steps.last_mut()
-                    && run.len() < MAX_ROWS
-                {
-                    run.push((client_id, seq));
-                    continue;
-                }
-                steps.push(Step::DeleteOutbound(vec![(client_id, seq)]));
+                pending.fold((client_id, seq), |_| Net::Delete);
+            }
+            op @ WriteOp::DeleteSession { .. } => {
+                pending.drain_into(&mut steps);
+                steps.push(Step::Single(op));
             }
             other => steps.push(Step::Single(other)),
         }
     }
+    pending.drain_into(&mut steps);
     steps
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::conformance::{outbound, retained};
 
@@ -71,44 +144,161 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::PutOutbound(r) => ('p', r.len()),
+                Step::SetOutboundState(r) => ('s', r.len()),
                 Step::DeleteOutbound(r) => ('d', r.len()),
-                Step::Single(_) => ('s', 1),
+                Step::Single(_) => ('1', 1),
             })
             .collect()
     }
 
     #[test]
-    fn runs_split_at_other_ops_duplicates_and_size() {
+    fn interleaved_clients_become_one_statement_per_kind() {
+        let mut ops = Vec::new();
+        for c in 0..50 {
+            let client = format!("c{c}");
+            ops.push(WriteOp::PutOutbound(outbound(&client, 10)));
+            ops.push(WriteOp::SetOutboundState {
+                client_id: client.clone(),
+                seq: 9,
+                state: OutboundState::Published { packet_id: 1 },
+            });
+            ops.push(WriteOp::DeleteOutbound {
+                client_id: client.clone(),
+                seq: 8,
+            });
+            ops.push(WriteOp::PutRetained(retained(&client, b"")));
+        }
+        let steps = plan(vec![ops]);
+        let mut expected = vec![('1', 1); 50];
+        expected.extend([('d', 50), ('p', 50), ('s', 50)]);
+        assert_eq!(shape(&steps), expected);
+    }
+
+    #[test]
+    fn delete_session_is_a_barrier_and_runs_split_at_max_rows() {
         let put = |seq| WriteOp::PutOutbound(outbound("c", seq));
-        let del = |seq| WriteOp::DeleteOutbound {
+        let mut ops: Vec<WriteOp> = (0..MAX_ROWS as u64 + 5).map(put).collect();
+        ops.push(WriteOp::DeleteSession {
             client_id: "c".into(),
-            seq,
-        };
-        let steps = plan(vec![
-            vec![put(1), put(2)],
-            vec![
-                put(3),
-                del(1),
-                del(2),
-                put(4),
-                put(4),
-                WriteOp::PutRetained(retained("r", b"")),
-                del(3),
-            ],
-            (0..MAX_ROWS as u64 + 5).map(put).collect(),
-        ]);
+        });
+        ops.push(put(1));
         assert_eq!(
-            shape(&steps),
-            vec![
-                ('p', 3),
-                ('d', 2),
-                ('p', 1),
-                ('p', 1),
-                ('s', 1),
-                ('d', 1),
-                ('p', MAX_ROWS),
-                ('p', 5)
-            ]
+            shape(&plan(vec![ops])),
+            vec![('p', MAX_ROWS), ('p', 5), ('1', 1), ('p', 1)]
         );
+    }
+
+    /// Executes steps on a model table, as the SQL does.
+    fn run_steps(steps: Vec<Step>, table: &mut BTreeMap<(String, u64), OutboundRecord>) {
+        for step in steps {
+            match step {
+                Step::PutOutbound(records) => {
+                    let mut keys: Vec<_> = records
+                        .iter()
+                        .map(|r| (r.client_id.clone(), r.seq))
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    assert_eq!(keys.len(), records.len(), "a key twice in one statement");
+                    for r in records {
+                        table.insert((r.client_id.clone(), r.seq), r);
+                    }
+                }
+                Step::SetOutboundState(rows) => {
+                    for (c, s, state) in rows {
+                        if let Some(r) = table.get_mut(&(c, s)) {
+                            r.state = state;
+                        }
+                    }
+                }
+                Step::DeleteOutbound(keys) => {
+                    for k in keys {
+                        table.remove(&k);
+                    }
+                }
+                Step::Single(op) => run_op(op, table),
+            }
+        }
+    }
+
+    /// Executes one operation on a model table, the reference semantics.
+    fn run_op(op: WriteOp, table: &mut BTreeMap<(String, u64), OutboundRecord>) {
+        match op {
+            WriteOp::PutOutbound(r) => {
+                table.insert((r.client_id.clone(), r.seq), r);
+            }
+            WriteOp::SetOutboundState {
+                client_id,
+                seq,
+                state,
+            } => {
+                if let Some(r) = table.get_mut(&(client_id, seq)) {
+                    r.state = state;
+                }
+            }
+            WriteOp::DeleteOutbound { client_id, seq } => {
+                table.remove(&(client_id, seq));
+            }
+            WriteOp::DeleteSession { client_id } => table.retain(|(c, _), _| *c != client_id),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn planned_steps_have_the_effect_of_the_operations_in_order() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for _ in 0..2000 {
+            let mut initial = BTreeMap::new();
+            for c in 0..2 {
+                for seq in 0..3 {
+                    if next(2) == 0 {
+                        let r = outbound(&format!("c{c}"), seq);
+                        initial.insert((r.client_id.clone(), seq), r);
+                    }
+                }
+            }
+            let len = next(12) as usize;
+            let mut batches = vec![Vec::new()];
+            for _ in 0..len {
+                let client = format!("c{}", next(2));
+                let seq = next(3);
+                let op = match next(9) {
+                    0..=2 => {
+                        let mut r = outbound(&client, seq);
+                        r.message.payload = bytes::Bytes::from(next(1000).to_string());
+                        WriteOp::PutOutbound(r)
+                    }
+                    3..=5 => WriteOp::SetOutboundState {
+                        client_id: client,
+                        seq,
+                        state: OutboundState::Published {
+                            packet_id: next(100) as u16 + 1,
+                        },
+                    },
+                    6 | 7 => WriteOp::DeleteOutbound {
+                        client_id: client,
+                        seq,
+                    },
+                    _ => WriteOp::DeleteSession { client_id: client },
+                };
+                if next(4) == 0 {
+                    batches.push(Vec::new());
+                }
+                batches.last_mut().expect("a batch").push(op);
+            }
+            let mut expected = initial.clone();
+            for op in batches.iter().flatten().cloned() {
+                run_op(op, &mut expected);
+            }
+            let mut got = initial;
+            run_steps(plan(batches.clone()), &mut got);
+            assert_eq!(got, expected, "{batches:?}");
+        }
     }
 }

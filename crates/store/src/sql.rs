@@ -69,6 +69,18 @@ pub(crate) fn delete_outbound(dialect: Dialect, rows: usize) -> &'static str {
     pick(dialect, &SQLITE, &POSTGRES, rows)
 }
 
+/// State change of `rows` outbound messages: rows of (client id, seq, state, packet id).
+///
+/// `UPDATE ... FROM (VALUES ...)`: both SQLite (3.33+) and PostgreSQL name the columns of a
+/// `VALUES` list `column1`, `column2`, ...
+pub(crate) fn set_outbound_state(dialect: Dialect, rows: usize) -> &'static str {
+    static SQLITE: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Sqlite, set_outbound_state_text));
+    static POSTGRES: LazyLock<Vec<String>> =
+        LazyLock::new(|| build(Dialect::Postgres, set_outbound_state_text));
+    pick(dialect, &SQLITE, &POSTGRES, rows)
+}
+
 fn build(dialect: Dialect, text: fn(Dialect, usize) -> String) -> Vec<String> {
     (1..=MAX_ROWS).map(|rows| text(dialect, rows)).collect()
 }
@@ -108,6 +120,18 @@ fn put_outbound_text(dialect: Dialect, rows: usize) -> String {
          retain = excluded.retain, properties = excluded.properties, \
          expires_at_ms = excluded.expires_at_ms",
     );
+    sql
+}
+
+fn set_outbound_state_text(dialect: Dialect, rows: usize) -> String {
+    let mut sql =
+        String::from("UPDATE outbound SET state = v.column3, packet_id = v.column4 FROM (VALUES ");
+    for row in 0..rows {
+        let p = |col: usize| dialect.placeholder(4 * row + col);
+        let sep = if row == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}({}, {}, {}, {})", p(1), p(2), p(3), p(4));
+    }
+    sql.push_str(") AS v WHERE outbound.client_id = v.column1 AND outbound.seq = v.column2");
     sql
 }
 

@@ -41,7 +41,7 @@ fn options(path: &Path, durability: Durability) -> SqliteConnectOptions {
         // No foreign keys in the schema (see `schema`); kept on for any added later.
         .foreign_keys(true)
         // Room for every statement, including the multi-row ones of each row count.
-        .statement_cache_capacity(2 * plan::MAX_ROWS + 32)
+        .statement_cache_capacity(3 * plan::MAX_ROWS + 32)
         // Truncate the log back to this size after checkpoints instead of letting it keep
         // its high-water mark.
         .pragma("journal_size_limit", "67108864")
@@ -234,6 +234,18 @@ async fn execute(conn: &mut SqliteConnection, step: Step) -> Result<(), StoreErr
             let mut query = sqlx::query(sql::put_outbound(Dialect::Sqlite, records.len()));
             for record in records {
                 query = bind_outbound(query, record);
+            }
+            query.execute(conn).await?;
+        }
+        Step::SetOutboundState(rows) => {
+            let mut query = sqlx::query(sql::set_outbound_state(Dialect::Sqlite, rows.len()));
+            for (client_id, seq, state) in rows {
+                let (state, packet_id) = sql::state_to_sql(state);
+                query = query
+                    .bind(client_id)
+                    .bind(sql::u64_to_sql(seq))
+                    .bind(state)
+                    .bind(packet_id);
             }
             query.execute(conn).await?;
         }

@@ -330,7 +330,7 @@ fn committed_ops_survive_sigkill() {
 async fn throughput_smoke() {
     let h = SqliteHarness::new(Durability::Process);
     let store = h.open("throughput").await.expect("open");
-    let (ops, secs, stats) = conformance::put_outbound_load(&store, 100, 20_000, 64).await;
+    let (ops, secs, stats) = conformance::put_outbound_load(&store, 100, 20_000, 64, false).await;
     println!(
         "debug build: {ops} PutOutbound from 100 tasks in {secs:.3} s: {:.0} ops/s, {:.0} commits/s, {} groups",
         ops as f64 / secs,
