@@ -276,9 +276,16 @@ where
     let will = if close.will { conn.will.take() } else { None };
     detach(&broker, &session, conn_id, generation, will, conn.expiry);
     if let (Some(code), true) = (close.reason, version.is_v5()) {
+        // Reason strings are problem information: sent unless the client asked for none.
+        let reason_string = (connect.properties.request_problem_information != Some(0))
+            .then(|| close.why.to_string());
+        let properties = DisconnectProperties {
+            reason_string,
+            ..DisconnectProperties::default()
+        };
         outbox.push(Packet::Disconnect(Disconnect {
             reason: code,
-            ..Disconnect::default()
+            properties,
         }));
     }
     closed.store(true, Ordering::Release);
@@ -480,11 +487,7 @@ fn publish_will(broker: &Broker, will: LastWill) {
             ..PublishProperties::default()
         },
     };
-    drop(broker.publish(Arc::new(Message::from_publish(
-        publish,
-        None,
-        Instant::now(),
-    ))));
+    drop(broker.publish(Arc::new(Message::from_publish(publish, None))));
 }
 
 /// The reader side of a connection.
@@ -814,11 +817,7 @@ impl Connection {
             return Ok(());
         }
         let qos = p.qos;
-        let message = Arc::new(Message::from_publish(
-            p,
-            Some(self.session.key),
-            Instant::now(),
-        ));
+        let message = Arc::new(Message::from_publish(p, Some(self.session.key)));
         let mut commit = self.broker.publish(message);
         if qos == QoS::ExactlyOnce {
             let mut state = self.session.state.lock();
@@ -977,6 +976,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
 
 impl WriterState {
     fn encode(&mut self, item: Outgoing, now: Instant, buf: &mut BytesMut) {
+        if let Outgoing::Publish {
+            delivery,
+            packet_id: 0,
+            ..
+        } = &item
+            && self.alias_max == 0
+            && delivery.subscription_ids.is_empty()
+            && delivery.message.expires_at.is_none()
+        {
+            let wire = delivery.message.shared_qos0_encoding(self.version);
+            if !wire.is_empty() && wire.len() <= self.max_packet_size {
+                let start = buf.len();
+                buf.extend_from_slice(wire);
+                if delivery.retain {
+                    buf[start] |= 0x01;
+                }
+            }
+            return;
+        }
         let packet = match item {
             Outgoing::Packet(p) => p,
             Outgoing::PubRel { packet_id } => Packet::PubRel(PubResp {

@@ -355,7 +355,6 @@ impl Broker {
             kept.subscription_ids.append(&mut later.subscription_ids);
             true
         });
-        let now = Instant::now();
         for t in targets {
             let delivery = Delivery {
                 message: message.clone(),
@@ -364,17 +363,11 @@ impl Broker {
                 subscription_ids: t.subscription_ids,
                 seq: 0,
             };
-            self.deliver(&t.session, delivery, now, commits);
+            self.deliver(&t.session, delivery, commits);
         }
     }
 
-    fn deliver(
-        &self,
-        session: &Session,
-        delivery: Delivery,
-        now: Instant,
-        commits: &mut Vec<Commit>,
-    ) {
+    fn deliver(&self, session: &Session, delivery: Delivery, commits: &mut Vec<Commit>) {
         let mut state = session.state.lock();
         if !state.principal.may_receive(&delivery.message.topic) {
             return;
@@ -384,7 +377,6 @@ impl Broker {
             delivery,
             &self.limits,
             &self.store,
-            now,
             commits,
         ) && let Some(a) = &state.attached
         {
@@ -493,10 +485,9 @@ impl Broker {
 
     /// Queues retained deliveries after the SUBACK that asked for them.
     pub(crate) fn deliver_retained(&self, session: &Session, deliveries: Vec<Delivery>) {
-        let now = Instant::now();
         let mut commits = Vec::new();
         for d in deliveries {
-            self.deliver(session, d, now, &mut commits);
+            self.deliver(session, d, &mut commits);
         }
     }
 

@@ -1,6 +1,6 @@
 //! An application message as the broker routes it: shared by every delivery.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -21,16 +21,19 @@ pub(crate) struct Message {
     pub expires_at: Option<Instant>,
     /// The session that published it, for no-local; `None` for wills, retained, the API.
     pub publisher: Option<u64>,
+    /// Its QoS 0 PUBLISH as encoded once for every subscriber whose delivery needs nothing
+    /// of its own (index 0: MQTT 3.1/3.1.1, 1: MQTT 5); fan-out then copies bytes.
+    wire: [OnceLock<Bytes>; 2],
 }
 
 impl Message {
-    pub fn from_publish(mut publish: Publish, publisher: Option<u64>, now: Instant) -> Message {
+    pub fn from_publish(mut publish: Publish, publisher: Option<u64>) -> Message {
         publish.properties.topic_alias = None;
         publish.properties.subscription_identifiers.clear();
         let expires_at = publish
             .properties
             .message_expiry_interval
-            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+            .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs)));
         Message {
             topic: publish.topic,
             payload: publish.payload,
@@ -39,7 +42,31 @@ impl Message {
             properties: publish.properties,
             expires_at,
             publisher,
+            wire: Default::default(),
         }
+    }
+
+    /// The QoS 0 PUBLISH of this message without retain flag, topic alias, subscription
+    /// identifiers or expiry, encoded on first use; empty if it cannot be encoded.
+    pub fn shared_qos0_encoding(&self, version: ProtocolVersion) -> &Bytes {
+        self.wire[usize::from(version.is_v5())].get_or_init(|| {
+            let properties = if version.is_v5() {
+                self.properties.clone()
+            } else {
+                PublishProperties::default()
+            };
+            let packet = Packet::Publish(Publish {
+                topic: self.topic.clone(),
+                payload: self.payload.clone(),
+                properties,
+                ..Publish::default()
+            });
+            let mut buf = BytesMut::new();
+            match ferrocore_mqtt::encode(&packet, version, &mut buf) {
+                Ok(()) => buf.freeze(),
+                Err(_) => Bytes::new(),
+            }
+        })
     }
 
     pub fn is_expired(&self, now: Instant) -> bool {
@@ -82,6 +109,7 @@ impl Message {
             properties,
             expires_at,
             publisher: None,
+            wire: Default::default(),
         }))
     }
 }

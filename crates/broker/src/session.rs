@@ -195,7 +195,6 @@ impl SessionState {
         mut delivery: Delivery,
         limits: &SessionLimits,
         store: &Store,
-        now: Instant,
         commits: &mut Vec<ferrocore_store::Commit>,
     ) -> bool {
         if self.ended || (self.attached.is_none() && delivery.qos == QoS::AtMostOnce) {
@@ -223,7 +222,7 @@ impl SessionState {
                 seq: delivery.seq,
                 state: OutboundState::Queued,
                 subscription_ids: delivery.subscription_ids.clone(),
-                message: delivery.message.to_stored(now),
+                message: delivery.message.to_stored(Instant::now()),
             })]));
         }
         self.queued_bytes += cost;

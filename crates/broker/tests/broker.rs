@@ -681,7 +681,13 @@ async fn malformed_and_out_of_order_packets_close_with_reason() {
     ))))
     .await;
     match c.recv().await {
-        Packet::Disconnect(d) => assert_eq!(d.reason, reason::PROTOCOL_ERROR),
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason, reason::PROTOCOL_ERROR);
+            assert!(
+                d.properties.reason_string.is_some(),
+                "problem information by default"
+            );
+        }
         other => panic!("{other:?}"),
     }
     // Oversize remaining length: refused from the header.
