@@ -579,6 +579,12 @@ impl Connection {
                         *buf = BytesMut::with_capacity(256);
                     }
                     wait_for_writer(&self.outbox, kick).await;
+                    if read_filled {
+                        // A sender with more waiting yields after each chunk, so the writers
+                        // that deliver what it publishes get their turn: ingest must not
+                        // starve delivery (fan-in collapse).
+                        tokio::task::yield_now().await;
+                    }
                 }
                 _ = &mut idle, if idle_limit.is_some() => {
                     return Close::protocol(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout");
