@@ -6,6 +6,18 @@
 //! transaction is being written goes into the next one, so durability costs latency, not
 //! throughput. [`Commit`] resolves once the operation is durable at the configured
 //! [`Durability`].
+//!
+//! Failures: if a group's transaction fails, nothing of it is written and every [`Commit`] of
+//! the group resolves with the error; the writer goes on with the next group (a transient
+//! error such as a full disk does not stop the store), and [`Store::flush`] and
+//! [`Store::close`] report that something submitted before them was not written.
+//!
+//! Rows of a client id without a session record (written before its `PutSession` or after its
+//! `DeleteSession`) are kept but not loaded by [`Store::load_sessions`].
+//!
+//! Backends: SQLite ([`Store::open_sqlite`]). Every backend passes the suite in
+//! `conformance` (feature `testing`); `cargo run --release -p ferrocore-store --features
+//! testing --example store_bench` measures the group commit.
 
 use bytes::Bytes;
 
