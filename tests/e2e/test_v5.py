@@ -406,3 +406,31 @@ def test_reason_string_on_protocol_error(broker):
     (d,) = c.wait_closed()
     assert d.type == r.DISCONNECT and d.reason == 0x94
     assert d.prop(r.REASON_STRING), "a human-readable reason string explains the error"
+
+
+@pytest.mark.mosquitto_xfail("2.0.11 does not enforce its Receive Maximum")
+def test_exceeding_server_receive_maximum_disconnects_0x93(broker):
+    """One QoS 2 PUBLISH more than the server's Receive Maximum without PUBREL: DISCONNECT 0x93.
+    The client, like paho's interop client, answers the PUBRECs it reads with PUBREL meanwhile;
+    the server must let it read the DISCONNECT (no reset first)."""
+    c = raw(broker)
+    ack = c.connect(uid("rmax-exceeded"))
+    rm = ack.prop(r.RECEIVE_MAXIMUM, 65535)
+    if rm > 2000:
+        pytest.skip(f"server Receive Maximum {rm} too large to exceed here")
+    t = topic()
+    for i in range(rm + 1):
+        c.send(r.publish(t, b"x", qos=2, pid=i + 1))
+    while True:
+        try:
+            p = c.recv()
+        except r.Closed as e:
+            pytest.fail(f"connection closed ({e}) before DISCONNECT 0x93 could be read")
+        if p.type == r.PUBREC:
+            try:
+                c.send(r.ack(r.PUBREL, p.pid))
+            except OSError as e:
+                pytest.fail(f"writing PUBREL failed ({e!r}) before DISCONNECT 0x93 could be read")
+        elif p.type == r.DISCONNECT:
+            assert p.reason == 0x93, p  # Receive Maximum exceeded
+            break
