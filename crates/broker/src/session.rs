@@ -84,9 +84,9 @@ impl Outbox {
     }
 
     pub fn take(&self, into: &mut Vec<Outgoing>) {
-        let mut packets = self.packets.lock();
-        into.extend(packets.drain(..).map(Outgoing::Packet));
-        drop(packets);
+        // Taken whole, so an idle connection keeps no capacity for packets it once queued.
+        let packets = std::mem::take(&mut *self.packets.lock());
+        into.extend(packets.into_iter().map(Outgoing::Packet));
         self.drained.notify_waiters();
     }
 

@@ -16,7 +16,7 @@ use crate::admission::{Admission, AdmissionConfig, ConnectionSlot};
 use crate::config::{ListenerKind, ListenerSpec, Settings};
 use crate::http::{HttpConn, HttpService};
 use crate::tls::{TlsState, is_mqtt_alpn};
-use crate::{ConnectionHandler, IoStream, ServerError, proxy};
+use crate::{BoxedStream, ConnectionHandler, ServerError, proxy};
 
 /// Accept backlog of every listener.
 const BACKLOG: u32 = 1024;
@@ -359,7 +359,7 @@ async fn connection(
     let local = stream.local_addr().unwrap_or(ctx.local);
 
     if !ctx.spec.tls() {
-        dispatch(stream, peer_addr, local, None, &ctx, slot).await;
+        dispatch(Box::new(stream), peer_addr, local, None, &ctx, slot).await;
         return;
     }
     let Some(tls) = ctx.tls.clone() else { return };
@@ -371,7 +371,9 @@ async fn connection(
         let config = tls.select(kind, start.client_hello().alpn());
         start.into_stream(config).await
     };
-    let stream = match tokio::time::timeout(timeout, handshake).await {
+    // Boxed, like the HTTP server below: a task's size is that of its largest state, and
+    // an idle MQTT connection should not carry room for a handshake or an HTTP exchange.
+    let stream = match tokio::time::timeout(timeout, Box::pin(handshake)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!(error = %e, "TLS handshake failed");
@@ -391,11 +393,21 @@ async fn connection(
             .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
             .unwrap_or_default(),
     };
-    dispatch(stream, peer_addr, local, Some(tls_info), &ctx, slot).await;
+    dispatch(
+        Box::new(stream),
+        peer_addr,
+        local,
+        Some(tls_info),
+        &ctx,
+        slot,
+    )
+    .await;
 }
 
-async fn dispatch<S: IoStream>(
-    stream: S,
+/// Takes the stream boxed: a task reserves room for every by-value stream it might hold,
+/// so an idle plain-TCP connection would otherwise carry the size of a TLS session.
+async fn dispatch(
+    stream: BoxedStream,
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
     tls: Option<TlsInfo>,
@@ -427,8 +439,7 @@ async fn dispatch<S: IoStream>(
                 // WebSocket sessions outlive the HTTP connection task: they hold the slot.
                 _slot: slot,
             });
-            http.serve(stream, conn, ctx.options.http_header_timeout)
-                .await;
+            Box::pin(http.serve(stream, conn, ctx.options.http_header_timeout)).await;
         }
         _ => {
             let info = ConnectionInfo {
@@ -442,7 +453,7 @@ async fn dispatch<S: IoStream>(
                 tls,
                 listener: ctx.auth.clone(),
             };
-            ctx.handler.clone().handle(Box::new(stream), info).await;
+            ctx.handler.clone().handle(stream, info).await;
             drop(slot);
         }
     }
