@@ -112,6 +112,14 @@ impl Dialer {
         };
         if !self.bind.is_empty() {
             let ip = self.bind[index % self.bind.len()];
+            // Leave the port to connect(), which only needs the 4-tuple to be unique; a port
+            // chosen at bind() must be free for every destination, and searching a crowded
+            // ephemeral range for one costs the load generator more than the broker.
+            let _ = nix::sys::socket::setsockopt(
+                &sock,
+                nix::sys::socket::sockopt::IpBindAddressNoPort,
+                &true,
+            );
             sock.bind(SocketAddr::new(ip, 0))
                 .with_context(|| format!("bind {ip}"))?;
         }

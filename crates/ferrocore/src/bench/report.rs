@@ -44,8 +44,7 @@ impl Sampler {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(0), target);
-        if let Ok(style) = ProgressStyle::with_template("{prefix:>7} [{bar:20}] {pos}/{len}{msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>7} [{bar:20}] {pos}/{len}{msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix("connect");
@@ -305,7 +304,10 @@ impl Report {
 
         let mut b = String::new();
         if self.setup_failed {
-            let _ = writeln!(b, "  setup failed: not every client could connect and subscribe");
+            let _ = writeln!(
+                b,
+                "  setup failed: not every client could connect and subscribe"
+            );
             self.body = b;
             self.body_common(s, None, None, None);
             return;
@@ -387,7 +389,9 @@ impl Report {
         self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
         self.push("max_ms", Val::F(l.max_ms, 3));
         // Connections (full handshakes with --tls) per second of broker CPU.
-        let per_core = bcpu.filter(|c| *c > 0.0).map(|c| o.connacks_per_s() / (c / 100.0));
+        let per_core = bcpu
+            .filter(|c| *c > 0.0)
+            .map(|c| o.connacks_per_s() / (c / 100.0));
         self.push_opt("conn_per_core_s", per_core.map(pct));
         self.push_opt("sockmem_before_kb", s.sock_before_kb.map(Val::U));
         self.push_opt("sockmem_after_kb", s.sock_after_kb.map(Val::U));
@@ -411,7 +415,11 @@ impl Report {
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
         if let Some(v) = per_core {
-            let _ = writeln!(b, "  per core    {} connections per second of broker CPU", group(v));
+            let _ = writeln!(
+                b,
+                "  per core    {} connections per second of broker CPU",
+                group(v)
+            );
         }
         if let Some(alive) = o.alive {
             let _ = writeln!(b, "  alive       {alive} of {} answered PINGREQ", o.ok);
