@@ -72,8 +72,9 @@ def wait_port(port: int, deadline: float) -> None:
             time.sleep(0.05)
 
 
-class Unsupported(Exception):
-    """The target broker cannot be configured as a test asks."""
+def address_port(address: str) -> int:
+    """The port of "127.0.0.1:PORT" or "[::1]:PORT"."""
+    return int(address.rsplit(":", 1)[1])
 
 
 class BrokerBase:
@@ -192,6 +193,10 @@ class Ferrocore(BrokerBase):
     def listeners(self) -> list[dict]:
         return json.loads((self.data_dir / "listeners.json").read_text())["listeners"]
 
+    def listener_port(self, name: str) -> int:
+        """The port of the listener called `name` in listeners.json."""
+        return next(address_port(l["address"]) for l in self.listeners() if l["name"] == name)
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lj = self.data_dir / "listeners.json"
@@ -220,22 +225,11 @@ class Ferrocore(BrokerBase):
                     self.kill()
                     raise TimeoutError(f"no {lj} after {START_TIMEOUT}s:\n{self.log()[-4000:]}")
                 time.sleep(0.05)
+        # Per transport, the first anonymous listener (the --dev one, the test TOML's), else
+        # the first of that transport.
         self.ports = {}
-        by_name = {}
-        for entry in listeners:
-            port = int(entry["address"].rsplit(":", 1)[1])
-            by_name[entry.get("name")] = (entry["transport"], port)
-        # Prefer the test's anonymous TLS listeners; the plain one comes from --dev / --listen-mqtt.
-        for name, (transport, port) in by_name.items():
-            if transport == "mqtt":
-                self.ports.setdefault("mqtt", port)
-        if self.tls_anonymous:
-            for name, transport in (("e2e-mqtts", "mqtts"), ("e2e-https", "https")):
-                if name in by_name:
-                    self.ports[transport] = by_name[name][1]
-        else:
-            for name, (transport, port) in by_name.items():
-                self.ports.setdefault(transport, port)
+        for entry in sorted(listeners, key=lambda e: not e.get("anonymous", False)):
+            self.ports.setdefault(entry["transport"], address_port(entry["address"]))
         for port in self.ports.values():
             wait_port(port, deadline)
 

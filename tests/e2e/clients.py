@@ -22,13 +22,12 @@ from brokers import BrokerBase
 
 WAIT = 10.0  # generous: only to avoid hangs, never a timing assertion
 
-# Transports the clients can use:
+# Transports (the `transport` argument of Paho, raw and endpoint):
 #   tcp        plain MQTT on the mqtt port
 #   tls        MQTT over TLS on the mqtts port
 #   alpn-aws   MQTT over TLS with ALPN x-amzn-mqtt-ca on the https port
 #   alpn-mqtt  MQTT over TLS with ALPN mqtt on the https port
 #   wss        MQTT over WebSocket (TLS) at /mqtt on the https port
-TRANSPORTS = ("tcp", "tls", "alpn-aws", "alpn-mqtt", "wss")
 
 
 def uid(prefix: str = "e2e") -> str:

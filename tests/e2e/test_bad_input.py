@@ -201,6 +201,17 @@ def test_silent_connection_dropped(start_broker):
         s.close()
 
 
+def raise_fd_limit():
+    """Thousands of sockets in this process, and in the broker started after this (it inherits
+    the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 16384)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < 8000:
+        pytest.skip(f"file descriptor limit {want} too low")
+
+
 def works(b):
     c = raw(b)
     assert c.connect(uid("works")).reason == 0
@@ -224,12 +235,7 @@ def rss_kb(pid):
 
 @pytest.mark.ferrocore_only
 def test_thousands_of_idle_and_half_open_connections(start_broker):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 16384)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    if want < 8000:
-        pytest.skip(f"file descriptor limit {want} too low")
+    raise_fd_limit()
     b = start_broker(connect_timeout=2, args=["--max-connect-rate-per-ip", "0"])
     pid = b.proc.pid
     baseline = fd_count(pid)
@@ -264,12 +270,7 @@ def test_thousands_of_idle_and_half_open_connections(start_broker):
 @pytest.mark.ferrocore_only
 def test_thousands_of_idle_mqtt_clients(start_broker):
     """Connected, idle MQTT clients (keep alive 0) are kept, and the broker still works."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 16384)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    if want < 8000:
-        pytest.skip(f"file descriptor limit {want} too low")
+    raise_fd_limit()
     b = start_broker(args=["--max-connect-rate-per-ip", "0"])
     pid = b.proc.pid
     clients = []

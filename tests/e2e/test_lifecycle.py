@@ -108,7 +108,7 @@ def test_listener_not_anonymous_refuses_anonymous_clients(start_broker, transpor
     """The --listen-mqtts / --listen-https listeners are not anonymous: until device
     authentication exists, a client without credentials is refused (or disconnected)."""
     b = start_broker()
-    port = {l["name"]: int(l["address"].rsplit(":", 1)[1]) for l in b.listeners()}[transport]
+    port = b.listener_port(transport)
     ctx = ssl.create_default_context(cafile=str(b.ca))
     if transport == "https":
         ctx.set_alpn_protocols(["mqtt"])

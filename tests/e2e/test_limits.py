@@ -71,7 +71,7 @@ def test_connect_rate_per_ip(tmp_path):
     )
     b.start()
     try:
-        port = {l["name"]: int(l["address"].rsplit(":", 1)[1]) for l in b.listeners()}["lan"]
+        port = b.listener_port("lan")
         admitted = refused = 0
         for _ in range(30):
             try:
@@ -196,7 +196,7 @@ def test_proxy_protocol_v2_listener(tmp_path):
     )
     b.start()
     try:
-        port = {l["name"]: int(l["address"].rsplit(":", 1)[1]) for l in b.listeners()}["behind-lb"]
+        port = b.listener_port("behind-lb")
         c = r.RawClient(b.host, port)
         c.send(proxy_v2_header("192.0.2.7", 4242, "127.0.0.1", port))
         assert c.connect(uid("proxied")).reason == 0
