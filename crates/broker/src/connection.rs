@@ -291,6 +291,20 @@ where
     closed.store(true, Ordering::Release);
     outbox.wake.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+    if close.reason.is_some() {
+        linger(&mut reader).await;
+    }
+}
+
+/// After a server-initiated close: the writer has half-closed the connection; read and discard
+/// what the client still sends, briefly, so that closing with unread data (which makes the
+/// kernel reset the connection) cannot destroy the DISCONNECT before the client reads it.
+async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    let drain = async {
+        let mut scratch = [0u8; 1024];
+        while let Ok(1..) = reader.read(&mut scratch).await {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// Reads until a whole CONNECT has arrived. `Ok(None)`: the client closed first.

@@ -127,8 +127,9 @@ impl Broker {
         let now = Instant::now();
         let mut corrupt = Vec::new();
         {
+            let loaded = self.store.load_retained().await?;
             let mut retained = self.retained.write();
-            for r in self.store.load_retained().await? {
+            for r in loaded {
                 let topic = r.message.topic.clone();
                 match Message::from_stored(r.message, now) {
                     Some(m) => {

@@ -1,6 +1,8 @@
 //! The broker driven in-process over in-memory streams by a codec-speaking test client:
 //! protocol behaviour without sockets, and with tokio's paused clock where time matters.
 
+#![allow(clippy::unwrap_used)] // a failed set-up step should fail the test loudly
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
