@@ -26,13 +26,16 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
-use crate::{Broker, Compat, ConnectionInfo};
+use crate::{Broker, Compat, ConnectionInfo, Routed};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Control packets queued for the writer beyond which the reader stops reading, so a client
 /// that floods without reading its acknowledgements is pushed back instead of growing memory.
 const MAX_PENDING_CONTROL: usize = 1024;
+
+/// The longest a QoS 1/2 publisher's acknowledgement waits for a slow subscriber's queue.
+const MAX_PUBLISHER_HOLD: Duration = Duration::from_secs(10);
 
 /// How a connection ends.
 struct Close {
@@ -444,6 +447,8 @@ fn detach(
         )]));
     }
     drop(state);
+    // Publishers held back by this connection's queue need not wait for it any more.
+    session.room.notify_waiters();
     if ends {
         if sessions
             .get(&session.client_id)
@@ -615,8 +620,8 @@ impl Connection {
         }
     }
 
-    fn ack(&mut self, commit: Option<Commit>, packet: Packet, then_deliver: Vec<Delivery>) {
-        let commit: Option<AckWait> = commit.map(|c| Box::pin(c) as AckWait);
+    /// Sends `packet` once `commit` (if any) resolves and every acknowledgement before it went.
+    fn ack(&mut self, commit: Option<AckWait>, packet: Packet, then_deliver: Vec<Delivery>) {
         if commit.is_none() && self.pending.is_empty() {
             self.release_ack(PendingAck {
                 commit: None,
@@ -722,7 +727,7 @@ impl Connection {
                     reasons,
                     ..UnsubAck::default()
                 });
-                self.ack(commits.pop(), ack, Vec::new());
+                self.ack(durable(commits.pop()), ack, Vec::new());
                 Ok(())
             }
             Packet::PingReq => {
@@ -838,7 +843,10 @@ impl Connection {
         }
         let qos = p.qos;
         let message = Arc::new(Message::from_publish(p, Some(self.session.key)));
-        let mut commit = self.broker.publish(message);
+        let Routed {
+            mut commit,
+            pressured,
+        } = self.broker.publish(message);
         if qos == QoS::ExactlyOnce {
             let mut state = self.session.state.lock();
             state.inbound_qos2.insert(packet_id);
@@ -849,11 +857,12 @@ impl Connection {
                 }]));
             }
         }
-        self.ack_publish(qos, packet_id, commit, reason::SUCCESS);
+        let wait = hold_back(&self.broker, commit, pressured);
+        self.ack_publish(qos, packet_id, wait, reason::SUCCESS);
         Ok(())
     }
 
-    fn ack_publish(&mut self, qos: QoS, packet_id: u16, commit: Option<Commit>, code: u8) {
+    fn ack_publish(&mut self, qos: QoS, packet_id: u16, commit: Option<AckWait>, code: u8) {
         let resp = PubResp {
             packet_id,
             reason: code,
@@ -909,7 +918,7 @@ impl Connection {
             reasons,
             ..SubAck::default()
         });
-        self.ack(commits.pop(), ack, retained);
+        self.ack(durable(commits.pop()), ack, retained);
         Ok(())
     }
 }
@@ -930,6 +939,36 @@ async fn wait_for_writer(outbox: &Outbox, kick: &Kick) {
             }
         }
     }
+}
+
+fn durable(commit: Option<Commit>) -> Option<AckWait> {
+    commit.map(|c| Box::pin(c) as AckWait)
+}
+
+/// The wait before a PUBLISH is acknowledged: its durable writes, then room in the queues of
+/// slow subscribers it overfilled. Holding the acknowledgement back is the flow control that
+/// slows a QoS 1/2 publisher down to what its subscribers take, for at most
+/// [`MAX_PUBLISHER_HOLD`] per message so that one stuck subscriber cannot stop publishers.
+fn hold_back(
+    broker: &Arc<Broker>,
+    commit: Option<Commit>,
+    pressured: Vec<Arc<Session>>,
+) -> Option<AckWait> {
+    if pressured.is_empty() {
+        return durable(commit);
+    }
+    let broker = broker.clone();
+    Some(Box::pin(async move {
+        if let Some(commit) = commit {
+            commit.await?;
+        }
+        for session in pressured {
+            session
+                .wait_for_room(&broker.limits, MAX_PUBLISHER_HOLD)
+                .await;
+        }
+        Ok(())
+    }))
 }
 
 /// Waits for the commit at the front of the queue (never resolves when there is none).
@@ -962,7 +1001,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
     loop {
         w.outbox.take(&mut items);
         let now = Instant::now();
-        w.session.state.lock().take_sendable(
+        let room = w.session.state.lock().take_sendable(
             &w.session.client_id,
             w.conn_id,
             &w.broker.limits,
@@ -970,6 +1009,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut w: WriterState) {
             now,
             &mut items,
         );
+        if room {
+            w.session.room.notify_waiters();
+        }
         if items.is_empty() {
             if w.closed.load(Ordering::Acquire) {
                 break;

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::auth::Principal;
 use crate::message::{Message, unix_ms};
-use crate::session::{Delivery, Session, SessionLimits};
+use crate::session::{Delivery, Enqueued, Session, SessionLimits};
 use crate::trie::{Subscriber, Trie};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,13 @@ pub struct ConnectionInfo {
     pub transport: Transport,
     pub tls: Option<TlsInfo>,
     pub listener: Arc<ListenerAuth>,
+}
+
+/// What publishing a message did: the commit that makes its durable effects durable, and the
+/// slow subscribers whose queues took it beyond their limits (its publisher waits for them).
+pub(crate) struct Routed {
+    pub commit: Option<Commit>,
+    pub pressured: Vec<Arc<Session>>,
 }
 
 /// A session as a trie entry: compared by its unique key.
@@ -280,13 +287,17 @@ impl Broker {
     /// Routes a message to every matching subscription and updates the retained store.
     /// Durable writes it causes are submitted in order; the returned commit (if any) resolves
     /// once all of them are durable.
-    pub(crate) fn publish(&self, message: Arc<Message>) -> Option<Commit> {
+    pub(crate) fn publish(&self, message: Arc<Message>) -> Routed {
         let mut commits = Vec::new();
         if message.retain {
             self.retain(&message, &mut commits);
         }
-        self.route(&message, &mut commits);
-        commits.pop()
+        let mut pressured = Vec::new();
+        self.route(&message, &mut commits, &mut pressured);
+        Routed {
+            commit: commits.pop(),
+            pressured,
+        }
     }
 
     fn retain(&self, message: &Arc<Message>, commits: &mut Vec<Commit>) {
@@ -308,7 +319,12 @@ impl Broker {
         }
     }
 
-    fn route(&self, message: &Arc<Message>, commits: &mut Vec<Commit>) {
+    fn route(
+        &self,
+        message: &Arc<Message>,
+        commits: &mut Vec<Commit>,
+        pressured: &mut Vec<Arc<Session>>,
+    ) {
         struct Target {
             session: Arc<Session>,
             qos: QoS,
@@ -364,25 +380,35 @@ impl Broker {
                 subscription_ids: t.subscription_ids,
                 seq: 0,
             };
-            self.deliver(&t.session, delivery, commits);
+            if self.deliver(&t.session, delivery, commits) == Enqueued::Pressured {
+                pressured.push(t.session);
+            }
         }
     }
 
-    fn deliver(&self, session: &Session, delivery: Delivery, commits: &mut Vec<Commit>) {
+    fn deliver(
+        &self,
+        session: &Session,
+        delivery: Delivery,
+        commits: &mut Vec<Commit>,
+    ) -> Enqueued {
         let mut state = session.state.lock();
         if !state.principal.may_receive(&delivery.message.topic) {
-            return;
+            return Enqueued::Refused;
         }
-        if state.enqueue(
+        let outcome = state.enqueue(
             &session.client_id,
             delivery,
             &self.limits,
             &self.store,
             commits,
-        ) && let Some(a) = &state.attached
+        );
+        if outcome != Enqueued::Refused
+            && let Some(a) = &state.attached
         {
             a.outbox.wake.notify_one();
         }
+        outcome
     }
 
     /// Adds a subscription for `session`. Returns the SUBACK reason code, the retained
@@ -504,6 +530,7 @@ impl Broker {
             }
             state.subscriptions.drain().map(|(f, _)| f).collect()
         };
+        session.room.notify_waiters();
         let key = SessionRef(session.clone());
         let mut trie = self.trie.write();
         for f in filters {

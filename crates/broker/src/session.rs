@@ -145,6 +145,8 @@ pub(crate) struct SessionState {
     pub ended: bool,
     /// Who the attached (or last) connection authenticated as; checked on every delivery.
     pub principal: Arc<Principal>,
+    /// A publisher is held back until this queue has room again.
+    room_wanted: bool,
 }
 
 pub(crate) struct Session {
@@ -152,6 +154,18 @@ pub(crate) struct Session {
     pub key: u64,
     pub client_id: Arc<str>,
     pub state: Mutex<SessionState>,
+    /// Signalled when a queue that held publishers back has room again, or its connection
+    /// went away.
+    pub room: Notify,
+}
+
+/// What became of a delivery offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    Accepted,
+    /// Accepted beyond the queue limits: hold the publisher back until there is room.
+    Pressured,
+    Refused,
 }
 
 impl Session {
@@ -175,8 +189,25 @@ impl Session {
                 dropped: 0,
                 ended: false,
                 principal: Arc::new(Principal::Nobody),
+                room_wanted: false,
             }),
+            room: Notify::new(),
         }
+    }
+
+    /// Waits until publishers held back by this session may go on (see
+    /// [`SessionState::has_room`]), or `limit` has passed.
+    pub async fn wait_for_room(&self, limits: &SessionLimits, limit: std::time::Duration) {
+        let wait = async {
+            loop {
+                let notified = self.room.notified();
+                if self.state.lock().has_room(limits) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
     }
 }
 
@@ -186,9 +217,13 @@ impl SessionState {
     }
 
     /// Adds a delivery for this session. QoS 0 is dropped while nobody is connected; QoS 1/2
-    /// of a persistent session is recorded in the store (with `store` given) in the same
-    /// critical section, so the store sees each session's changes in order. Returns whether it
-    /// was accepted and whether the attached writer should be woken.
+    /// of a persistent session is recorded in the store in the same critical section, so the
+    /// store sees each session's changes in order.
+    ///
+    /// A full queue makes room by dropping its oldest QoS 0 message. Failing that, a QoS 1/2
+    /// message for a connected (slow) client is still taken, up to twice the limits, and
+    /// reported as [`Enqueued::Pressured`]: its publisher is then held back (flow control)
+    /// instead of the message being lost. An offline session refuses at the limits.
     pub fn enqueue(
         &mut self,
         client_id: &str,
@@ -196,23 +231,31 @@ impl SessionState {
         limits: &SessionLimits,
         store: &Store,
         commits: &mut Vec<ferrocore_store::Commit>,
-    ) -> bool {
+    ) -> Enqueued {
         if self.ended || (self.attached.is_none() && delivery.qos == QoS::AtMostOnce) {
-            return false;
+            return Enqueued::Refused;
         }
         let cost = delivery.cost();
-        while self.queue.len() >= limits.max_queued_messages
-            || self.queued_bytes + cost > limits.max_queued_bytes
-        {
-            // Make room by dropping the oldest QoS 0 message; refuse if there is none.
-            let Some(i) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) else {
+        let over = |state: &SessionState, factor: usize| {
+            state.queue.len() >= limits.max_queued_messages * factor
+                || state.queued_bytes + cost > limits.max_queued_bytes * factor
+        };
+        let mut outcome = Enqueued::Accepted;
+        while over(self, 1) {
+            if let Some(i) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) {
+                if let Some(old) = self.queue.remove(i) {
+                    self.queued_bytes -= old.cost();
+                }
                 self.dropped += 1;
-                return false;
-            };
-            if let Some(old) = self.queue.remove(i) {
-                self.queued_bytes -= old.cost();
-                self.dropped += 1;
+                continue;
             }
+            if delivery.qos == QoS::AtMostOnce || self.attached.is_none() || over(self, 2) {
+                self.dropped += 1;
+                return Enqueued::Refused;
+            }
+            self.room_wanted = true;
+            outcome = Enqueued::Pressured;
+            break;
         }
         delivery.seq = self.next_seq;
         self.next_seq += 1;
@@ -227,7 +270,16 @@ impl SessionState {
         }
         self.queued_bytes += cost;
         self.queue.push_back(delivery);
-        true
+        outcome
+    }
+
+    /// Whether publishers held back by this session may go on: its queue is under the limit
+    /// again, or no connection is draining it any more (then waiting would not help).
+    pub fn has_room(&self, limits: &SessionLimits) -> bool {
+        self.ended
+            || self.attached.is_none()
+            || (self.queue.len() < limits.max_queued_messages
+                && self.queued_bytes < limits.max_queued_bytes)
     }
 
     /// Takes what the attached connection `conn_id` may send now: unsent in-flight messages
@@ -240,9 +292,9 @@ impl SessionState {
         store: &Store,
         now: Instant,
         out: &mut Vec<Outgoing>,
-    ) {
+    ) -> bool {
         if self.ended || self.attached.as_ref().map(|a| a.conn_id) != Some(conn_id) {
-            return;
+            return false;
         }
         let persistent = self.persistent();
         let mut ops = Vec::new();
@@ -328,6 +380,11 @@ impl SessionState {
         if !ops.is_empty() {
             drop(store.submit(ops));
         }
+        let room = self.room_wanted && self.has_room(limits);
+        if room {
+            self.room_wanted = false;
+        }
+        room
     }
 
     fn allocate_packet_id(&mut self) -> u16 {

@@ -722,3 +722,50 @@ async fn shutdown_sends_server_shutting_down() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn slow_subscriber_holds_back_qos1_publisher_without_loss() {
+    let config = BrokerConfig {
+        max_queued_messages: 5,
+        ..BrokerConfig::default()
+    };
+    let h = harness(config).await;
+    let mut c = connect_packet(ProtocolVersion::V5, "slow", true);
+    c.properties.receive_maximum = Some(1);
+    let (mut slow, _) = Client::connect(&h.broker, c).await;
+    slow.subscribe("flow", QoS::AtLeastOnce).await;
+    let mut publ = Client::v5(&h.broker, "fast").await;
+    for i in 1..=8u16 {
+        publ.publish("flow", &i.to_string(), QoS::AtLeastOnce, false, i)
+            .await;
+    }
+    let mut acked = 0;
+    while let Some(p) = publ.try_recv(Duration::from_millis(500)).await {
+        assert!(matches!(p, Packet::PubAck(_)));
+        acked += 1;
+    }
+    assert!(
+        acked < 8,
+        "acknowledgements are held while the subscriber's queue is over its limit"
+    );
+
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let p = slow.expect_publish().await;
+        got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+        slow.send(Packet::PubAck(PubResp {
+            packet_id: p.packet_id,
+            ..Default::default()
+        }))
+        .await;
+    }
+    assert_eq!(
+        got,
+        (1..=8).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "nothing lost"
+    );
+    while acked < 8 {
+        assert!(matches!(publ.recv().await, Packet::PubAck(_)));
+        acked += 1;
+    }
+}
