@@ -100,71 +100,27 @@ where
         Ok(Ok(Some(c))) => c,
     };
     let version = connect.protocol;
-    let refuse = |code: u8| {
-        let code = if version.is_v5() {
-            code
-        } else {
-            reason::connack_v3_from_v5(code)
-        };
-        Packet::ConnAck(ConnAck {
-            code,
-            ..ConnAck::default()
-        })
-    };
-
-    let principal = if info.listener.anonymous {
-        Arc::new(Principal::Anonymous)
-    } else {
-        let _ = write_packet(&mut writer, &refuse(reason::NOT_AUTHORIZED), version).await;
-        tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, "refused: no authentication configured on this listener");
-        return;
-    };
-
-    let mut assigned = None;
-    let client_id: Arc<str> = if connect.client_id.is_empty() {
-        if !version.is_v5() && !connect.clean_start {
-            let _ = write_packet(
-                &mut writer,
-                &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID),
-                version,
-            )
-            .await;
+    let Admitted {
+        principal,
+        client_id,
+        assigned,
+    } = match admit(&connect, &info, &config) {
+        Ok(admitted) => admitted,
+        Err(code) => {
+            tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, code, "CONNECT refused");
+            let code = if version.is_v5() {
+                code
+            } else {
+                reason::connack_v3_from_v5(code)
+            };
+            let refusal = Packet::ConnAck(ConnAck {
+                code,
+                ..ConnAck::default()
+            });
+            let _ = write_packet(&mut writer, &refusal, version).await;
             return;
         }
-        let id = format!(
-            "auto-{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        );
-        assigned = Some(id.clone());
-        id.into()
-    } else if connect.client_id.len() > config.max_client_id_len {
-        let _ = write_packet(
-            &mut writer,
-            &refuse(reason::CLIENT_IDENTIFIER_NOT_VALID),
-            version,
-        )
-        .await;
-        return;
-    } else {
-        connect.client_id.as_str().into()
     };
-
-    if let Some(will) = &connect.will {
-        let refused = if topic::validate_topic_name(&will.topic, &config.topic_limits).is_err() {
-            Some(reason::TOPIC_NAME_INVALID)
-        } else if will.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
-            Some(reason::QOS_NOT_SUPPORTED)
-        } else if !principal.may_publish(&will.topic) {
-            Some(reason::NOT_AUTHORIZED)
-        } else {
-            None
-        };
-        if let Some(code) = refused {
-            let _ = write_packet(&mut writer, &refuse(code), version).await;
-            return;
-        }
-    }
 
     let keep_alive = effective_keep_alive(connect.keep_alive, &config);
     let max_expiry = u32::try_from(config.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
@@ -202,7 +158,19 @@ where
         && let Err(e) = commit.await
     {
         tracing::error!(error = %e, "storing the session failed");
-        let _ = write_packet(&mut writer, &refuse(reason::SERVER_UNAVAILABLE), version).await;
+        let _ = write_packet(
+            &mut writer,
+            &Packet::ConnAck(ConnAck {
+                code: if version.is_v5() {
+                    reason::SERVER_UNAVAILABLE
+                } else {
+                    reason::v3::SERVER_UNAVAILABLE
+                },
+                ..ConnAck::default()
+            }),
+            version,
+        )
+        .await;
         detach(&broker, &session, conn_id, generation, None, expiry);
         return;
     }
@@ -308,6 +276,58 @@ async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
         while let Ok(1..) = reader.read(&mut scratch).await {}
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// An accepted CONNECT: who it is from and the client id it gets.
+struct Admitted {
+    principal: Arc<Principal>,
+    client_id: Arc<str>,
+    /// The id we chose for a client that sent none (MQTT 5 Assigned Client Identifier).
+    assigned: Option<String>,
+}
+
+/// Checks a CONNECT; the error is the MQTT 5 reason code refusing it.
+fn admit(
+    connect: &Connect,
+    info: &ConnectionInfo,
+    config: &crate::BrokerConfig,
+) -> Result<Admitted, u8> {
+    if !info.listener.anonymous {
+        // No authentication is configured on this listener yet (identity comes later).
+        return Err(reason::NOT_AUTHORIZED);
+    }
+    let principal = Arc::new(Principal::Anonymous);
+    let (client_id, assigned): (Arc<str>, _) = if connect.client_id.is_empty() {
+        if !connect.protocol.is_v5() && !connect.clean_start {
+            return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        let id = format!(
+            "auto-{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        (id.as_str().into(), Some(id))
+    } else if connect.client_id.len() > config.max_client_id_len {
+        return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
+    } else {
+        (connect.client_id.as_str().into(), None)
+    };
+    if let Some(will) = &connect.will {
+        if topic::validate_topic_name(&will.topic, &config.topic_limits).is_err() {
+            return Err(reason::TOPIC_NAME_INVALID);
+        }
+        if will.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
+            return Err(reason::QOS_NOT_SUPPORTED);
+        }
+        if !principal.may_publish(&will.topic) {
+            return Err(reason::NOT_AUTHORIZED);
+        }
+    }
+    Ok(Admitted {
+        principal,
+        client_id,
+        assigned,
+    })
 }
 
 /// Reads until a whole CONNECT has arrived. `Ok(None)`: the client closed first.
