@@ -532,10 +532,14 @@ class RawClient:
         self.send(pingreq())
         return self.expect(PINGRESP)
 
-    def disconnect(self, reason: int = 0, props: list | None = None) -> None:
+    def disconnect(self, reason: int = 0, props: list | None = None, wait: bool = True) -> None:
+        """Send DISCONNECT and (with `wait`) let the server close the connection, so that it has
+        processed the DISCONNECT before whatever the test does next."""
         try:
             self.send(disconnect(reason, props, version=self.version))
-        except OSError:
+            if wait:
+                self.wait_closed(timeout=self.timeout)
+        except (OSError, TimeoutError, Closed):
             pass
         self.close()
 

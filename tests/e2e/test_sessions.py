@@ -53,18 +53,43 @@ def test_v311_clean_session_discards_state(broker):
         pub.publish(t, b"queued", qos=1)
 
     # A clean session throws the persistent one away: no session present, no queued message.
-    with Paho(broker, client_id=cid, version=4, clean=True) as s:
-        assert not s.connect().session_present
-        marker = topic("marker")
-        s.subscribe(marker, 1)
-        with Paho(broker) as pub:
-            pub.connect()
-            pub.publish(t, b"after", qos=1)
-            pub.publish(marker, b"m", qos=1)
-        assert s.until(marker) == []
+    c = raw(broker, 4)
+    assert not c.connect(cid, clean=True).session_present
+    marker = topic("marker")
+    c.subscribe((marker, 1))
+    with Paho(broker) as pub:
+        pub.connect()
+        pub.publish(t, b"after", qos=1)
+        pub.publish(marker, b"m", qos=1)
+    assert c.next_publish().topic == marker
+    c.disconnect()  # waits until the server has closed the connection
     # ...and a clean session leaves nothing behind.
-    with Paho(broker, client_id=cid, version=4, clean=False) as s:
-        assert not s.connect().session_present
+    c = raw(broker, 4)
+    assert not c.connect(cid, clean=False).session_present
+    c.disconnect()
+
+
+def test_v311_takeover_of_clean_session_does_not_reuse_it(broker):
+    """[MQTT-3.1.2-6]: state of a CleanSession=1 session MUST NOT be reused in any subsequent
+    session, even when the next connection takes the client id over while it is still open."""
+    cid, t = uid("clean-takeover"), topic()
+    old = raw(broker, 4)
+    old.connect(cid, clean=True)
+    old.subscribe((t, 1))
+    new = raw(broker, 4)
+    ack = new.connect(cid, clean=False)
+    assert ack.reason == 0
+    assert not ack.session_present, "the clean session was resumed"
+    marker = topic("marker")
+    new.subscribe((marker, 1))
+    with Paho(broker) as pub:
+        pub.connect()
+        pub.publish(t, b"to the old subscription", qos=1)
+        pub.publish(marker, b"m", qos=1)
+    p = new.next_publish()
+    assert p.topic == marker, f"the old subscription was inherited: {p}"
+    old.close()
+    new.disconnect()
 
 
 @pytest.mark.parametrize("qos", [1, 2])
@@ -108,12 +133,13 @@ def test_v5_clean_start_discards_session(broker):
 
 def test_v5_session_expiry_zero_ends_session_at_disconnect(broker):
     cid, t = uid("exp0"), topic()
-    s = Paho(broker, client_id=cid, session_expiry=0)
-    s.connect()
-    s.subscribe(t, 1)
-    s.disconnect()
-    with Paho(broker, client_id=cid, clean=False, session_expiry=300) as s:
-        assert not s.connect().session_present
+    c = raw(broker)
+    c.connect(cid)  # Session Expiry absent: 0
+    c.subscribe((t, 1))
+    c.disconnect()
+    c = raw(broker)
+    assert not c.connect(cid, clean=False, props=[(r.SESSION_EXPIRY, 300)]).session_present
+    c.disconnect()
 
 
 def test_v5_session_expires(broker):
