@@ -393,7 +393,9 @@ fn attach(
         a.kick.fire(reason::SESSION_TAKEN_OVER);
     }
     let (session, present) = match existing {
-        Some(old) if !connect.clean_start => (old, true),
+        // A session that ends with its connection (clean session, expiry 0) is never
+        // resumed, not even by a takeover that asks for it [MQTT-3.1.2-6].
+        Some(old) if !connect.clean_start && old.state.lock().persistent() => (old, true),
         existing => {
             if let Some(old) = existing {
                 sessions.remove(client_id);

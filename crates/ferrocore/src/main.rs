@@ -6,7 +6,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferrocore", version, about = "Self-hosted secure IoT gateway compatible with AWS IoT Core")]
+#[command(
+    name = "ferrocore",
+    version,
+    about = "Self-hosted secure IoT gateway compatible with AWS IoT Core"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
