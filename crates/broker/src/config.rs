@@ -11,9 +11,35 @@ pub enum Compat {
     Mqtt,
     /// AWS IoT Core exactly: maximum QoS 1, retained messages only on exact-match filters,
     /// denied PUBLISH / SUBSCRIBE on 3.1.1 close the connection, keep alive clamped to
-    /// 30–1200 s, at most 8 topic aliases.
+    /// 30–1200 s, at most 8 topic aliases, and AWS's per-connection quotas ([`AWS_QUOTAS`]).
     Aws,
 }
+
+/// AWS IoT Core's per-connection quotas, enforced in [`Compat::Aws`] only (in the default mode
+/// they would cap a benchmark, and the limits that keep the broker alive apply anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsQuotas {
+    /// Beyond it a SUBSCRIBE's filter gets reason 0x97 (quota exceeded).
+    pub subscriptions_per_connection: usize,
+    /// Filters of one SUBSCRIBE beyond this many get 0x97.
+    pub filters_per_subscribe: usize,
+    /// Inbound PUBLISH packets per second; a faster client is read more slowly (delayed, as
+    /// AWS delays excess traffic, never dropped).
+    pub publishes_per_second: u32,
+    /// Inbound bytes per second, paced the same way.
+    pub inbound_bytes_per_second: u32,
+    /// A CONNECT for a client id that connected less than this long ago is refused (0x9F).
+    pub min_connect_interval: Duration,
+}
+
+/// AWS IoT Core's defaults (reference §10.2).
+pub const AWS_QUOTAS: AwsQuotas = AwsQuotas {
+    subscriptions_per_connection: 50,
+    filters_per_subscribe: 8,
+    publishes_per_second: 100,
+    inbound_bytes_per_second: 512 * 1024,
+    min_connect_interval: Duration::from_secs(1),
+};
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
-use crate::{Broker, Compat, ConnectionInfo, Routed};
+use crate::throttle::Throttle;
+use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -104,7 +105,7 @@ where
         principal,
         client_id,
         assigned,
-    } = match admit(&connect, &info, &config) {
+    } = match admit(&connect, &info, &broker) {
         Ok(admitted) => admitted,
         Err(code) => {
             tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, code, "CONNECT refused");
@@ -238,6 +239,9 @@ where
         expiry,
         inbound_aliases: HashMap::new(),
         pending: VecDeque::new(),
+        throttle: (config.compat == Compat::Aws)
+            .then(|| Throttle::new(&AWS_QUOTAS, Instant::now())),
+        publishes_read: 0,
     };
     let close = conn
         .read_loop(&mut reader, &mut buf, &kick, keep_alive)
@@ -287,15 +291,12 @@ struct Admitted {
 }
 
 /// Checks a CONNECT; the error is the MQTT 5 reason code refusing it.
-fn admit(
-    connect: &Connect,
-    info: &ConnectionInfo,
-    config: &crate::BrokerConfig,
-) -> Result<Admitted, u8> {
+fn admit(connect: &Connect, info: &ConnectionInfo, broker: &Broker) -> Result<Admitted, u8> {
     if !info.listener.anonymous {
         // No authentication is configured on this listener yet (identity comes later).
         return Err(reason::NOT_AUTHORIZED);
     }
+    let config = &broker.config;
     let principal = Arc::new(Principal::Anonymous);
     let (client_id, assigned): (Arc<str>, _) = if connect.client_id.is_empty() {
         if !connect.protocol.is_v5() && !connect.clean_start {
@@ -322,6 +323,9 @@ fn admit(
         if !principal.may_publish(&will.topic) {
             return Err(reason::NOT_AUTHORIZED);
         }
+    }
+    if config.compat == Compat::Aws && broker.connected_too_recently(&client_id) {
+        return Err(reason::CONNECTION_RATE_EXCEEDED);
     }
     Ok(Admitted {
         principal,
@@ -543,6 +547,9 @@ struct Connection {
     expiry: u32,
     inbound_aliases: HashMap<u16, String>,
     pending: VecDeque<PendingAck>,
+    /// AWS mode's inbound quotas, and the PUBLISH packets counted since they last charged.
+    throttle: Option<Throttle>,
+    publishes_read: u32,
 }
 
 impl Connection {
@@ -594,11 +601,12 @@ impl Connection {
                     }
                 }
                 read = reader.read_buf(buf) => {
-                    match read {
+                    let bytes_read = match read {
                         Ok(0) => return Close { reason: None, will: true, why: "connection lost" },
                         Err(_) => return Close { reason: None, will: true, why: "read error" },
-                        Ok(n) => read_filled = n >= spare,
-                    }
+                        Ok(n) => n,
+                    };
+                    read_filled = bytes_read >= spare;
                     if let Some(limit) = idle_limit {
                         idle.as_mut().reset(Instant::now() + limit);
                     }
@@ -620,6 +628,7 @@ impl Connection {
                         *buf = BytesMut::with_capacity(256);
                     }
                     wait_for_writer(&self.outbox, kick).await;
+                    self.pace(bytes_read, kick).await;
                     if read_filled {
                         // A sender with more waiting yields after each chunk, so the writers
                         // that deliver what it publishes get their turn: ingest must not
@@ -837,6 +846,7 @@ impl Connection {
             ));
         }
         let packet_id = p.packet_id;
+        self.publishes_read += 1;
         if !self.principal.may_publish(&p.topic) {
             if !self.version.is_v5() && config.compat == Compat::Aws {
                 return Err(Close {
@@ -897,26 +907,61 @@ impl Connection {
         }
     }
 
+    /// AWS mode: pauses reading for as long as the client is over its inbound quotas (the
+    /// kick of a takeover or shutdown cuts the pause short).
+    async fn pace(&mut self, bytes: usize, kick: &Kick) {
+        let Some(throttle) = &mut self.throttle else {
+            return;
+        };
+        let wait = throttle.charge(
+            std::mem::take(&mut self.publishes_read),
+            bytes,
+            Instant::now(),
+        );
+        if wait.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = kick.notify.notified() => kick.notify.notify_one(),
+        }
+    }
+
+    /// AWS mode: the `index`-th filter of a SUBSCRIBE is beyond AWS's quotas.
+    fn over_subscription_quota(&self, index: usize, filter: &str) -> bool {
+        if self.broker.config.compat != Compat::Aws {
+            return false;
+        }
+        let state = self.session.state.lock();
+        index >= AWS_QUOTAS.filters_per_subscribe
+            || (!state.subscriptions.contains_key(filter)
+                && state.subscriptions.len() >= AWS_QUOTAS.subscriptions_per_connection)
+    }
+
     fn on_subscribe(&mut self, s: ferrocore_mqtt::Subscribe) -> Result<(), Close> {
         let mut commits = Vec::new();
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         let subscription_id = s.properties.subscription_identifier;
-        for (filter, options) in &s.filters {
+        for (index, (filter, options)) in s.filters.iter().enumerate() {
             if options.no_local && filter.starts_with("$share/") {
                 return Err(Close::protocol(
                     reason::PROTOCOL_ERROR,
                     "no-local on a shared subscription",
                 ));
             }
-            let (code, mut deliveries) = self.broker.subscribe(
-                &self.session,
-                &self.principal,
-                filter,
-                *options,
-                subscription_id,
-                &mut commits,
-            );
+            let (code, mut deliveries) = if self.over_subscription_quota(index, filter) {
+                (reason::QUOTA_EXCEEDED, Vec::new())
+            } else {
+                self.broker.subscribe(
+                    &self.session,
+                    &self.principal,
+                    filter,
+                    *options,
+                    subscription_id,
+                    &mut commits,
+                )
+            };
             if code == reason::NOT_AUTHORIZED
                 && !self.version.is_v5()
                 && self.broker.config.compat == Compat::Aws

@@ -10,9 +10,10 @@ mod config;
 mod connection;
 mod message;
 mod session;
+mod throttle;
 mod trie;
 
-pub use config::{BrokerConfig, Compat};
+pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -103,6 +104,8 @@ pub struct Broker {
     connections: AtomicUsize,
     connections_closed: Notify,
     shutting_down: AtomicBool,
+    /// AWS mode: when each client id last connected, for the per-client-id connect rate.
+    recent_connects: Mutex<HashMap<Arc<str>, Instant>>,
 }
 
 impl Broker {
@@ -125,6 +128,7 @@ impl Broker {
             connections: AtomicUsize::new(0),
             connections_closed: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            recent_connects: Mutex::new(HashMap::new()),
         });
         broker.restore().await?;
         Ok(broker)
@@ -274,6 +278,23 @@ impl Broker {
     /// Number of client connections being served.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Whether `client_id` connected less than AWS's minimum interval ago (else records now).
+    pub(crate) fn connected_too_recently(&self, client_id: &Arc<str>) -> bool {
+        let interval = config::AWS_QUOTAS.min_connect_interval;
+        let now = Instant::now();
+        let mut recent = self.recent_connects.lock();
+        if recent.len() >= 4096 {
+            recent.retain(|_, at| now.saturating_duration_since(*at) < interval);
+        }
+        match recent.get(client_id) {
+            Some(at) if now.saturating_duration_since(*at) < interval => true,
+            _ => {
+                recent.insert(client_id.clone(), now);
+                false
+            }
+        }
     }
 
     fn new_key(&self) -> u64 {

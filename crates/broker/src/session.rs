@@ -237,8 +237,8 @@ impl SessionState {
         }
         let cost = delivery.cost();
         let over = |state: &SessionState, factor: usize| {
-            state.queue.len() >= limits.max_queued_messages * factor
-                || state.queued_bytes + cost > limits.max_queued_bytes * factor
+            state.queue.len() >= limits.max_queued_messages.saturating_mul(factor)
+                || state.queued_bytes + cost > limits.max_queued_bytes.saturating_mul(factor)
         };
         let mut outcome = Enqueued::Accepted;
         while over(self, 1) {

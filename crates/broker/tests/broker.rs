@@ -769,3 +769,105 @@ async fn slow_subscriber_holds_back_qos1_publisher_without_loss() {
         acked += 1;
     }
 }
+
+fn aws() -> BrokerConfig {
+    BrokerConfig {
+        compat: Compat::Aws,
+        ..BrokerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn aws_quotas_on_subscriptions() {
+    let h = harness(aws()).await;
+    let mut c = Client::v5(&h.broker, "subs").await;
+    let filters = (0..9)
+        .map(|i| (format!("q/{i}"), SubscriptionOptions::default()))
+        .collect();
+    c.send(Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters,
+        ..Default::default()
+    }))
+    .await;
+    let Packet::SubAck(ack) = c.recv().await else {
+        panic!("expected SUBACK")
+    };
+    assert_eq!(ack.reasons[..8], [0; 8]);
+    assert_eq!(
+        ack.reasons[8],
+        reason::QUOTA_EXCEEDED,
+        "at most 8 filters per SUBSCRIBE"
+    );
+    for i in 8..50 {
+        assert_eq!(
+            c.subscribe(&format!("q/{i}"), QoS::AtMostOnce)
+                .await
+                .reasons,
+            vec![0]
+        );
+    }
+    assert_eq!(
+        c.subscribe("q/50", QoS::AtMostOnce).await.reasons,
+        vec![reason::QUOTA_EXCEEDED]
+    );
+    assert_eq!(
+        c.subscribe("q/0", QoS::AtLeastOnce).await.reasons,
+        vec![1],
+        "replacing is fine"
+    );
+}
+
+#[tokio::test]
+async fn aws_connect_rate_per_client_id() {
+    let h = harness(aws()).await;
+    tokio::time::pause();
+    let (_first, ack) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, "r", true)).await;
+    assert_eq!(ack.code, 0);
+    let (_second, ack) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, "r", true)).await;
+    assert_eq!(ack.code, reason::CONNECTION_RATE_EXCEEDED);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_third, ack) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, "r", true)).await;
+    assert_eq!(ack.code, 0);
+}
+
+#[tokio::test]
+async fn aws_pacing_delays_excess_publishes_without_dropping() {
+    let h = harness(aws()).await;
+    tokio::time::pause();
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    sub.subscribe("pace", QoS::AtMostOnce).await;
+    let mut publ = Client::v5(&h.broker, "pub").await;
+    let start = tokio::time::Instant::now();
+    let mut burst = BytesMut::new();
+    for i in 0..250 {
+        let p = Packet::Publish(Publish {
+            topic: "pace".into(),
+            payload: Bytes::from(i.to_string()),
+            ..Publish::default()
+        });
+        encode(&p, ProtocolVersion::V5, &mut burst).unwrap();
+    }
+    encode(&Packet::PingReq, ProtocolVersion::V5, &mut burst).unwrap();
+    publ.io.write_all(&burst).await.unwrap();
+    assert!(matches!(publ.recv().await, Packet::PingResp));
+    publ.publish("pace", "last", QoS::AtMostOnce, false, 0)
+        .await;
+    for _ in 0..250 {
+        sub.expect_publish().await;
+    }
+    assert_eq!(
+        &sub.expect_publish().await.payload[..],
+        b"last",
+        "nothing dropped"
+    );
+    // 250 publishes at 100/s with a one-second burst: 1.5 s of debt before the next read.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1400),
+        "paced: {:?}",
+        start.elapsed()
+    );
+}
