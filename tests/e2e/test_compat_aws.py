@@ -1,6 +1,6 @@
 """`--compat aws`: AWS IoT Core's departures from the MQTT specification (DESIGN.md): maximum
 QoS 1, no retained messages on wildcard subscriptions, keep alive clamped to 30-1200 s, at most
-8 topic aliases."""
+8 topic aliases, and AWS per-connection quotas."""
 
 import pytest
 
@@ -115,3 +115,27 @@ def test_topic_alias_maximum_8(aws):
     ack = c.connect(uid("aws-alias"))
     assert ack.prop(r.TOPIC_ALIAS_MAXIMUM, 0) <= 8
     c.disconnect()
+
+
+def test_aws_subscription_quotas(aws):
+    """At most 8 filters per SUBSCRIBE and 50 subscriptions per connection: 0x97 beyond."""
+    c = raw(aws)
+    c.connect(uid("aws-quota"))
+    base = topic("quota")
+    ack = c.subscribe(*[f"{base}/{i}" for i in range(9)])
+    assert ack.reasons == [0] * 8 + [0x97]
+    for start in range(8, 50, 7):
+        ack = c.subscribe(*[f"{base}/{i}" for i in range(start, min(start + 7, 50))])
+        assert set(ack.reasons) == {0}
+    assert c.subscribe(f"{base}/50").reasons == [0x97]
+    c.disconnect()
+
+
+def test_aws_connect_rate_per_client_id(aws):
+    """A second CONNECT for the same client id within a second is refused with 0x9F."""
+    cid = uid("aws-rate")
+    first = raw(aws)
+    assert first.connect(cid).reason == 0
+    second = raw(aws)
+    assert second.connect(cid).reason == 0x9F
+    first.disconnect()
