@@ -103,6 +103,27 @@ def test_generated_identity(start_broker):
 
 
 @pytest.mark.ferrocore_only
+def test_admin_credentials_and_aws_config(start_broker):
+    """First start writes the admin key (shared-credentials format, 0600) and an aws-config
+    naming the region, the bound HTTPS endpoint and the root CA; a restart keeps the key."""
+    b = start_broker()
+    creds = b.data_dir / "credentials"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    text = creds.read_text()
+    assert "[default]" in text and "aws_access_key_id = AKIA" in text
+    assert "aws_secret_access_key = " in text
+    config = (b.data_dir / "aws-config").read_text()
+    assert "region = us-east-1" in config
+    listeners = json.loads((b.data_dir / "listeners.json").read_text())["listeners"]
+    https = next(l for l in listeners if l["name"] == "https")  # the --listen-https listener
+    assert f"endpoint_url = https://localhost:{https['address'].rsplit(':', 1)[1]}" in config
+    assert f"ca_bundle = {b.data_dir / 'root-ca.pem'}" in config
+    b.restart()
+    assert creds.read_text() == text
+    assert "aws_secret_access_key" not in b.log(), "the secret must never be logged"
+
+
+@pytest.mark.ferrocore_only
 @pytest.mark.parametrize("transport", ["mqtts", "https"])
 def test_listener_not_anonymous_refuses_anonymous_clients(start_broker, transport):
     """The --listen-mqtts / --listen-https listeners are not anonymous: until device

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrocore_broker::Broker;
-use ferrocore_server::identity;
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
+use ferrocore_server::{credentials, identity};
 use ferrocore_store::Store;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
@@ -129,6 +129,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if identity.issued_server_cert {
         info!(names = ?identity.server_names, "issued a server certificate");
     }
+    let (_admin, generated) =
+        credentials::load_or_create(&data_dir, settings.aws.admin_key.as_ref())?;
+    if generated {
+        info!(
+            credentials = %data_dir.join(credentials::CREDENTIALS_FILE).display(),
+            "created admin credentials for the AWS APIs (mode 0600)"
+        );
+    }
     let tls = Arc::new(TlsState::new(&identity).context("TLS setup failed")?);
     spawn_tls_reload_on_sighup(
         tls.clone(),
@@ -150,6 +158,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let handler: Arc<dyn ConnectionHandler> = broker.clone();
     let mut running = bound.start(handler, Some(tls), ServerOptions::from_settings(&settings))?;
     ferrocore_server::write_listeners_json(&data_dir, running.addresses())?;
+    let endpoint_url = running
+        .addresses()
+        .iter()
+        .find(|l| l.transport == "https")
+        .map(|l| {
+            let host = settings
+                .endpoint_names
+                .first()
+                .map_or("localhost", String::as_str);
+            format!("https://{host}:{}", l.address.port())
+        });
+    credentials::write_aws_config(
+        &data_dir,
+        &settings.aws.region,
+        endpoint_url.as_deref(),
+        &identity.root_ca_path(),
+    )?;
     for l in running.addresses() {
         info!(listener = %l.name, transport = %l.transport, address = %l.address, "listening");
     }

@@ -153,6 +153,46 @@ pub struct ServeFlags {
     #[arg(long, env = "FERROCORE_COMPAT", value_enum, value_name = "MODE")]
     pub compat: Option<CompatArg>,
 
+    /// AWS region in ARNs, SigV4 credential scopes and `<data-dir>/aws-config`.
+    /// [default: us-east-1] [config: region]
+    #[arg(
+        long,
+        env = "FERROCORE_REGION",
+        value_name = "REGION",
+        help_heading = "AWS API"
+    )]
+    pub region: Option<String>,
+
+    /// AWS account id (12 digits) in ARNs. [default: 000000000000] [config: account_id]
+    #[arg(
+        long,
+        env = "FERROCORE_ACCOUNT_ID",
+        value_name = "ID",
+        help_heading = "AWS API"
+    )]
+    pub account_id: Option<String>,
+
+    /// Admin access key id for SigV4 (with --admin-secret-access-key), instead of the one
+    /// generated on first start into `<data-dir>/credentials`. [config: admin_access_key_id]
+    #[arg(
+        long,
+        env = "FERROCORE_ADMIN_ACCESS_KEY_ID",
+        value_name = "KEY",
+        help_heading = "AWS API"
+    )]
+    pub admin_access_key_id: Option<String>,
+
+    /// Admin secret access key (with --admin-access-key-id). Prefer the environment variable
+    /// to keep it out of process listings. [config: admin_secret_access_key]
+    #[arg(
+        long,
+        env = "FERROCORE_ADMIN_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true,
+        help_heading = "AWS API"
+    )]
+    pub admin_secret_access_key: Option<String>,
+
     /// Log filter in RUST_LOG syntax, e.g. "info" or "info,ferrocore_broker=debug".
     /// [default: $RUST_LOG, else info] [config: log_level]
     #[arg(long, env = "FERROCORE_LOG_LEVEL", value_name = "FILTER")]
@@ -366,7 +406,20 @@ pub struct Settings {
     pub log_level: Option<String>,
     pub broker: BrokerConfig,
     pub admission: AdmissionConfig,
+    pub aws: AwsSettings,
 }
+
+/// How the AWS-compatible APIs present themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: String,
+    pub account_id: String,
+    /// Fixed admin credentials (access key id, secret); `None`: generated on first start.
+    pub admin_key: Option<(String, String)>,
+}
+
+pub const DEFAULT_REGION: &str = "us-east-1";
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 pub const DEFAULT_DATA_DIR: &str = "./ferrocore-data";
 pub const DEFAULT_MQTTS: &str = "0.0.0.0:8883";
@@ -400,6 +453,10 @@ pub struct FileConfig {
     pub durability: Option<DurabilityArg>,
     pub compat: Option<CompatArg>,
     pub log_level: Option<String>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub admin_access_key_id: Option<String>,
+    pub admin_secret_access_key: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connect_rate_per_ip: Option<u32>,
     pub tls_handshake_timeout: Option<Duration>,
@@ -431,6 +488,10 @@ const TOP_KEYS: &[&str] = &[
     "durability",
     "compat",
     "log_level",
+    "region",
+    "account_id",
+    "admin_access_key_id",
+    "admin_secret_access_key",
     "max_connections",
     "max_connect_rate_per_ip",
     "tls_handshake_timeout",
@@ -725,6 +786,10 @@ impl FileConfig {
             durability: r.choice("durability")?,
             compat: r.choice("compat")?,
             log_level: r.string("log_level")?,
+            region: r.string("region")?,
+            account_id: r.string("account_id")?,
+            admin_access_key_id: r.string("admin_access_key_id")?,
+            admin_secret_access_key: r.string("admin_secret_access_key")?,
             max_connections: r.integer("max_connections")?,
             max_connect_rate_per_ip: r.integer("max_connect_rate_per_ip")?,
             tls_handshake_timeout: r.duration("tls_handshake_timeout")?,
@@ -975,6 +1040,22 @@ impl Settings {
             fp,
         )
         .map(|p| p.value);
+
+        let aws = aws_settings(
+            AwsInput {
+                region: flags.region,
+                account_id: flags.account_id,
+                access_key_id: flags.admin_access_key_id,
+                secret: flags.admin_secret_access_key,
+            },
+            AwsInput {
+                region: file.region,
+                account_id: file.account_id,
+                access_key_id: file.admin_access_key_id,
+                secret: file.admin_secret_access_key,
+            },
+            fp,
+        )?;
 
         // Admission.
         let max_connections = pick_or(
@@ -1334,8 +1415,95 @@ impl Settings {
             log_level,
             broker,
             admission,
+            aws,
         })
     }
+}
+
+/// The AWS settings as given by flags (or the environment), or by the file.
+struct AwsInput {
+    region: Option<String>,
+    account_id: Option<String>,
+    access_key_id: Option<String>,
+    secret: Option<String>,
+}
+
+fn aws_settings(flags: AwsInput, file: AwsInput, fp: &Path) -> Result<AwsSettings, ConfigError> {
+    let region = pick_or(
+        flags.region,
+        file.region,
+        "--region",
+        "region",
+        fp,
+        DEFAULT_REGION.to_owned(),
+    );
+    let valid_region = !region.value.is_empty()
+        && region.value.len() <= 32
+        && region
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid_region {
+        return err(format!(
+            "{}: region must be like us-east-1 (lowercase letters, digits, '-')",
+            region.from
+        ));
+    }
+    let account = pick_or(
+        flags.account_id,
+        file.account_id,
+        "--account-id",
+        "account_id",
+        fp,
+        DEFAULT_ACCOUNT_ID.to_owned(),
+    );
+    if account.value.len() != 12 || !account.value.bytes().all(|b| b.is_ascii_digit()) {
+        return err(format!(
+            "{}: the account id must be 12 digits",
+            account.from
+        ));
+    }
+    let key = pick(
+        flags.access_key_id,
+        file.access_key_id,
+        "--admin-access-key-id",
+        "admin_access_key_id",
+        fp,
+    );
+    let secret = pick(
+        flags.secret,
+        file.secret,
+        "--admin-secret-access-key",
+        "admin_secret_access_key",
+        fp,
+    );
+    let admin_key = match (key, secret) {
+        (None, None) => None,
+        (Some(k), Some(s)) => {
+            let valid_key = (16..=128).contains(&k.value.len())
+                && k.value.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !valid_key {
+                return err(format!(
+                    "{}: an access key id is 16 to 128 letters and digits",
+                    k.from
+                ));
+            }
+            if s.value.len() < 16 || s.value.chars().any(char::is_whitespace) {
+                return err(format!(
+                    "{}: a secret access key is at least 16 characters, without spaces",
+                    s.from
+                ));
+            }
+            Some((k.value, s.value))
+        }
+        (Some(k), None) => return err(format!("{} needs --admin-secret-access-key too", k.from)),
+        (None, Some(s)) => return err(format!("{} needs --admin-access-key-id too", s.from)),
+    };
+    Ok(AwsSettings {
+        region: region.value,
+        account_id: account.value,
+        admin_key,
+    })
 }
 
 fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, ConfigError> {

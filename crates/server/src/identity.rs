@@ -181,7 +181,7 @@ fn set_validity(params: &mut CertificateParams, from: SystemTime, lifetime: Dura
     params.not_after = epoch + since + lifetime;
 }
 
-fn read_opt(path: &Path) -> Result<Option<String>, IdentityError> {
+pub(crate) fn read_opt(path: &Path) -> Result<Option<String>, IdentityError> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -193,7 +193,7 @@ fn read_opt(path: &Path) -> Result<Option<String>, IdentityError> {
     }
 }
 
-fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), IdentityError> {
+pub(crate) fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), IdentityError> {
     write_atomic(path, contents.as_bytes(), mode).map_err(|err| IdentityError::Io {
         what: "cannot write",
         path: path.to_path_buf(),

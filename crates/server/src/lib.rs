@@ -29,6 +29,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod credentials;
 mod http;
 pub mod identity;
 mod listener;
