@@ -859,19 +859,25 @@ impl Connection {
             return Ok(());
         }
         if p.qos != QoS::AtMostOnce {
-            let unacked = self.pending.len() + self.session.state.lock().inbound_qos2.len();
-            if unacked >= usize::from(config.max_inflight) {
+            // One look at the inbound QoS 2 state answers both questions.
+            let (awaiting_release, resent) = {
+                let state = self.session.state.lock();
+                (
+                    state.inbound_qos2.len(),
+                    state.inbound_qos2.contains(&packet_id),
+                )
+            };
+            if p.qos == QoS::ExactlyOnce && resent {
+                // A resent PUBLISH whose PUBREC was lost: acknowledge again, route once.
+                self.ack_publish(p.qos, packet_id, None, reason::SUCCESS);
+                return Ok(());
+            }
+            if self.pending.len() + awaiting_release >= usize::from(config.max_inflight) {
                 return Err(Close::protocol(
                     reason::RECEIVE_MAXIMUM_EXCEEDED,
                     "receive maximum exceeded",
                 ));
             }
-        }
-        if p.qos == QoS::ExactlyOnce && self.session.state.lock().inbound_qos2.contains(&packet_id)
-        {
-            // A resent PUBLISH whose PUBREC was lost: acknowledge again, route once.
-            self.ack_publish(p.qos, packet_id, None, reason::SUCCESS);
-            return Ok(());
         }
         let qos = p.qos;
         let message = Arc::new(Message::from_publish(p, Some(self.session.key)));
