@@ -106,6 +106,14 @@ impl Server {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
+    /// The anonymous listener for `transport`.
+    fn addr(&self, transport: Transport) -> SocketAddr {
+        match transport {
+            Transport::Tcp => self.mqtt,
+            Transport::Tls => self.mqtts,
+        }
+    }
+
     fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         tls_config(&self.data_dir.join("root-ca.pem"))
     }
@@ -155,10 +163,7 @@ mod v311 {
     use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration};
 
     fn client(server: &Server, transport: Transport, id: &str) -> Result<(AsyncClient, EventLoop)> {
-        let addr = match transport {
-            Transport::Tcp => server.mqtt,
-            Transport::Tls => server.mqtts,
-        };
+        let addr = server.addr(transport);
         let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         opts.set_keep_alive(Duration::from_secs(30));
         if let Transport::Tls = transport {
@@ -247,10 +252,7 @@ mod v5 {
     use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 
     fn client(server: &Server, transport: Transport, id: &str) -> Result<(AsyncClient, EventLoop)> {
-        let addr = match transport {
-            Transport::Tcp => server.mqtt,
-            Transport::Tls => server.mqtts,
-        };
+        let addr = server.addr(transport);
         let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         opts.set_keep_alive(Duration::from_secs(30));
         if let Transport::Tls = transport {
