@@ -10,8 +10,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 use crate::{
-    LoadedSession, OutboundRecord, OutboundState, RetainedMessage, SessionRecord, Store,
-    StoreError, StoredMessage, SubscriptionRecord, WriteOp,
+    LoadedSession, OutboundRecord, OutboundState, RegistryRecord, RetainedMessage, SessionRecord,
+    Store, StoreError, StoredMessage, SubscriptionRecord, WriteOp,
 };
 
 /// Opens stores of one backend for the suite.
@@ -40,6 +40,11 @@ macro_rules! conformance_tests {
             dropped_commit_still_writes,
             close_then_submit_is_closed,
             reopen_keeps_data_and_schema,
+            registry_round_trips,
+            registry_order_within_a_group,
+            registry_interleaved_with_other_ops,
+            registry_unusual_keys_and_large_documents,
+            registry_load_order,
         );
     };
     (@each $harness:expr; $($check:ident),* $(,)?) => {
@@ -109,6 +114,21 @@ pub fn retained(topic: &str, payload: &[u8]) -> RetainedMessage {
     }
 }
 
+pub fn registry(kind: &str, key: &str, document: &[u8]) -> RegistryRecord {
+    RegistryRecord {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        document: Bytes::copy_from_slice(document),
+    }
+}
+
+pub fn delete_registry(kind: &str, key: &str) -> WriteOp {
+    WriteOp::DeleteRegistry {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
 pub fn loaded(session: SessionRecord) -> LoadedSession {
     LoadedSession {
         session,
@@ -132,6 +152,22 @@ async fn sessions(store: &Store) -> Vec<LoadedSession> {
 
 async fn retained_all(store: &Store) -> Vec<RetainedMessage> {
     store.load_retained().await.expect("load retained")
+}
+
+async fn registry_all(store: &Store) -> Vec<RegistryRecord> {
+    store.load_registry().await.expect("load registry")
+}
+
+/// Closes `store`, reopens the database and loads its registry.
+async fn reopen_registry(
+    h: &dyn Harness,
+    name: &str,
+    store: Store,
+) -> (Store, Vec<RegistryRecord>) {
+    store.close().await.expect("close");
+    let store = open(h, name).await;
+    let r = registry_all(&store).await;
+    (store, r)
 }
 
 /// Closes `store`, reopens the database and loads everything.
@@ -232,6 +268,8 @@ pub async fn every_op_round_trips(h: &dyn Harness) {
             WriteOp::PutRetained(retained("c", b"gone")),
             WriteOp::PutSession(s1.clone()),
             WriteOp::PutSession(s2_old),
+            WriteOp::PutRegistry(registry("thing", "t1", b"{}")),
+            WriteOp::PutRegistry(registry("thing", "gone", b"{}")),
         ],
     )
     .await;
@@ -239,6 +277,8 @@ pub async fn every_op_round_trips(h: &dyn Harness) {
         &store,
         vec![
             WriteOp::DeleteRetained { topic: "c".into() },
+            delete_registry("thing", "gone"),
+            WriteOp::PutRegistry(registry("thing", "t1", b"{\"v\":2}")),
             WriteOp::PutSession(s2.clone()),
             WriteOp::PutSubscription(sub_a.clone()),
             WriteOp::PutSubscription(sub_b.clone()),
@@ -347,6 +387,11 @@ pub async fn every_op_round_trips(h: &dyn Harness) {
     got_retained.sort_by(|a, b| a.message.topic.cmp(&b.message.topic));
     assert_eq!(got_retained, retained_expected, "retained after reopen");
     assert_eq!(got_sessions, sessions_expected, "sessions after reopen");
+    assert_eq!(
+        registry_all(&store).await,
+        vec![registry("thing", "t1", b"{\"v\":2}")],
+        "registry after reopen"
+    );
     store.close().await.expect("close");
 }
 
@@ -813,6 +858,361 @@ pub async fn reopen_keeps_data_and_schema(h: &dyn Harness) {
     // An empty submission and a flush on an idle store resolve.
     store.submit(Vec::new()).await.expect("empty submit");
     store.flush().await.expect("flush");
+    store.close().await.expect("close");
+}
+
+/// Registry records are created, replaced and deleted, and stay so through reopens; deleting a
+/// record that does not exist is not an error.
+pub async fn registry_round_trips(h: &dyn Harness) {
+    let store = open(h, "registry").await;
+    assert!(
+        registry_all(&store).await.is_empty(),
+        "a new store is empty"
+    );
+    let thing = registry(
+        "thing",
+        "sensor-1",
+        br#"{"thingName":"sensor-1","version":1}"#,
+    );
+    let cert = registry("certificate", "ab12", br#"{"status":"ACTIVE"}"#);
+    let group = registry("thing_group", "floor-1", br#"{"parent":null}"#);
+    commit(
+        &store,
+        vec![
+            WriteOp::PutRegistry(thing.clone()),
+            WriteOp::PutRegistry(cert.clone()),
+            WriteOp::PutRegistry(group.clone()),
+        ],
+    )
+    .await;
+    // "thing" < "thing_group": a kind is compared whole, before the key.
+    let expected = vec![cert.clone(), thing.clone(), group.clone()];
+    assert_eq!(registry_all(&store).await, expected, "same store");
+    let (store, got) = reopen_registry(h, "registry", store).await;
+    assert_eq!(got, expected, "after reopen");
+
+    let thing_v2 = registry(
+        "thing",
+        "sensor-1",
+        br#"{"thingName":"sensor-1","version":2}"#,
+    );
+    commit(
+        &store,
+        vec![
+            WriteOp::PutRegistry(thing_v2.clone()),
+            delete_registry("certificate", "ab12"),
+            // None of these exist: nothing happens, and the group still commits.
+            delete_registry("certificate", "ab12"),
+            delete_registry("certificate", "missing"),
+            delete_registry("no such kind", "sensor-1"),
+            // Same key, another kind: a different record.
+            WriteOp::PutRegistry(registry("thing_type", "sensor-1", b"{}")),
+        ],
+    )
+    .await;
+    commit(&store, vec![delete_registry("thing", "nobody")]).await;
+    let expected = vec![
+        thing_v2.clone(),
+        group.clone(),
+        registry("thing_type", "sensor-1", b"{}"),
+    ];
+    assert_eq!(registry_all(&store).await, expected, "same store, changed");
+    let (store, got) = reopen_registry(h, "registry", store).await;
+    assert_eq!(got, expected, "changed, after reopen");
+
+    // Delete everything, then bring one back.
+    commit(
+        &store,
+        vec![
+            delete_registry("thing", "sensor-1"),
+            delete_registry("thing_group", "floor-1"),
+            delete_registry("thing_type", "sensor-1"),
+        ],
+    )
+    .await;
+    let (store, got) = reopen_registry(h, "registry", store).await;
+    assert!(got.is_empty(), "all deleted: {got:?}");
+    commit(&store, vec![WriteOp::PutRegistry(cert.clone())]).await;
+    let (store, got) = reopen_registry(h, "registry", store).await;
+    assert_eq!(got, vec![cert]);
+    // Sessions and retained messages are untouched by registry records.
+    assert!(retained_all(&store).await.is_empty());
+    assert!(sessions(&store).await.is_empty());
+    store.close().await.expect("close");
+}
+
+/// Registry operations of one group take effect in their order, per key.
+pub async fn registry_order_within_a_group(h: &dyn Harness) {
+    let store = open(h, "registry_order").await;
+    commit(
+        &store,
+        vec![
+            WriteOp::PutRegistry(registry("k", "existing", b"old")),
+            WriteOp::PutRegistry(registry("k", "existing2", b"old")),
+        ],
+    )
+    .await;
+    commit(
+        &store,
+        vec![
+            // put then delete: absent
+            WriteOp::PutRegistry(registry("k", "put-delete", b"1")),
+            delete_registry("k", "put-delete"),
+            // delete then put: present
+            delete_registry("k", "delete-put"),
+            WriteOp::PutRegistry(registry("k", "delete-put", b"2")),
+            // the last put wins
+            WriteOp::PutRegistry(registry("k", "twice", b"first")),
+            WriteOp::PutRegistry(registry("k", "twice", b"second")),
+            // put, delete, put: the last put
+            WriteOp::PutRegistry(registry("k", "back", b"a")),
+            delete_registry("k", "back"),
+            WriteOp::PutRegistry(registry("k", "back", b"b")),
+            // an existing record replaced then deleted; another deleted then put back
+            WriteOp::PutRegistry(registry("k", "existing", b"new")),
+            delete_registry("k", "existing"),
+            delete_registry("k", "existing2"),
+            WriteOp::PutRegistry(registry("k", "existing2", b"new")),
+        ],
+    )
+    .await;
+    // The same across submissions nobody waits between (most likely one group).
+    let commits = vec![
+        store.submit(vec![WriteOp::PutRegistry(registry(
+            "s",
+            "put-delete",
+            b"1",
+        ))]),
+        store.submit(vec![delete_registry("s", "put-delete")]),
+        store.submit(vec![delete_registry("s", "delete-put")]),
+        store.submit(vec![WriteOp::PutRegistry(registry(
+            "s",
+            "delete-put",
+            b"2",
+        ))]),
+        store.submit(vec![WriteOp::PutRegistry(registry("s", "twice", b"first"))]),
+        store.submit(vec![WriteOp::PutRegistry(registry(
+            "s", "twice", b"second",
+        ))]),
+    ];
+    for c in commits {
+        c.await.expect("commit");
+    }
+    let expected = vec![
+        registry("k", "back", b"b"),
+        registry("k", "delete-put", b"2"),
+        registry("k", "existing2", b"new"),
+        registry("k", "twice", b"second"),
+        registry("s", "delete-put", b"2"),
+        registry("s", "twice", b"second"),
+    ];
+    assert_eq!(registry_all(&store).await, expected, "same store");
+    let (store, got) = reopen_registry(h, "registry_order", store).await;
+    assert_eq!(got, expected, "after reopen");
+    store.close().await.expect("close");
+}
+
+/// Registry records of many kinds, interleaved with session, outbound and retained operations
+/// in one group (including the `DeleteSession` barrier of the planner).
+pub async fn registry_interleaved_with_other_ops(h: &dyn Harness) {
+    let store = open(h, "registry_mixed").await;
+    let kinds = [
+        "thing",
+        "thing_type",
+        "thing_group",
+        "group_membership",
+        "certificate",
+        "ca_certificate",
+        "principal_attachment",
+        "registration_code",
+        "crl",
+    ];
+    let mut ops = vec![
+        WriteOp::PutSession(session("c")),
+        WriteOp::PutSession(session("gone")),
+    ];
+    let mut expected = Vec::new();
+    for i in 0..60u64 {
+        let kind = kinds[i as usize % kinds.len()];
+        let key = format!("key-{i}");
+        let record = registry(kind, &key, format!("{{\"i\":{i}}}").as_bytes());
+        ops.push(WriteOp::PutRegistry(record.clone()));
+        ops.push(WriteOp::PutOutbound(outbound("c", i)));
+        ops.push(WriteOp::PutOutbound(outbound("gone", i)));
+        match i % 4 {
+            0 => ops.push(WriteOp::PutRetained(retained(&format!("r/{i}"), b"x"))),
+            1 => ops.push(WriteOp::DeleteOutbound {
+                client_id: "c".into(),
+                seq: i - 1,
+            }),
+            2 => ops.push(WriteOp::PutSubscription(subscription("c", &key))),
+            _ => ops.push(delete_registry(kind, &key)),
+        }
+        if i % 4 != 3 {
+            expected.push(record);
+        }
+        if i == 30 {
+            ops.push(WriteOp::DeleteSession {
+                client_id: "gone".into(),
+            });
+            // A registry record with the session's name is not the session's.
+            ops.push(WriteOp::PutRegistry(registry("thing", "gone", b"{}")));
+            expected.push(registry("thing", "gone", b"{}"));
+        }
+    }
+    commit(&store, ops).await;
+    expected.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+
+    let check = |r: Vec<RegistryRecord>, s: Vec<LoadedSession>, ret: Vec<RetainedMessage>| {
+        assert_eq!(r, expected);
+        let outbound_c: Vec<u64> = (0..60).filter(|i| i % 4 != 0).collect();
+        assert_eq!(seqs(&s, "c"), outbound_c);
+        // Rows of "gone" written after its deletion stay without a session: not loaded.
+        assert!(find(&s, "gone").is_none());
+        assert_eq!(
+            find(&s, "c").map(|c| c.subscriptions.len()),
+            Some(15),
+            "subscriptions of c"
+        );
+        assert_eq!(ret.len(), 15);
+    };
+    check(
+        registry_all(&store).await,
+        sessions(&store).await,
+        retained_all(&store).await,
+    );
+    let (store, ret, s) = reopen(h, "registry_mixed", store).await;
+    check(registry_all(&store).await, s, ret);
+    store.close().await.expect("close");
+}
+
+/// Keys and kinds of any text (unicode, '/', newlines, empty), documents of any bytes and
+/// size.
+pub async fn registry_unusual_keys_and_large_documents(h: &dyn Harness) {
+    let store = open(h, "registry_keys").await;
+    let large: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let records = vec![
+        registry("thing", "", b"empty key"),
+        registry("thing", "ünïcödé-💡-名前", b"unicode"),
+        registry("thing", "a/b/c", b"slashes"),
+        registry("thing", "line\nbreak\r\n", b"newlines"),
+        registry("thing", "quote'\"; DROP TABLE registry; --", b"sql"),
+        registry("thing", " ", b"space"),
+        registry("thing", &"k".repeat(4096), b"long key"),
+        registry(&"x".repeat(64), "longest kind", b""),
+        registry("", "empty kind", b"\x00\xff binary, not JSON"),
+        registry("blob", "large", &large),
+    ];
+    commit(
+        &store,
+        records.iter().cloned().map(WriteOp::PutRegistry).collect(),
+    )
+    .await;
+    let mut expected = records.clone();
+    expected.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+    assert_eq!(registry_all(&store).await, expected, "same store");
+    let (store, got) = reopen_registry(h, "registry_keys", store).await;
+    assert_eq!(got, expected, "after reopen");
+    let large_doc = got
+        .iter()
+        .find(|r| r.key == "large")
+        .map(|r| r.document.len());
+    assert_eq!(large_doc, Some(256 * 1024));
+
+    // Each is addressed by exactly its key.
+    commit(
+        &store,
+        records
+            .iter()
+            .filter(|r| r.kind == "thing")
+            .map(|r| delete_registry(&r.kind, &r.key))
+            .collect(),
+    )
+    .await;
+    let (store, got) = reopen_registry(h, "registry_keys", store).await;
+    let left: Vec<(&str, &str)> = got
+        .iter()
+        .map(|r| (r.kind.as_str(), r.key.as_str()))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            ("", "empty kind"),
+            ("blob", "large"),
+            (
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                "longest kind"
+            ),
+        ]
+    );
+    store.close().await.expect("close");
+}
+
+/// `load_registry` orders by kind, then key, comparing bytes (not by locale, not by the
+/// concatenation of kind and key), whatever the order of writing.
+pub async fn registry_load_order(h: &dyn Harness) {
+    let store = open(h, "registry_load_order").await;
+    let order: &[(&str, &str)] = &[
+        ("", "z"),
+        ("A", "b"),
+        ("B", "a"),
+        ("a", ""),
+        ("a", "\n"),
+        ("a", " "),
+        ("a", "-"),
+        ("a", "/"),
+        ("a", "10"),
+        ("a", "9"),
+        ("a", "B"),
+        ("a", "Z"),
+        ("a", "_"),
+        ("a", "a"),
+        ("a", "a b"),
+        ("a", "a-b"),
+        ("a", "a/b"),
+        ("a", "ab"),
+        ("a", "b"),
+        ("a", "z"),
+        ("a", "é"),
+        ("a", "💡"),
+        ("ab", "a"),
+        ("b", "a"),
+        ("thing", "x"),
+        ("é", "a"),
+    ];
+    // Written in a scrambled order, over several groups.
+    let mut scrambled: Vec<usize> = (0..order.len()).collect();
+    scrambled.sort_by_key(|&i| (i * 7 + 3) % order.len());
+    for chunk in scrambled.chunks(5) {
+        commit(
+            &store,
+            chunk
+                .iter()
+                .map(|&i| {
+                    let (kind, key) = order[i];
+                    WriteOp::PutRegistry(registry(kind, key, i.to_string().as_bytes()))
+                })
+                .collect(),
+        )
+        .await;
+    }
+    let keys = |records: &[RegistryRecord]| -> Vec<(String, String)> {
+        records
+            .iter()
+            .map(|r| (r.kind.clone(), r.key.clone()))
+            .collect()
+    };
+    let expected: Vec<(String, String)> = order
+        .iter()
+        .map(|&(kind, key)| (kind.to_owned(), key.to_owned()))
+        .collect();
+    let got = registry_all(&store).await;
+    assert_eq!(keys(&got), expected, "same store");
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(&r.document[..], i.to_string().as_bytes(), "{r:?}");
+    }
+    let (store, got) = reopen_registry(h, "registry_load_order", store).await;
+    assert_eq!(keys(&got), expected, "after reopen");
     store.close().await.expect("close");
 }
 

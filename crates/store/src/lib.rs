@@ -1,11 +1,14 @@
-//! Durable state of the gateway: retained messages and persistent MQTT sessions.
+//! Durable state of the gateway: retained messages, persistent MQTT sessions and the records of
+//! the control-plane registry (things, groups, certificates, ...).
 //!
-//! The broker keeps its working state in memory and uses the store as a write-ahead record it
-//! reloads on start. Writes are submitted as operations, applied strictly in submission order by
-//! one writer, and committed in groups (group commit): every operation that arrives while a
-//! transaction is being written goes into the next one, so durability costs latency, not
-//! throughput. [`Commit`] resolves once the operation is durable at the configured
-//! [`Durability`].
+//! The broker and the registry keep their working state in memory and use the store as a
+//! write-ahead record they reload on start. Registry records are opaque documents keyed by
+//! (kind, key): the registry serialises its own types, so the store does not depend on them and
+//! a new kind of record needs no migration. Writes are submitted as operations, applied
+//! strictly in submission order by one writer, and committed in groups (group commit): every
+//! operation that arrives while a transaction is being written goes into the next one, so
+//! durability costs latency, not throughput. [`Commit`] resolves once the operation is durable
+//! at the configured [`Durability`].
 //!
 //! Failures: if a group's transaction fails, nothing of it is written and every [`Commit`] of
 //! the group resolves with the error; the writer goes on with the next group (a transient
@@ -108,6 +111,18 @@ pub struct OutboundRecord {
     pub message: StoredMessage,
 }
 
+/// One durable record of the control-plane registry; the document is opaque to the store
+/// (the registry serialises its own types, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRecord {
+    /// What the record is, e.g. "thing", "certificate" (at most 64 bytes; a rule for the
+    /// caller, not checked by the store).
+    pub kind: String,
+    /// Unique within its kind.
+    pub key: String,
+    pub document: Bytes,
+}
+
 /// One change to durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
@@ -147,6 +162,13 @@ pub enum WriteOp {
     DeleteInboundQos2 {
         client_id: String,
         packet_id: u16,
+    },
+    /// Creates or replaces a registry record.
+    PutRegistry(RegistryRecord),
+    /// Deletes a registry record; deleting one that does not exist is not an error.
+    DeleteRegistry {
+        kind: String,
+        key: String,
     },
 }
 
@@ -304,6 +326,21 @@ impl Store {
             Reader::Sqlite(pool) => sqlite::load_sessions(pool).await,
         }
         .map_err(closed_pool)
+    }
+
+    /// Every registry record, ordered by kind, then key.
+    ///
+    /// The order is byte-wise (Rust's `str` order), whatever the database's collation: the
+    /// records are sorted here after loading, so every backend returns the same order.
+    pub async fn load_registry(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        let mut records = match &self.inner.reader {
+            Reader::Sqlite(pool) => sqlite::load_registry(pool).await,
+        }
+        .map_err(closed_pool)?;
+        // Already in this order from SQLite (binary collation); PostgreSQL's default
+        // collation may order text by locale. Keys are unique, so unstable is exact.
+        records.sort_unstable_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+        Ok(records)
     }
 
     /// Flushes and stops the writer.

@@ -188,6 +188,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn registry_ops_are_single_steps_in_order() {
+        let put = |key: &str| WriteOp::PutRegistry(crate::conformance::registry("k", key, b"{}"));
+        let delete = |key: &str| crate::conformance::delete_registry("k", key);
+        let ops = vec![
+            put("a"),
+            WriteOp::PutOutbound(outbound("c", 1)),
+            delete("a"),
+            delete("b"),
+            WriteOp::PutOutbound(outbound("c", 2)),
+            put("b"),
+        ];
+        let steps = plan(vec![ops.clone()]);
+        assert_eq!(
+            shape(&steps),
+            vec![('1', 1); 4]
+                .into_iter()
+                .chain([('p', 2)])
+                .collect::<Vec<_>>()
+        );
+        let singles: Vec<&WriteOp> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Single(op) => Some(op),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(singles, vec![&ops[0], &ops[2], &ops[3], &ops[5]]);
+    }
+
     /// Executes steps on a model table, as the SQL does.
     fn run_steps(steps: Vec<Step>, table: &mut BTreeMap<(String, u64), OutboundRecord>) {
         for step in steps {

@@ -7,6 +7,10 @@
 //! `i64` by bit cast, so every value round-trips; the values the broker uses fit in `i63`, which
 //! keeps SQL ordering by `seq` right.
 //!
+//! Text compares byte-wise in SQLite but by locale under PostgreSQL's usual default collation,
+//! so where a load promises an order of text it sorts in Rust ([`crate::Store::load_registry`]);
+//! `ORDER BY` in SQL only saves that sort work, or groups rows.
+//!
 //! There are no foreign keys: rows of a session are tied to it by `client_id` and removed with it
 //! explicitly (`DeleteSession`). A foreign key would make one stray operation (say a
 //! subscription written for a session deleted just before) fail the whole group commit, and so
@@ -60,10 +64,11 @@ pub(crate) struct Migration {
 
 /// Applied in order, each in the transaction that records its version. Never edit a released
 /// migration; add one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE retained (
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            "CREATE TABLE retained (
             topic TEXT NOT NULL PRIMARY KEY,
             payload {blob} NOT NULL,
             qos BIGINT NOT NULL,
@@ -72,22 +77,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             expires_at_ms BIGINT,
             modified_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE sessions (
+            "CREATE TABLE sessions (
             client_id TEXT NOT NULL PRIMARY KEY,
             protocol BIGINT NOT NULL,
             expiry_interval BIGINT NOT NULL,
             disconnected_at_ms BIGINT
         )",
-        "CREATE TABLE subscriptions (
+            "CREATE TABLE subscriptions (
             client_id TEXT NOT NULL,
             topic_filter TEXT NOT NULL,
             options BIGINT NOT NULL,
             subscription_id BIGINT,
             PRIMARY KEY (client_id, topic_filter)
         )",
-        // state: 0 queued, 1 published (packet_id set), 2 released (packet_id set).
-        // subscription_ids: decimal identifiers separated by commas, '' for none.
-        "CREATE TABLE outbound (
+            // state: 0 queued, 1 published (packet_id set), 2 released (packet_id set).
+            // subscription_ids: decimal identifiers separated by commas, '' for none.
+            "CREATE TABLE outbound (
             client_id TEXT NOT NULL,
             seq BIGINT NOT NULL,
             state BIGINT NOT NULL,
@@ -101,13 +106,27 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             expires_at_ms BIGINT,
             PRIMARY KEY (client_id, seq)
         )",
-        "CREATE TABLE inbound_qos2 (
+            "CREATE TABLE inbound_qos2 (
             client_id TEXT NOT NULL,
             packet_id BIGINT NOT NULL,
             PRIMARY KEY (client_id, packet_id)
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            // Records of the control-plane registry; `document` is opaque (the registry's JSON).
+            // `record_key`, not `key`: KEY is a keyword in some dialects.
+            "CREATE TABLE registry (
+            kind TEXT NOT NULL,
+            record_key TEXT NOT NULL,
+            document {blob} NOT NULL,
+            PRIMARY KEY (kind, record_key)
+        )",
+        ],
+    },
+];
 
 pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

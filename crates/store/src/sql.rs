@@ -48,6 +48,11 @@ pub(crate) const PUT_INBOUND_QOS2: &str = "INSERT INTO inbound_qos2 (client_id, 
 pub(crate) const DELETE_INBOUND_QOS2: &str =
     "DELETE FROM inbound_qos2 WHERE client_id = $1 AND packet_id = $2";
 
+pub(crate) const PUT_REGISTRY: &str = "INSERT INTO registry (kind, record_key, document) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (kind, record_key) DO UPDATE SET document = excluded.document";
+pub(crate) const DELETE_REGISTRY: &str = "DELETE FROM registry WHERE kind = $1 AND record_key = $2";
+
 /// Columns bound per row of [`put_outbound`], in order.
 pub(crate) const OUTBOUND_COLUMNS: usize = 11;
 
@@ -161,6 +166,10 @@ pub(crate) const LOAD_OUTBOUND_FIRST: &str = "SELECT client_id, seq, state, pack
 pub(crate) const LOAD_OUTBOUND_NEXT: &str = "SELECT client_id, seq, state, packet_id, subscription_ids, topic, \
      payload, qos, retain, properties, expires_at_ms FROM outbound \
      WHERE (client_id, seq) > ($1, $2) ORDER BY client_id, seq LIMIT $3";
+/// The order is only a head start: [`crate::Store::load_registry`] sorts byte-wise itself,
+/// since PostgreSQL may collate text by locale.
+pub(crate) const LOAD_REGISTRY: &str =
+    "SELECT kind, record_key, document FROM registry ORDER BY kind, record_key";
 pub(crate) const LOAD_INBOUND_QOS2: &str =
     "SELECT client_id, packet_id FROM inbound_qos2 ORDER BY client_id, packet_id";
 

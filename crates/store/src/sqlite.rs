@@ -15,8 +15,8 @@ use crate::plan::{self, Step};
 use crate::schema::{self, Dialect};
 use crate::sql::{self, corrupt, narrow};
 use crate::{
-    Durability, LoadedSession, OutboundRecord, RetainedMessage, SessionRecord, StoreError,
-    StoredMessage, SubscriptionRecord, WriteOp, writer,
+    Durability, LoadedSession, OutboundRecord, RegistryRecord, RetainedMessage, SessionRecord,
+    StoreError, StoredMessage, SubscriptionRecord, WriteOp, writer,
 };
 
 type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
@@ -291,6 +291,21 @@ async fn single(conn: &mut SqliteConnection, op: WriteOp) -> Result<(), StoreErr
                 .execute(conn)
                 .await?;
         }
+        WriteOp::PutRegistry(r) => {
+            sqlx::query(sql::PUT_REGISTRY)
+                .bind(r.kind)
+                .bind(r.key)
+                .bind(Vec::from(r.document))
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::DeleteRegistry { kind, key } => {
+            sqlx::query(sql::DELETE_REGISTRY)
+                .bind(kind)
+                .bind(key)
+                .execute(conn)
+                .await?;
+        }
         // Batched by `plan`; kept correct if called directly.
         WriteOp::PutOutbound(record) => {
             bind_outbound(sqlx::query(sql::put_outbound(Dialect::Sqlite, 1)), record)
@@ -308,8 +323,27 @@ async fn single(conn: &mut SqliteConnection, op: WriteOp) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Reads column `col` of a row of `table`; a value of the wrong type is corruption.
+/// Reads column `col` of a row of `table`, which must not be NULL; a value of the wrong type or
+/// a NULL is corruption.
+///
+/// The NULL check is explicit: SQLite's driver decodes a NULL as `""`, an empty blob or 0
+/// rather than failing. (The schema's `NOT NULL` keeps NULLs out; this catches a damaged file.)
 fn get<'r, T>(row: &'r SqliteRow, table: &str, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    let raw = row
+        .try_get_raw(col)
+        .map_err(|e| corrupt(format!("{table}.{col}: {e}")))?;
+    if sqlx::ValueRef::is_null(&raw) {
+        return Err(corrupt(format!("{table}.{col} is NULL")));
+    }
+    row.try_get(col)
+        .map_err(|e| corrupt(format!("{table}.{col}: {e}")))
+}
+
+/// Reads the nullable column `col` of a row of `table`; a value of the wrong type is corruption.
+fn get_opt<'r, T>(row: &'r SqliteRow, table: &str, col: &str) -> Result<Option<T>, StoreError>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
@@ -322,7 +356,7 @@ fn blob(row: &SqliteRow, table: &str, col: &str) -> Result<Bytes, StoreError> {
 }
 
 fn opt_u64(row: &SqliteRow, table: &str, col: &str) -> Result<Option<u64>, StoreError> {
-    Ok(get::<Option<i64>>(row, table, col)?.map(sql::u64_from_sql))
+    Ok(get_opt::<i64>(row, table, col)?.map(sql::u64_from_sql))
 }
 
 fn message(row: &SqliteRow, table: &str) -> Result<StoredMessage, StoreError> {
@@ -353,12 +387,27 @@ pub(crate) async fn load_retained(pool: &SqlitePool) -> Result<Vec<RetainedMessa
         .collect()
 }
 
+/// Every registry record, in SQLite's (binary) order; the caller sorts anyway.
+pub(crate) async fn load_registry(pool: &SqlitePool) -> Result<Vec<RegistryRecord>, StoreError> {
+    const T: &str = "registry";
+    let rows = sqlx::query(sql::LOAD_REGISTRY).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RegistryRecord {
+                kind: get(row, T, "kind")?,
+                key: get(row, T, "record_key")?,
+                document: blob(row, T, "document")?,
+            })
+        })
+        .collect()
+}
+
 fn outbound(row: &SqliteRow) -> Result<OutboundRecord, StoreError> {
     const T: &str = "outbound";
     Ok(OutboundRecord {
         client_id: get(row, T, "client_id")?,
         seq: sql::u64_from_sql(get(row, T, "seq")?),
-        state: sql::state_from_sql(get(row, T, "state")?, get(row, T, "packet_id")?)?,
+        state: sql::state_from_sql(get(row, T, "state")?, get_opt(row, T, "packet_id")?)?,
         subscription_ids: sql::subscription_ids_from_sql(get(row, T, "subscription_ids")?)?,
         message: message(row, T)?,
     })
@@ -399,7 +448,7 @@ pub(crate) async fn load_sessions(pool: &SqlitePool) -> Result<Vec<LoadedSession
         let Some(&i) = index.get(&client_id) else {
             continue;
         };
-        let subscription_id: Option<i64> = get(&row, T, "subscription_id")?;
+        let subscription_id: Option<i64> = get_opt(&row, T, "subscription_id")?;
         sessions[i].subscriptions.push(SubscriptionRecord {
             client_id,
             filter: get(&row, T, "topic_filter")?,

@@ -74,6 +74,21 @@ async fn corrupt_rows_are_errors() {
         ("UPDATE subscriptions SET options = 1000", true),
         ("UPDATE subscriptions SET subscription_id = -5", true),
         ("UPDATE inbound_qos2 SET packet_id = 65536", true),
+        // NULLs in a table without its NOT NULL constraints (the driver would read "" or 0).
+        (
+            "DROP TABLE sessions; \
+             CREATE TABLE sessions (client_id TEXT, protocol BIGINT, expiry_interval BIGINT, \
+             disconnected_at_ms BIGINT); \
+             INSERT INTO sessions VALUES (NULL, 5, 60, NULL)",
+            true,
+        ),
+        (
+            "DROP TABLE sessions; \
+             CREATE TABLE sessions (client_id TEXT, protocol BIGINT, expiry_interval BIGINT, \
+             disconnected_at_ms BIGINT); \
+             INSERT INTO sessions VALUES ('c', NULL, 60, NULL)",
+            true,
+        ),
         ("UPDATE retained SET modified_at_ms = 1.5", false),
         ("UPDATE retained SET qos = 'two'", false),
     ];
@@ -120,6 +135,74 @@ async fn corrupt_rows_are_errors() {
             assert!(
                 matches!(retained, Err(StoreError::Corrupt(_))),
                 "{statement}: {retained:?}"
+            );
+        }
+    }
+}
+
+/// Registry rows damaged behind the store's back (wrong types, invalid UTF-8, NULLs) load as
+/// `Corrupt`, never a panic.
+#[tokio::test]
+async fn corrupt_registry_rows_are_errors() {
+    let h = SqliteHarness::new(Durability::Process);
+    // (damage, whether the load must fail; otherwise the damage must have been refused)
+    let damage: &[(&str, bool)] = &[
+        ("UPDATE registry SET kind = x'ff00'", true),
+        ("UPDATE registry SET record_key = x'01'", true),
+        ("UPDATE registry SET record_key = CAST(x'ff' AS TEXT)", true),
+        ("UPDATE registry SET kind = CAST(x'c3' AS TEXT)", true),
+        ("UPDATE registry SET document = 42", true),
+        ("UPDATE registry SET document = 1.5", true),
+        ("UPDATE registry SET document = NULL", false), // NOT NULL: the damage itself fails
+        ("UPDATE registry SET kind = NULL", false),
+        // A table without the NOT NULL constraints, holding NULLs.
+        (
+            "DROP TABLE registry; \
+             CREATE TABLE registry (kind TEXT, record_key TEXT, document BLOB); \
+             INSERT INTO registry VALUES ('thing', NULL, x'00')",
+            true,
+        ),
+        (
+            "DROP TABLE registry; \
+             CREATE TABLE registry (kind TEXT, record_key TEXT, document BLOB); \
+             INSERT INTO registry VALUES ('thing', 'k', NULL)",
+            true,
+        ),
+    ];
+    for (i, (statement, load_fails)) in damage.iter().enumerate() {
+        let name = format!("corrupt_registry{i}");
+        let store = h.open(&name).await.expect("open");
+        store
+            .submit(vec![
+                WriteOp::PutRegistry(conformance::registry("thing", "k", b"{}")),
+                WriteOp::PutSession(session("c")),
+            ])
+            .await
+            .expect("commit");
+        store.close().await.expect("close");
+        let mut conn = raw(&h.path(&name)).await;
+        let damaged = sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        conn.close().await.expect("close raw");
+        let store = h.open(&name).await.expect("reopen");
+        let registry = store.load_registry().await;
+        let sessions = store.load_sessions().await;
+        store.close().await.expect("close");
+        assert!(sessions.is_ok(), "{statement}: other tables still load");
+        if *load_fails {
+            assert!(damaged, "{statement}: the damage should apply");
+            assert!(
+                matches!(registry, Err(StoreError::Corrupt(_))),
+                "{statement}: {registry:?}"
+            );
+        } else {
+            assert!(!damaged, "{statement}: the schema should refuse it");
+            assert_eq!(
+                registry.ok(),
+                Some(vec![conformance::registry("thing", "k", b"{}")]),
+                "{statement}: the damage was refused, the data is intact"
             );
         }
     }
@@ -197,6 +280,25 @@ async fn newer_schema_is_refused() {
 const CRASH_CHILD_ENV: &str = "FERROCORE_STORE_CRASH_CHILD";
 const CRASH_CLIENTS: usize = 4;
 
+/// A registry record of the crash test: kind `kind`, a key naming client `c` (and `seq` in the
+/// "log" kind), the seq as document.
+fn crash_registry(kind: &str, c: usize, seq: u64) -> crate::RegistryRecord {
+    let key = if kind == "log" {
+        format!("c{c}/{seq:012}")
+    } else {
+        format!("c{c}")
+    };
+    conformance::registry(kind, &key, seq.to_string().as_bytes())
+}
+
+/// The seq a [`crash_registry`] record holds.
+fn document_seq(record: &crate::RegistryRecord) -> u64 {
+    std::str::from_utf8(&record.document)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .expect("a seq as document")
+}
+
 /// The child of [`committed_ops_survive_sigkill`]: writes until killed, printing every commit.
 /// Does nothing when run as an ordinary test.
 #[test]
@@ -224,7 +326,14 @@ fn crash_child() {
                     let client = format!("c{c}");
                     for seq in 0u64.. {
                         // Some groups also delete, so the log holds more than appends.
-                        let mut ops = vec![WriteOp::PutOutbound(outbound(&client, seq))];
+                        let mut ops = vec![
+                            WriteOp::PutOutbound(outbound(&client, seq)),
+                            // A record replaced at every commit, and one added at some.
+                            WriteOp::PutRegistry(crash_registry("latest", c, seq)),
+                        ];
+                        if seq % 3 == 0 {
+                            ops.push(WriteOp::PutRegistry(crash_registry("log", c, seq)));
+                        }
                         if seq % 5 == 4 {
                             ops.push(WriteOp::SetOutboundState {
                                 client_id: client.clone(),
@@ -299,6 +408,36 @@ fn committed_ops_survive_sigkill() {
             .await
             .expect("reopen after crash");
         let sessions = store.load_sessions().await.expect("load");
+        let registry = store.load_registry().await.expect("load registry");
+        for (c, max) in committed.iter().enumerate() {
+            let Some(max) = *max else { continue };
+            // The replaced record holds the last committed seq or a later one (written, but
+            // killed before it was printed).
+            let latest = registry
+                .iter()
+                .find(|r| r.kind == "latest" && r.key == format!("c{c}"))
+                .expect("latest record");
+            let latest = document_seq(latest);
+            assert!(
+                latest >= max,
+                "client c{c}: latest {latest} < committed {max}"
+            );
+            let logged: Vec<u64> = registry
+                .iter()
+                .filter(|r| r.kind == "log" && r.key.starts_with(&format!("c{c}/")))
+                .map(|r| {
+                    let seq = document_seq(r);
+                    assert_eq!(r, &crash_registry("log", c, seq), "intact log record");
+                    seq
+                })
+                .take_while(|&seq| seq <= max)
+                .collect();
+            assert_eq!(
+                logged,
+                (0..=max).filter(|s| s % 3 == 0).collect::<Vec<_>>(),
+                "client c{c}: registry log committed up to {max}"
+            );
+        }
         for (c, max) in committed.iter().enumerate() {
             let Some(max) = max else { continue };
             let s = sessions
