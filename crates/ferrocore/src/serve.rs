@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ferrocore_api::{ApiConfig, ApiState};
 use ferrocore_broker::Broker;
+use ferrocore_identity::registry::{Arns, Registry};
+use ferrocore_identity::x509::CaSigner;
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
 use ferrocore_server::{credentials, identity};
@@ -129,7 +132,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if identity.issued_server_cert {
         info!(names = ?identity.server_names, "issued a server certificate");
     }
-    let (_admin, generated) =
+    let (admin, generated) =
         credentials::load_or_create(&data_dir, settings.aws.admin_key.as_ref())?;
     if generated {
         info!(
@@ -155,8 +158,43 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("cannot start the broker")?;
 
+    let registry = Arc::new(
+        Registry::open(
+            store.clone(),
+            Arns {
+                region: settings.aws.region.clone(),
+                account_id: settings.aws.account_id.clone(),
+            },
+        )
+        .await
+        .context("cannot load the registry")?,
+    );
+    let device_ca_key = std::fs::read(data_dir.join(identity::DEVICE_CA_KEY))
+        .context("cannot read the device CA key")?;
+    let device_ca = CaSigner::from_pem(identity.device_ca_pem.as_bytes(), &device_ca_key)
+        .context("the device CA in the data directory is unusable")?;
+    let api = ApiState::new(
+        registry.clone(),
+        Arc::new(move |key_id: &str| {
+            (key_id == admin.access_key_id).then(|| admin.secret_access_key().to_owned())
+        }),
+        Arc::new(device_ca),
+        ApiConfig {
+            region: settings.aws.region.clone(),
+            account_id: settings.aws.account_id.clone(),
+            endpoint_address: settings
+                .endpoint_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "localhost".to_owned()),
+            max_body_bytes: ferrocore_api::DEFAULT_MAX_BODY_BYTES,
+        },
+    );
+    let mut options = ServerOptions::from_settings(&settings);
+    options.api = Some(ferrocore_api::router(Arc::new(api)));
+
     let handler: Arc<dyn ConnectionHandler> = broker.clone();
-    let mut running = bound.start(handler, Some(tls), ServerOptions::from_settings(&settings))?;
+    let mut running = bound.start(handler, Some(tls), options)?;
     ferrocore_server::write_listeners_json(&data_dir, running.addresses())?;
     let endpoint_url = running
         .addresses()

@@ -36,11 +36,15 @@ pub(crate) struct HttpService {
 }
 
 impl HttpService {
-    pub fn new() -> HttpService {
+    /// `api` serves every path but `/health` and `/mqtt`.
+    pub fn new(api: Option<Router>) -> HttpService {
         let router = Router::new()
             .route("/health", get(health))
-            .route("/mqtt", any(mqtt_ws))
-            .fallback(not_found);
+            .route("/mqtt", any(mqtt_ws));
+        let router = match api {
+            Some(api) => router.fallback_service(api),
+            None => router.fallback(not_found),
+        };
         HttpService { router }
     }
 

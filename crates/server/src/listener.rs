@@ -29,6 +29,9 @@ pub struct ServerOptions {
     pub http_header_timeout: Duration,
     /// Largest WebSocket message or frame accepted at `/mqtt`.
     pub max_ws_message: usize,
+    /// The signed AWS APIs (control and data plane), served for every other path of the HTTPS
+    /// port; without it those paths answer 404.
+    pub api: Option<axum::Router>,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +40,7 @@ impl Default for ServerOptions {
             admission: AdmissionConfig::default(),
             http_header_timeout: Duration::from_secs(10),
             max_ws_message: 1 << 20,
+            api: None,
         }
     }
 }
@@ -52,6 +56,7 @@ impl ServerOptions {
                 .max_packet_size
                 .saturating_add(64 * 1024)
                 .max(1 << 20),
+            api: None,
         }
     }
 }
@@ -198,7 +203,8 @@ impl BoundServer {
                     b.spec.name
                 ))));
             }
-            let http = (b.spec.kind() == ListenerKind::Http).then(HttpService::new);
+            let http = (b.spec.kind() == ListenerKind::Http)
+                .then(|| HttpService::new(options.api.clone()));
             let ctx = Arc::new(ListenerCtx {
                 auth: Arc::new(ListenerAuth {
                     name: b.spec.name.clone(),

@@ -1,0 +1,146 @@
+//! The HTTP APIs on the HTTPS port: AWS IoT's control plane (`iot`, REST-JSON) and, as it
+//! lands, its data plane (`iot-data`).
+//!
+//! Every request must carry a valid SigV4 signature (header or presigned query) by a known
+//! access key; the credential scope's service then picks the API: `iot` reaches the control
+//! plane, `iotdata` / `iotdevicegateway` the data plane. A caller authenticated only by a
+//! certificate or an authorizer has no SigV4 key and so never reaches the control plane.
+//!
+//! Errors have AWS's shape (status, `x-amzn-ErrorType`, `{"message": …}`) so each SDK raises
+//! the matching exception; see [`error`].
+
+pub mod error;
+mod extract;
+mod registry_certificates;
+mod registry_things;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use ferrocore_identity::registry::Registry;
+use ferrocore_identity::sigv4::{self, CredentialLookup, SignedRequest, VerifierConfig};
+use ferrocore_identity::x509::CaSigner;
+use tower::ServiceExt;
+
+pub use error::ApiError;
+
+/// SigV4 signing names of the APIs served here.
+pub const SERVICE_CONTROL_PLANE: &str = "iot";
+pub const SERVICES_DATA_PLANE: [&str; 2] = ["iotdata", "iotdevicegateway"];
+
+/// Requests with a larger body get 413 before their signature is checked.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the APIs need to know about the installation.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub region: String,
+    pub account_id: String,
+    /// What `DescribeEndpoint` answers: the host name devices connect to.
+    pub endpoint_address: String,
+    pub max_body_bytes: usize,
+}
+
+/// Shared by every request.
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+    pub credentials: Arc<dyn CredentialLookup + Send + Sync>,
+    /// Signs the device certificates `CreateKeysAndCertificate` and
+    /// `CreateCertificateFromCsr` issue.
+    pub device_ca: Arc<CaSigner>,
+    pub config: ApiConfig,
+    verifier: VerifierConfig,
+}
+
+impl ApiState {
+    pub fn new(
+        registry: Arc<Registry>,
+        credentials: Arc<dyn CredentialLookup + Send + Sync>,
+        device_ca: Arc<CaSigner>,
+        config: ApiConfig,
+    ) -> ApiState {
+        let mut services = vec![SERVICE_CONTROL_PLANE];
+        services.extend(SERVICES_DATA_PLANE);
+        let verifier = VerifierConfig::new(config.region.clone(), &services);
+        ApiState {
+            registry,
+            credentials,
+            device_ca,
+            config,
+            verifier,
+        }
+    }
+}
+
+pub(crate) type Shared = Arc<ApiState>;
+
+/// The router of every signed API; mount it as the fallback of the HTTPS port.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let control = Router::new()
+        .merge(registry_things::routes())
+        .merge(registry_certificates::routes())
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
+        .with_state(state.clone());
+    Router::new().fallback(move |req: Request| dispatch(state.clone(), control.clone(), req))
+}
+
+/// Checks the signature, then hands the request to the API its credential scope names.
+async fn dispatch(state: Shared, control: Router, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::too_large(state.config.max_body_bytes).into_response();
+        }
+    };
+    let payload_hash = sigv4::sha256_hex(&body);
+    let mut headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    // HTTP/2 carries the host in `:authority`, which hyper puts in the URI.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+    {
+        headers.push(("host", authority.as_str()));
+    }
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        payload_hash: &payload_hash,
+    };
+    let identity = match sigv4::verify(
+        &signed,
+        SystemTime::now(),
+        &*state.credentials,
+        &state.verifier,
+    ) {
+        Ok(identity) => identity,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let service = identity.service.clone();
+    let mut req = Request::from_parts(parts, Body::from(body));
+    req.extensions_mut().insert(identity);
+    if service == SERVICE_CONTROL_PLANE {
+        match control.oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    } else {
+        // The data plane (publish, shadows, retained messages) is not served yet.
+        unknown_operation(req.method().clone(), req.uri().clone()).await
+    }
+}
+
+async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::unknown_operation(&method, uri.path()).into_response()
+}
