@@ -24,6 +24,9 @@ use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
+mod crl;
+pub use crl::{CRL_MAX_CLOCK_SKEW, Crl, parse_crl};
+
 /// `notAfter` of certificates AWS IoT issues: 2049-12-31T23:59:59Z.
 pub const AWS_NOT_AFTER: i64 = 2_524_607_999;
 /// Subject CN of certificates made by `CreateKeysAndCertificate`, as AWS.
@@ -82,6 +85,12 @@ pub enum X509Error {
     Sign(String),
     #[error("no randomness: {0}")]
     Random(String),
+    #[error("the CRL's issuer ({crl}) is not the CA's subject ({ca})")]
+    CrlIssuerMismatch { crl: String, ca: String },
+    #[error("the CRL's signature does not verify with the CA's public key")]
+    CrlSignature,
+    #[error("unsupported CRL: {0}")]
+    UnsupportedCrl(String),
 }
 
 /// A parsed certificate, with the fields the registry and AWS's API shapes need.

@@ -406,3 +406,6 @@ fn fixed_cert() -> Vec<u8> {
     })
     .clone()
 }
+
+#[path = "crl_tests.rs"]
+mod crl_tests;
