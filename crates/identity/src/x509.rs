@@ -497,6 +497,21 @@ fn decode_one(input: &[u8], kind: SectionKind, label: &'static str) -> Result<Ve
     if input.first() == Some(&0x30) {
         return Ok(input.to_vec());
     }
+    // PEM pasted into YAML, JSON or a terminal often arrives indented; the PEM parser only
+    // sees lines that start at column 0.
+    let unindented: Vec<u8>;
+    let input = if input
+        .split(|&b| b == b'\n')
+        .any(|l| l.first().is_some_and(u8::is_ascii_whitespace))
+    {
+        unindented = input
+            .split(|&b| b == b'\n')
+            .flat_map(|l| l.trim_ascii().iter().copied().chain([b'\n']))
+            .collect();
+        &unindented
+    } else {
+        input
+    };
     let mut found = Vec::new();
     let mut other = None;
     for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(input) {

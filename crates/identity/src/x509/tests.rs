@@ -409,3 +409,15 @@ fn fixed_cert() -> Vec<u8> {
 
 #[path = "crl_tests.rs"]
 mod crl_tests;
+
+#[test]
+fn indented_pem_is_accepted() {
+    let ca = make_ca("Indented CA");
+    let indented: String = ca
+        .cert_pem
+        .lines()
+        .map(|l| format!("    {l}\r\n"))
+        .collect();
+    let parsed = parse_certificate(indented.as_bytes()).unwrap();
+    assert_eq!(parsed, parse_certificate(ca.cert_pem.as_bytes()).unwrap());
+}
