@@ -571,4 +571,4 @@ pub fn decode_token(token: &str) -> Result<String, RegistryError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
