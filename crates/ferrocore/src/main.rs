@@ -1,5 +1,7 @@
-//! `ferrocore`: the gateway binary (`serve`) and its load generator (`bench`).
+//! `ferrocore`: the gateway binary (`serve`), its admin commands (`thing`, `cert`, `ca`) and
+//! its load generator (`bench`).
 
+mod admin;
 mod bench;
 mod serve;
 
@@ -20,6 +22,14 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(Box<serve::ServeArgs>),
+    /// Things: create devices (one or from a CSV) with their certificate and files, list,
+    /// describe, delete. Talks to a running server.
+    Thing(Box<admin::ThingArgs>),
+    /// Device certificates: list, describe, activate, deactivate, revoke. Talks to a running
+    /// server.
+    Cert(Box<admin::CertArgs>),
+    /// CA certificates: list, describe, set or clear a CRL. Talks to a running server.
+    Ca(Box<admin::CaArgs>),
     /// Generate MQTT load against a broker and report throughput and latency.
     Bench(Box<bench::BenchArgs>),
 }
@@ -29,5 +39,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Thing(args) => admin::run_thing(*args),
+        Command::Cert(args) => admin::run_cert(*args),
+        Command::Ca(args) => admin::run_ca(*args),
     }
 }
