@@ -27,7 +27,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AwsPath
 }
 
 /// The query string, deserialised (`?name=value&...`).
-#[expect(dead_code, reason = "the listing routes use it")]
 pub(crate) struct AwsQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AwsQuery<T> {
