@@ -197,8 +197,47 @@ pub async fn crl_set(client: &Client, ca_id: &str, file: &Path) -> Result<(), Fa
         .into());
     };
     let id = resolve_id(client, ca_id, Kind::Ca).await?;
-    client.set_ca_crl(&id, &pem).await?;
+    let answer = client.set_ca_crl(&id, &pem).await?;
     println!("set the CRL of CA {id} from {}", file.display());
+    print!("{}", crl_fields(&answer, None));
+    Ok(())
+}
+
+/// The summary lines of a CRL answer (`{caCertificateId, thisUpdate, nextUpdate, crlNumber,
+/// revokedCount}`).
+fn crl_fields(answer: &Value, ca_id: Option<String>) -> String {
+    output::fields(&[
+        ("caCertificateId", ca_id),
+        ("revoked", answer.get("revokedCount").map(Value::to_string)),
+        ("thisUpdate", output::timestamp(answer.get("thisUpdate"))),
+        ("nextUpdate", output::timestamp(answer.get("nextUpdate"))),
+        (
+            "crlNumber",
+            answer
+                .get("crlNumber")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
+    ])
+}
+
+pub async fn crl_show(client: &Client, ca_id: &str, json: bool, pem: bool) -> Result<(), Failure> {
+    let id = resolve_id(client, ca_id, Kind::Ca).await?;
+    let answer = client.describe_ca_crl(&id).await?;
+    if json {
+        print_json(&answer);
+    } else if pem {
+        let text = answer
+            .get("crlPem")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "the answer has no crlPem".to_owned())?;
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+    } else {
+        print!("{}", crl_fields(&answer, Some(id)));
+    }
     Ok(())
 }
 

@@ -45,8 +45,14 @@ enum ThingCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a thing (its certificates stay; detach them first if the server asks).
-    Delete { name: String },
+    /// Delete a thing. Its certificates stay registered (revoke them with `cert revoke`).
+    Delete {
+        name: String,
+        /// First detach the certificates attached to it (the server refuses to delete a thing
+        /// that has any).
+        #[arg(long)]
+        detach: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -121,6 +127,18 @@ enum CrlCommand {
         /// PEM file with one X509 CRL signed by the CA.
         file: std::path::PathBuf,
     },
+    /// Show the CA's CRL: when it was issued, its next update, how many certificates it
+    /// revokes.
+    Show {
+        /// CA certificate ID (or a unique prefix).
+        ca_id: String,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+        /// Print only the CRL PEM.
+        #[arg(long, conflicts_with = "json")]
+        pem: bool,
+    },
     /// Remove the CA's CRL.
     Clear {
         /// CA certificate ID (or a unique prefix).
@@ -157,7 +175,7 @@ pub fn run_thing(args: ThingArgs) -> ! {
             ThingCommand::BulkCreate(a) => things::bulk_create(&client, &settings, a).await,
             ThingCommand::List(a) => things::list(&client, a).await,
             ThingCommand::Describe { name, json } => things::describe(&client, &name, json).await,
-            ThingCommand::Delete { name } => things::delete(&client, &name).await,
+            ThingCommand::Delete { name, detach } => things::delete(&client, &name, detach).await,
         }
     })
 }
@@ -185,6 +203,9 @@ pub fn run_ca(args: CaArgs) -> ! {
             CaCommand::Describe { id, json } => certs::ca_describe(&client, &id, json).await,
             CaCommand::Crl(CrlCommand::Set { ca_id, file }) => {
                 certs::crl_set(&client, &ca_id, &file).await
+            }
+            CaCommand::Crl(CrlCommand::Show { ca_id, json, pem }) => {
+                certs::crl_show(&client, &ca_id, json, pem).await
             }
             CaCommand::Crl(CrlCommand::Clear { ca_id }) => certs::crl_clear(&client, &ca_id).await,
         }

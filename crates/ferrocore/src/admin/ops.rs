@@ -195,6 +195,29 @@ impl Client {
         .await
     }
 
+    /// Every page of `ListThingPrincipals`: the ARNs attached to a thing.
+    pub async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, CallError> {
+        let mut principals = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = Call::new(Method::GET, format!("/things/{}/principals", encode(thing)))
+                .query("maxResults", THINGS_PAGE.to_string());
+            if let Some(t) = &token {
+                call = call.query("nextToken", t.clone());
+            }
+            let page = self.call(call).await?;
+            principals.extend(
+                list_member(&page, "principals")?
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned)),
+            );
+            token = next(&page, "nextToken", token.as_deref())?;
+            if token.is_none() {
+                return Ok(principals);
+            }
+        }
+    }
+
     /// Every page of `ListCertificates`.
     pub async fn list_certificates(&self) -> Result<Vec<Value>, CallError> {
         self.list_marked("/certificates").await
@@ -279,6 +302,14 @@ impl Client {
             Call::new(Method::PUT, format!("/cacertificate/{}/crl", encode(id)))
                 .json(json!({ "crlPem": crl_pem })),
         )
+        .await
+    }
+
+    pub async fn describe_ca_crl(&self, id: &str) -> Result<Value, CallError> {
+        self.call(Call::new(
+            Method::GET,
+            format!("/cacertificate/{}/crl", encode(id)),
+        ))
         .await
     }
 

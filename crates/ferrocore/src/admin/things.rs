@@ -425,10 +425,29 @@ pub async fn describe(client: &Client, name: &str, json: bool) -> Result<(), Fai
     Ok(())
 }
 
-pub async fn delete(client: &Client, name: &str) -> Result<(), Failure> {
+pub async fn delete(client: &Client, name: &str, detach: bool) -> Result<(), Failure> {
     // DeleteThing succeeds for a thing that does not exist (as AWS's does); say so instead.
     client.describe_thing(name).await?;
-    client.delete_thing(name).await?;
+    if detach {
+        for principal in client.list_thing_principals(name).await? {
+            client.detach_thing_principal(name, &principal).await?;
+            let id = principal.rsplit('/').next().unwrap_or(&principal);
+            println!(
+                "detached {principal} (the certificate stays as it is; `ferrocore cert revoke {id}` revokes it)"
+            );
+        }
+    }
+    match client.delete_thing(name).await {
+        Ok(_) => {}
+        Err(e)
+            if !detach
+                && e.code() == Some("InvalidRequestException")
+                && e.to_string().contains("principal") =>
+        {
+            return Err(format!("{e} (pass --detach to detach them first)").into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     println!("deleted thing {name}");
     Ok(())
 }
