@@ -13,9 +13,11 @@
 //! handshake checks certificates against the same state the control plane changes.
 
 mod certificates;
+mod device;
 mod things;
 
 pub use certificates::*;
+pub use device::*;
 pub use things::*;
 
 use std::collections::{BTreeMap, BTreeSet};
