@@ -421,3 +421,11 @@ fn indented_pem_is_accepted() {
     let parsed = parse_certificate(indented.as_bytes()).unwrap();
     assert_eq!(parsed, parse_certificate(ca.cert_pem.as_bytes()).unwrap());
 }
+
+#[test]
+fn debug_never_shows_the_private_key() {
+    let made = create_keys_and_certificate(&signer(&make_ca("Debug CA")), long()).unwrap();
+    let shown = format!("{made:?}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(shown.contains(&made.certificate.id));
+}
