@@ -23,11 +23,11 @@ use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::Principal;
+use crate::auth::{IndexedCertificate, Principal};
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
-use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed};
+use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, Transport};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -101,11 +101,15 @@ where
         Ok(Ok(Some(c))) => c,
     };
     let version = connect.protocol;
+    let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let kick = Arc::new(Kick::default());
+    // `_indexed` keeps the connection in the certificate index until it ends.
     let Admitted {
         principal,
         client_id,
         assigned,
-    } = match admit(&connect, &info, &broker) {
+        indexed: _indexed,
+    } = match admit(&connect, &info, &broker, conn_id, &kick) {
         Ok(admitted) => admitted,
         Err(code) => {
             tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, code, "CONNECT refused");
@@ -134,9 +138,7 @@ where
     };
     let expiry = requested_expiry.min(max_expiry);
 
-    let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
     let outbox = Arc::new(Outbox::default());
-    let kick = Arc::new(Kick::default());
     let client_receive_max = connect
         .properties
         .receive_maximum
@@ -288,16 +290,38 @@ struct Admitted {
     client_id: Arc<str>,
     /// The id we chose for a client that sent none (MQTT 5 Assigned Client Identifier).
     assigned: Option<String>,
+    /// The connection's entry in the certificate index, when a certificate authenticated it.
+    indexed: Option<IndexedCertificate>,
 }
 
 /// Checks a CONNECT; the error is the MQTT 5 reason code refusing it.
-fn admit(connect: &Connect, info: &ConnectionInfo, broker: &Broker) -> Result<Admitted, u8> {
-    if !info.listener.anonymous {
-        // No authentication is configured on this listener yet (identity comes later).
-        return Err(reason::NOT_AUTHORIZED);
-    }
+///
+/// A device certificate presented over MQTT-over-TLS (not WebSocket: AWS authenticates those
+/// by SigV4 or authorizer) makes the principal when the broker can check certificates; on any
+/// listener it must be active. Without one, only an anonymous listener admits the client.
+fn admit(
+    connect: &Connect,
+    info: &ConnectionInfo,
+    broker: &Broker,
+    conn_id: u64,
+    kick: &Arc<Kick>,
+) -> Result<Admitted, u8> {
+    let certificate = match (
+        info.transport,
+        info.tls
+            .as_ref()
+            .and_then(|t| t.peer_certificate_id.as_deref()),
+        &broker.auth.certificates,
+    ) {
+        (Transport::Tls, Some(id), Some(check)) => Some((Arc::<str>::from(id), check)),
+        _ => None,
+    };
+    let principal = match &certificate {
+        Some((id, _)) => Arc::new(Principal::Certificate(id.clone())),
+        None if info.listener.anonymous => Arc::new(Principal::Anonymous),
+        None => return Err(reason::NOT_AUTHORIZED),
+    };
     let config = &broker.config;
-    let principal = Arc::new(Principal::Anonymous);
     let (client_id, assigned): (Arc<str>, _) = if connect.client_id.is_empty() {
         if !connect.protocol.is_v5() && !connect.clean_start {
             return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
@@ -324,6 +348,24 @@ fn admit(connect: &Connect, info: &ConnectionInfo, broker: &Broker) -> Result<Ad
             return Err(reason::NOT_AUTHORIZED);
         }
     }
+    let indexed = match certificate {
+        Some((id, check)) => {
+            // Indexed before the check: a revocation committed meanwhile is either seen by
+            // the check or finds this connection in the index (Broker::disconnect_certificate).
+            broker.certificates.insert(&id, conn_id, kick);
+            let indexed = IndexedCertificate {
+                index: broker.certificates.clone(),
+                id,
+                conn_id,
+            };
+            if !check.is_active(&indexed.id) {
+                tracing::info!(certificate_id = %indexed.id, "CONNECT refused: the certificate is not active");
+                return Err(reason::NOT_AUTHORIZED);
+            }
+            Some(indexed)
+        }
+        None => None,
+    };
     if config.compat == Compat::Aws && broker.connected_too_recently(&client_id) {
         return Err(reason::CONNECTION_RATE_EXCEEDED);
     }
@@ -331,6 +373,7 @@ fn admit(connect: &Connect, info: &ConnectionInfo, broker: &Broker) -> Result<Ad
         principal,
         client_id,
         assigned,
+        indexed,
     })
 }
 
@@ -569,10 +612,19 @@ impl Connection {
         let mut read_filled = false;
         loop {
             if let Some(code) = *kick.reason.lock() {
-                return Close {
-                    reason: Some(code),
-                    will: code != reason::SERVER_SHUTTING_DOWN,
-                    why: "closed by the server",
+                return match code {
+                    // The certificate was revoked or deactivated: its will would be published
+                    // in the name of an identity that is no longer authorized.
+                    reason::NOT_AUTHORIZED => Close {
+                        reason: Some(code),
+                        will: false,
+                        why: "the certificate is no longer authorized",
+                    },
+                    _ => Close {
+                        reason: Some(code),
+                        will: code != reason::SERVER_SHUTTING_DOWN,
+                        why: "closed by the server",
+                    },
                 };
             }
             while self.pending.front().is_some_and(|p| p.commit.is_none()) {

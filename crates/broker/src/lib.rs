@@ -13,6 +13,7 @@ mod session;
 mod throttle;
 mod trie;
 
+pub use auth::{Authentication, CertificateCheck};
 pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
+use crate::auth::{CertificateIndex, Principal};
 use crate::message::{Message, unix_ms};
 use crate::session::{Delivery, Enqueued, Session, SessionLimits};
 use crate::trie::{Subscriber, Trie};
@@ -63,6 +64,9 @@ pub struct TlsInfo {
     pub alpn: Option<Vec<u8>>,
     /// DER certificates the client presented, end entity first.
     pub peer_certificates: Vec<Vec<u8>>,
+    /// AWS's id of the end-entity certificate (lowercase hex SHA-256 of its DER), when the
+    /// client presented one: the principal of an MQTT-over-TLS connection.
+    pub peer_certificate_id: Option<String>,
 }
 
 /// Where a connection came from and how.
@@ -106,12 +110,25 @@ pub struct Broker {
     shutting_down: AtomicBool,
     /// AWS mode: when each client id last connected, for the per-client-id connect rate.
     recent_connects: Mutex<HashMap<Arc<str>, Instant>>,
+    auth: Authentication,
+    /// Open connections by device certificate.
+    certificates: Arc<CertificateIndex>,
 }
 
 impl Broker {
     /// Loads retained messages and persistent sessions from `store` and starts the broker's
-    /// background tasks (session expiry).
+    /// background tasks (session expiry). Only anonymous listeners admit clients; see
+    /// [`Broker::start_with_auth`].
     pub async fn start(config: BrokerConfig, store: Store) -> Result<Arc<Broker>, BrokerError> {
+        Broker::start_with_auth(config, store, Authentication::default()).await
+    }
+
+    /// [`Broker::start`] with ways to authenticate clients.
+    pub async fn start_with_auth(
+        config: BrokerConfig,
+        store: Store,
+        auth: Authentication,
+    ) -> Result<Arc<Broker>, BrokerError> {
         let limits = SessionLimits {
             max_queued_messages: config.max_queued_messages,
             max_queued_bytes: config.max_queued_bytes,
@@ -129,6 +146,8 @@ impl Broker {
             connections_closed: Notify::new(),
             shutting_down: AtomicBool::new(false),
             recent_connects: Mutex::new(HashMap::new()),
+            auth,
+            certificates: Arc::new(CertificateIndex::default()),
         });
         broker.restore().await?;
         Ok(broker)
@@ -278,6 +297,50 @@ impl Broker {
     /// Number of client connections being served.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Closes every connection authenticated by the device certificate `certificate_id`
+    /// (revoked, deactivated, deleted): MQTT 5 clients get DISCONNECT 0x87 (not authorized)
+    /// first, 3.1.1 clients are just disconnected, as AWS does; no will is published.
+    /// Returns how many connections were told to close.
+    ///
+    /// A connection enters the index before its CONNECT checks the certificate, so a caller
+    /// that changes the certificate's state first and then calls this never misses a
+    /// connection: either the CONNECT's check sees the new state, or this sees the connection.
+    pub fn disconnect_certificate(&self, certificate_id: &str) -> usize {
+        let n = self
+            .certificates
+            .kick(certificate_id, ferrocore_mqtt::reason::NOT_AUTHORIZED);
+        if n > 0 {
+            tracing::info!(
+                certificate_id,
+                connections = n,
+                "closing the connections of a certificate that is no longer authorized"
+            );
+        }
+        n
+    }
+
+    /// Ids of the device certificates with open (or opening) connections.
+    pub fn connected_certificates(&self) -> Vec<String> {
+        self.certificates.ids()
+    }
+
+    /// Open (or opening) connections authenticated by `certificate_id`.
+    pub fn certificate_connections(&self, certificate_id: &str) -> usize {
+        self.certificates.connections(certificate_id)
+    }
+
+    /// Publishes a message the server itself originates (AWS's `$aws/events/...`): QoS 1,
+    /// not retained, delivered to matching subscriptions like any other.
+    pub fn publish_event(&self, topic: &str, payload: impl Into<bytes::Bytes>) {
+        let publish = ferrocore_mqtt::Publish {
+            qos: QoS::AtLeastOnce,
+            topic: topic.to_owned(),
+            payload: payload.into(),
+            ..ferrocore_mqtt::Publish::default()
+        };
+        drop(self.publish(Arc::new(Message::from_publish(publish, None))));
     }
 
     /// Whether `client_id` connected less than AWS's minimum interval ago (else records now).

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ferrocore_broker::{Broker, BrokerConfig, Compat, ConnectionInfo, ListenerAuth, Transport};
+use ferrocore_broker::{
+    Authentication, Broker, BrokerConfig, CertificateCheck, Compat, ConnectionInfo, ListenerAuth,
+    TlsInfo, Transport,
+};
 use ferrocore_mqtt::*;
 use ferrocore_store::{Durability, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -870,4 +873,323 @@ async fn aws_pacing_delays_excess_publishes_without_dropping() {
         "paced: {:?}",
         start.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Device certificates: the principal, the CONNECT check and the index of open connections.
+
+/// Certificates the test declares active; optionally runs a hook inside the check (to
+/// interleave a revocation with a CONNECT).
+#[derive(Default)]
+struct TestCertificates {
+    active: parking_lot::Mutex<std::collections::HashSet<String>>,
+    checked: std::sync::atomic::AtomicUsize,
+    #[allow(clippy::type_complexity)]
+    during_check: parking_lot::Mutex<Option<Box<dyn FnMut(&str) + Send>>>,
+}
+
+impl TestCertificates {
+    fn activate(&self, id: &str) {
+        self.active.lock().insert(id.to_owned());
+    }
+
+    fn deactivate(&self, id: &str) {
+        self.active.lock().remove(id);
+    }
+}
+
+impl CertificateCheck for TestCertificates {
+    fn is_active(&self, certificate_id: &str) -> bool {
+        self.checked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // What the check reads, read first: a hook running after it is a change the check
+        // did not see.
+        let active = self.active.lock().contains(certificate_id);
+        if let Some(hook) = self.during_check.lock().as_mut() {
+            hook(certificate_id);
+        }
+        active
+    }
+}
+
+async fn cert_harness() -> (Harness, Arc<TestCertificates>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("t.db"), Durability::Process)
+        .await
+        .unwrap();
+    let certs = Arc::new(TestCertificates::default());
+    let broker = Broker::start_with_auth(
+        BrokerConfig::default(),
+        store,
+        Authentication {
+            certificates: Some(certs.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    (Harness { broker, _dir: dir }, certs)
+}
+
+fn info_with(anonymous: bool, transport: Transport, cert: Option<&str>) -> ConnectionInfo {
+    ConnectionInfo {
+        transport,
+        tls: Some(TlsInfo {
+            server_name: Some("localhost".into()),
+            alpn: None,
+            peer_certificates: cert.map(|_| vec![vec![0x30]]).unwrap_or_default(),
+            peer_certificate_id: cert.map(str::to_owned),
+        }),
+        ..info(anonymous)
+    }
+}
+
+/// Connects over TLS on a non-anonymous listener presenting certificate `cert`.
+async fn connect_as(
+    broker: &Arc<Broker>,
+    cert: &str,
+    version: ProtocolVersion,
+    connect: Connect,
+) -> (Client, ConnAck) {
+    connect_with(
+        broker,
+        info_with(false, Transport::Tls, Some(cert)),
+        version,
+        connect,
+    )
+    .await
+}
+
+async fn connect_with(
+    broker: &Arc<Broker>,
+    info: ConnectionInfo,
+    version: ProtocolVersion,
+    connect: Connect,
+) -> (Client, ConnAck) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let b = broker.clone();
+    tokio::spawn(async move { b.serve(server, info).await });
+    let mut c = Client {
+        io: client,
+        buf: BytesMut::new(),
+        version,
+    };
+    c.send(Packet::Connect(Box::new(connect))).await;
+    match c.recv().await {
+        Packet::ConnAck(a) => (c, a),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// Waits (generously) until `cond` holds.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 5 s");
+}
+
+#[tokio::test]
+async fn certificate_principal_may_connect_and_revocation_closes_every_connection() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("cert-a");
+    certs.activate("cert-b");
+    let v5 = ProtocolVersion::V5;
+    let v3 = ProtocolVersion::V311;
+    let (mut a5, ack) = connect_as(&h.broker, "cert-a", v5, connect_packet(v5, "a5", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    let (mut a3, ack) = connect_as(&h.broker, "cert-a", v3, connect_packet(v3, "a3", true)).await;
+    assert_eq!(ack.code, reason::v3::ACCEPTED);
+    let (mut b, _) = connect_as(&h.broker, "cert-b", v5, connect_packet(v5, "b", true)).await;
+    assert_eq!(h.broker.certificate_connections("cert-a"), 2);
+    let mut ids = h.broker.connected_certificates();
+    ids.sort();
+    assert_eq!(ids, ["cert-a", "cert-b"]);
+
+    // An authenticated device may do everything until policies land.
+    assert_eq!(a5.subscribe("dev/#", QoS::AtLeastOnce).await.reasons, [1]);
+    b.publish("dev/x", "hi", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(&a5.expect_publish().await.payload[..], b"hi");
+
+    certs.deactivate("cert-a");
+    assert_eq!(h.broker.disconnect_certificate("cert-a"), 2);
+    match a5.recv().await {
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason, reason::NOT_AUTHORIZED);
+            assert!(d.properties.reason_string.is_some());
+        }
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    assert!(
+        a5.try_recv(Duration::from_secs(5)).await.is_none(),
+        "closed"
+    );
+    // 3.1.1 has no DISCONNECT from the server: the connection just closes.
+    assert!(a3.try_recv(Duration::from_secs(5)).await.is_none());
+    eventually("index emptied", || {
+        h.broker.certificate_connections("cert-a") == 0
+    })
+    .await;
+    assert_eq!(h.broker.connected_certificates(), ["cert-b"]);
+    // The other certificate's connection is untouched.
+    b.send(Packet::PingReq).await;
+    assert!(matches!(b.recv().await, Packet::PingResp));
+    assert_eq!(h.broker.disconnect_certificate("cert-a"), 0);
+}
+
+#[tokio::test]
+async fn connect_with_an_inactive_certificate_is_refused_and_leaves_no_index_entry() {
+    let (h, certs) = cert_harness().await;
+    let v5 = ProtocolVersion::V5;
+    let v3 = ProtocolVersion::V311;
+    let (_c, ack) = connect_as(&h.broker, "gone", v5, connect_packet(v5, "x", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    let (_c, ack) = connect_as(&h.broker, "gone", v3, connect_packet(v3, "y", true)).await;
+    assert_eq!(ack.code, reason::v3::NOT_AUTHORIZED);
+    assert_eq!(certs.checked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(h.broker.connected_certificates().is_empty());
+
+    // Even on an anonymous listener a presented certificate must be active.
+    let (_c, ack) = connect_with(
+        &h.broker,
+        info_with(true, Transport::Tls, Some("gone")),
+        v5,
+        connect_packet(v5, "z", true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    // A refused CONNECT for another reason does not leave the certificate indexed either.
+    certs.activate("ok");
+    let (_c, ack) = connect_as(
+        &h.broker,
+        "ok",
+        v5,
+        connect_packet(v5, &"n".repeat(200), true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::CLIENT_IDENTIFIER_NOT_VALID);
+    assert!(h.broker.connected_certificates().is_empty());
+}
+
+#[tokio::test]
+async fn certificates_count_only_over_mqtt_tls_and_only_with_a_check() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("c");
+    let v5 = ProtocolVersion::V5;
+    // WebSocket clients are not authenticated by certificate (AWS: SigV4 or an authorizer).
+    let (_c, ack) = connect_with(
+        &h.broker,
+        info_with(false, Transport::WebSocketTls, Some("c")),
+        v5,
+        connect_packet(v5, "ws", true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    // No certificate on a non-anonymous listener.
+    let (_c, ack) = connect_with(
+        &h.broker,
+        info_with(false, Transport::Tls, None),
+        v5,
+        connect_packet(v5, "none", true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+
+    // A broker that cannot check certificates accepts none.
+    let plain = harness(BrokerConfig::default()).await;
+    let (_c, ack) = connect_as(&plain.broker, "c", v5, connect_packet(v5, "p", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    // ... and treats a client of an anonymous listener as anonymous.
+    let (_c, ack) = connect_with(
+        &plain.broker,
+        info_with(true, Transport::Tls, Some("c")),
+        v5,
+        connect_packet(v5, "anon", true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert!(plain.broker.connected_certificates().is_empty());
+}
+
+#[tokio::test]
+async fn a_revocation_racing_a_connect_is_never_missed() {
+    // The check reads the old state (active), then the revocation commits and its sweep runs
+    // before the CONNECT finishes: the connection was indexed before the check, so the sweep
+    // finds and closes it.
+    let (h, certs) = cert_harness().await;
+    certs.activate("racy");
+    let weak = Arc::downgrade(&h.broker);
+    let hook_certs = Arc::downgrade(&certs);
+    let swept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let swept_in_hook = swept.clone();
+    *certs.during_check.lock() = Some(Box::new(move |id: &str| {
+        if let (Some(certs), Some(broker)) = (hook_certs.upgrade(), weak.upgrade()) {
+            certs.deactivate(id); // the registry commits the revocation...
+            let n = broker.disconnect_certificate(id); // ...then its listener sweeps
+            swept_in_hook.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }));
+    let v5 = ProtocolVersion::V5;
+    let (mut c, ack) = connect_as(&h.broker, "racy", v5, connect_packet(v5, "r", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS, "the check saw the old state");
+    assert_eq!(
+        swept.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the sweep saw the connection"
+    );
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    assert!(c.try_recv(Duration::from_secs(5)).await.is_none());
+
+    // The other order: the revocation and its sweep before the CONNECT; the check sees it.
+    *certs.during_check.lock() = None;
+    let (_c, ack) = connect_as(&h.broker, "racy", v5, connect_packet(v5, "r2", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    eventually("index emptied", || {
+        h.broker.connected_certificates().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_connection_publishes_no_will() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("w");
+    let mut watcher = Client::v5(&h.broker, "watcher").await;
+    watcher.subscribe("will/#", QoS::AtMostOnce).await;
+    let v5 = ProtocolVersion::V5;
+    let mut c = connect_packet(v5, "dev", true);
+    c.will = Some(LastWill {
+        topic: "will/dev".into(),
+        payload: Bytes::from_static(b"gone"),
+        ..LastWill::default()
+    });
+    let (mut dev, _) = connect_as(&h.broker, "w", v5, c).await;
+    certs.deactivate("w");
+    h.broker.disconnect_certificate("w");
+    assert!(matches!(dev.recv().await, Packet::Disconnect(_)));
+    assert!(watcher.try_recv(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn publish_event_reaches_dollar_aws_subscribers() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut sub = Client::v5(&h.broker, "events").await;
+    sub.subscribe("$aws/events/certificates/registered/+", QoS::AtLeastOnce)
+        .await;
+    let mut all = Client::v5(&h.broker, "hash").await;
+    all.subscribe("#", QoS::AtLeastOnce).await;
+    h.broker
+        .publish_event("$aws/events/certificates/registered/abc", "{\"a\":1}");
+    let p = sub.expect_publish().await;
+    assert_eq!(p.topic, "$aws/events/certificates/registered/abc");
+    assert_eq!(&p.payload[..], b"{\"a\":1}");
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+    assert!(!p.retain);
+    // `#` does not match `$` topics [MQTT-4.7.2-1].
+    assert!(all.try_recv(Duration::from_millis(200)).await.is_none());
 }

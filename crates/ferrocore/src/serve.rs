@@ -140,7 +140,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "created admin credentials for the AWS APIs (mode 0600)"
         );
     }
-    let tls = Arc::new(TlsState::new(&identity).context("TLS setup failed")?);
+    let tls = Arc::new(TlsState::new(&identity, ferrocore_server::tls::AcceptAnyClientCert::shared()).context("TLS setup failed")?);
     spawn_tls_reload_on_sighup(
         tls.clone(),
         data_dir.clone(),

@@ -391,13 +391,20 @@ async fn connection(
         }
     };
     let conn = stream.get_ref().1;
+    let peer_certificates: Vec<Vec<u8>> = conn
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
+        .unwrap_or_default();
+    // A resumed session restores the certificate without running the verifier; the broker
+    // checks the certificate by this id again at CONNECT.
+    let peer_certificate_id = peer_certificates
+        .first()
+        .map(|der| ferrocore_identity::x509::certificate_id(der));
     let tls_info = TlsInfo {
         server_name: conn.server_name().map(str::to_owned),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-        peer_certificates: conn
-            .peer_certificates()
-            .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
-            .unwrap_or_default(),
+        peer_certificates,
+        peer_certificate_id,
     };
     dispatch(
         Box::new(stream),

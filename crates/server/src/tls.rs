@@ -1,6 +1,11 @@
 //! TLS server configurations (rustls with aws-lc-rs, TLS 1.2 and 1.3), chosen per connection
 //! from the client's offered ALPN, and kept behind an [`ArcSwap`] so that the server
 //! certificate can be replaced without a restart.
+//!
+//! Every configuration asks for a client certificate without requiring one (anonymous and
+//! development listeners, and later custom authentication, need none). Which certificates
+//! pass is the client verifier's decision: the registry's in the server
+//! ([`crate::devices::DeviceVerifier`]), anything in tests ([`AcceptAnyClientCert`]).
 
 use std::sync::Arc;
 
@@ -28,8 +33,9 @@ pub fn is_mqtt_alpn(alpn: &[u8]) -> bool {
     alpn == ALPN_MQTT_CA || alpn == ALPN_MQTT
 }
 
-/// Requests a client certificate but accepts any chain, or none; the identity layer decides
-/// later from `TlsInfo::peer_certificates`. The handshake still proves possession of the
+/// Requests a client certificate but accepts any chain, or none, leaving the decision to
+/// whoever reads `TlsInfo::peer_certificates` (tests and tools; the server uses
+/// [`crate::devices::DeviceVerifier`]). The handshake still proves possession of the
 /// certificate's key.
 #[derive(Debug)]
 pub struct AcceptAnyClientCert {
@@ -42,6 +48,16 @@ impl AcceptAnyClientCert {
             algorithms: provider.signature_verification_algorithms,
         }
     }
+
+    /// With the aws-lc-rs provider every configuration uses.
+    pub fn shared() -> Arc<dyn ClientCertVerifier> {
+        Arc::new(AcceptAnyClientCert::new(&provider()))
+    }
+}
+
+/// The crypto provider of every configuration.
+pub fn provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
 }
 
 impl ClientCertVerifier for AcceptAnyClientCert {
@@ -102,14 +118,17 @@ pub struct TlsConfigs {
 /// The live TLS configuration of every listener.
 pub struct TlsState {
     configs: ArcSwap<TlsConfigs>,
+    client_verifier: Arc<dyn ClientCertVerifier>,
 }
 
-fn build(identity: &ServerIdentity, alpn: &[&[u8]]) -> Result<ServerConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AcceptAnyClientCert::new(&provider));
-    let mut config = ServerConfig::builder_with_provider(provider)
+fn build(
+    identity: &ServerIdentity,
+    client_verifier: &Arc<dyn ClientCertVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(client_verifier.clone())
         .with_single_cert(
             identity.server_chain.clone(),
             identity.server_key.clone_key(),
@@ -119,12 +138,17 @@ fn build(identity: &ServerIdentity, alpn: &[&[u8]]) -> Result<ServerConfig, rust
 }
 
 impl TlsConfigs {
-    pub fn new(identity: &ServerIdentity) -> Result<TlsConfigs, rustls::Error> {
+    pub fn new(
+        identity: &ServerIdentity,
+        client_verifier: &Arc<dyn ClientCertVerifier>,
+    ) -> Result<TlsConfigs, rustls::Error> {
+        let v = client_verifier;
         Ok(TlsConfigs {
-            plain: Arc::new(build(identity, &[])?),
-            mqtt: Arc::new(build(identity, &[ALPN_MQTT_CA, ALPN_MQTT])?),
+            plain: Arc::new(build(identity, v, &[])?),
+            mqtt: Arc::new(build(identity, v, &[ALPN_MQTT_CA, ALPN_MQTT])?),
             https: Arc::new(build(
                 identity,
+                v,
                 &[ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP_CA, ALPN_H2, ALPN_HTTP1],
             )?),
         })
@@ -132,15 +156,24 @@ impl TlsConfigs {
 }
 
 impl TlsState {
-    pub fn new(identity: &ServerIdentity) -> Result<TlsState, rustls::Error> {
+    /// Configurations serving `identity`, with `client_verifier` deciding which client
+    /// certificates pass the handshake (none is required).
+    pub fn new(
+        identity: &ServerIdentity,
+        client_verifier: Arc<dyn ClientCertVerifier>,
+    ) -> Result<TlsState, rustls::Error> {
         Ok(TlsState {
-            configs: ArcSwap::from_pointee(TlsConfigs::new(identity)?),
+            configs: ArcSwap::from_pointee(TlsConfigs::new(identity, &client_verifier)?),
+            client_verifier,
         })
     }
 
     /// Serves `identity` to every handshake from now on; open connections keep theirs.
     pub fn reload(&self, identity: &ServerIdentity) -> Result<(), rustls::Error> {
-        self.configs.store(Arc::new(TlsConfigs::new(identity)?));
+        self.configs.store(Arc::new(TlsConfigs::new(
+            identity,
+            &self.client_verifier,
+        )?));
         Ok(())
     }
 

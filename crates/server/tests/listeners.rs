@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use ferrocore_server::config::FileConfig;
-use ferrocore_server::tls::TlsState;
+use ferrocore_server::tls::{AcceptAnyClientCert, TlsState};
 use ferrocore_server::{
     BoxFuture, BoxedStream, ConnectionHandler, ConnectionInfo, ListenersFile, RunningServer,
     ServeFlags, ServerOptions, Settings, identity,
@@ -115,7 +115,7 @@ async fn start(args: &[&str], toml: &str) -> Harness {
         identity::load_or_create(&settings.data_dir, &settings.endpoint_names, None),
         "identity",
     );
-    let tls = Arc::new(must(TlsState::new(&id), "tls"));
+    let tls = Arc::new(must(TlsState::new(&id, AcceptAnyClientCert::shared()), "tls"));
     let bound = must(ferrocore_server::bind_all(&settings.listeners), "bind");
     must(bound.write_listeners_json(&data_dir), "listeners.json");
     let server = must(
