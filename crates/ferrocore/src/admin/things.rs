@@ -271,6 +271,7 @@ pub async fn bulk_create(
         ) {
             bar.set_style(style);
         }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     } else {
         indicatif::ProgressBar::hidden()
