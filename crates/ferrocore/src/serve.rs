@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrocore_api::{ApiConfig, ApiState};
-use ferrocore_broker::Broker;
+use ferrocore_broker::{Authentication, Broker};
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
+use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
 use ferrocore_server::{credentials, identity};
@@ -140,24 +141,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "created admin credentials for the AWS APIs (mode 0600)"
         );
     }
-    let tls = Arc::new(TlsState::new(&identity, ferrocore_server::tls::AcceptAnyClientCert::shared()).context("TLS setup failed")?);
-    spawn_tls_reload_on_sighup(
-        tls.clone(),
-        data_dir.clone(),
-        settings.endpoint_names.clone(),
-        host.clone(),
-    );
-
     // Bind before opening the store, so a port in use fails fast.
     let bound = ferrocore_server::bind_all(&settings.listeners)?;
 
     let store = Store::open_sqlite(&data_dir.join("ferrocore.db"), settings.durability)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let broker = Broker::start(settings.broker.clone(), store.clone())
-        .await
-        .context("cannot start the broker")?;
-
     let registry = Arc::new(
         Registry::open(
             store.clone(),
@@ -168,6 +157,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
         .await
         .context("cannot load the registry")?,
+    );
+    // Device certificates: checked against the registry in every TLS handshake and again at
+    // MQTT CONNECT; a registry change that makes one fail closes its connections.
+    let devices = DeviceAuth::new(registry.clone());
+    let broker = Broker::start_with_auth(
+        settings.broker.clone(),
+        store.clone(),
+        Authentication {
+            certificates: Some(devices.clone()),
+        },
+    )
+    .await
+    .context("cannot start the broker")?;
+    watch_registry(&devices, &broker);
+    let tls = Arc::new(
+        TlsState::new(&identity, DeviceVerifier::new(devices, &broker))
+            .context("TLS setup failed")?,
+    );
+    spawn_tls_reload_on_sighup(
+        tls.clone(),
+        data_dir.clone(),
+        settings.endpoint_names.clone(),
+        host.clone(),
     );
     let device_ca_key = std::fs::read(data_dir.join(identity::DEVICE_CA_KEY))
         .context("cannot read the device CA key")?;

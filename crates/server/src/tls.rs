@@ -170,10 +170,8 @@ impl TlsState {
 
     /// Serves `identity` to every handshake from now on; open connections keep theirs.
     pub fn reload(&self, identity: &ServerIdentity) -> Result<(), rustls::Error> {
-        self.configs.store(Arc::new(TlsConfigs::new(
-            identity,
-            &self.client_verifier,
-        )?));
+        self.configs
+            .store(Arc::new(TlsConfigs::new(identity, &self.client_verifier)?));
         Ok(())
     }
 

@@ -1,0 +1,590 @@
+//! Device authentication through the real listeners: the registry's client-certificate
+//! verifier in TLS handshakes (alerts), the CONNECT check after TLS 1.3 resumption, live
+//! revocation of open connections, and JITR with its event.
+
+#![allow(clippy::unwrap_used)] // a failed step should fail the test loudly
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use clap::Parser;
+use ferrocore_broker::{Authentication, Broker, BrokerConfig};
+use ferrocore_identity::registry::{
+    Arns, CaCertificateRecord, CaStatus, CertificateMode, CertificateRecord, CertificateStatus,
+    Change, Registry,
+};
+use ferrocore_identity::x509::{self, CaSigner, Certificate, Validity};
+use ferrocore_mqtt::{
+    ConnAck, Connect, Packet, ProtocolVersion, QoS, Subscribe, SubscriptionOptions, reason,
+};
+use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
+use ferrocore_server::tls::TlsState;
+use ferrocore_server::{RunningServer, ServeFlags, ServerOptions, Settings, identity};
+use ferrocore_store::{Durability, Store};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    flags: ServeFlags,
+}
+
+fn must<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+struct Harness {
+    _tmp: tempfile::TempDir,
+    server: RunningServer,
+    roots: Arc<rustls::RootCertStore>,
+    registry: Arc<Registry>,
+    broker: Arc<Broker>,
+}
+
+async fn start() -> Harness {
+    let tmp = must(tempfile::tempdir(), "tempdir");
+    let data_dir = tmp.path().join("data");
+    let data = data_dir.to_string_lossy().into_owned();
+    let argv = [
+        "serve",
+        "--data-dir",
+        &data,
+        "--dev",
+        "--listen-mqtt",
+        "127.0.0.1:0",
+        "--listen-mqtts",
+        "127.0.0.1:0",
+        "--listen-https",
+        "127.0.0.1:0",
+    ];
+    let flags = must(Cli::try_parse_from(argv), "flags").flags;
+    let settings = must(Settings::from_flags(flags), "settings");
+    let id = must(
+        identity::load_or_create(&settings.data_dir, &settings.endpoint_names, None),
+        "identity",
+    );
+    let store = must(
+        Store::open_sqlite(&data_dir.join("t.db"), Durability::Process).await,
+        "store",
+    );
+    let registry = Arc::new(must(
+        Registry::open(
+            store.clone(),
+            Arns {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+            },
+        )
+        .await,
+        "registry",
+    ));
+    let devices = DeviceAuth::new(registry.clone());
+    let broker = must(
+        Broker::start_with_auth(
+            BrokerConfig::default(),
+            store,
+            Authentication {
+                certificates: Some(devices.clone()),
+            },
+        )
+        .await,
+        "broker",
+    );
+    watch_registry(&devices, &broker);
+    let tls = Arc::new(must(
+        TlsState::new(&id, DeviceVerifier::new(devices, &broker)),
+        "tls",
+    ));
+    let bound = must(ferrocore_server::bind_all(&settings.listeners), "bind");
+    let server = must(
+        bound.start(
+            broker.clone(),
+            Some(tls),
+            ServerOptions::from_settings(&settings),
+        ),
+        "start",
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    let root = must(
+        CertificateDer::from_pem_file(data_dir.join("root-ca.pem")),
+        "root-ca.pem",
+    );
+    must(roots.add(root), "root");
+    Harness {
+        _tmp: tmp,
+        server,
+        roots: Arc::new(roots),
+        registry,
+        broker,
+    }
+}
+
+impl Harness {
+    fn addr(&self, name: &str) -> SocketAddr {
+        self.server
+            .address(name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
+    async fn put(&self, change: Change) {
+        must(
+            self.registry.write(|_, _| Ok(((), vec![change]))).await,
+            "registry write",
+        );
+    }
+
+    async fn register(&self, d: &Device, status: CertificateStatus, ca: Option<&TestCa>) {
+        self.put(Change::Certificate {
+            id: d.cert.id.clone(),
+            new: Some(record(&d.cert, status, ca)),
+        })
+        .await;
+    }
+
+    async fn set_status(&self, d: &Device, status: CertificateStatus) {
+        let mut r = self
+            .registry
+            .read(|s| s.certificates.get(&d.cert.id).cloned())
+            .unwrap_or_else(|| panic!("{} not registered", d.cert.id));
+        r.status = status;
+        self.put(Change::Certificate {
+            id: r.id.clone(),
+            new: Some(r),
+        })
+        .await;
+    }
+
+    fn config(&self, device: Option<&Device>, tls12: bool) -> Arc<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let builder = must(
+            rustls::ClientConfig::builder_with_provider(provider).with_protocol_versions(versions),
+            "versions",
+        )
+        .with_root_certificates(self.roots.clone());
+        let mut config = match device {
+            Some(d) => must(
+                builder.with_client_auth_cert(
+                    vec![CertificateDer::from(d.cert.der.clone())],
+                    must(
+                        PrivateKeyDer::from_pem_slice(d.key_pem.as_bytes()),
+                        "device key",
+                    ),
+                ),
+                "client cert",
+            ),
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"x-amzn-mqtt-ca".to_vec()];
+        Arc::new(config)
+    }
+
+    async fn tls(
+        &self,
+        listener: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr(listener)).await?;
+        let name = must(ServerName::try_from("localhost"), "server name");
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+    }
+}
+
+struct TestCa {
+    cert: Certificate,
+    signer: CaSigner,
+}
+
+fn make_ca(cn: &str) -> TestCa {
+    let key = must(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256), "key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let pem = must(params.self_signed(&key), "CA").pem();
+    TestCa {
+        cert: must(x509::parse_certificate(pem.as_bytes()), "parse CA"),
+        signer: must(
+            CaSigner::from_pem(pem.as_bytes(), key.serialize_pem().as_bytes()),
+            "signer",
+        ),
+    }
+}
+
+struct Device {
+    cert: Certificate,
+    key_pem: String,
+}
+
+fn device_of(ca: &TestCa, cn: &str) -> Device {
+    let key = must(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256), "key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let csr = must(must(params.serialize_request(&key), "csr").pem(), "csr pem");
+    let now = unix_now();
+    let cert = must(
+        x509::issue_from_csr(
+            csr.as_bytes(),
+            &ca.signer,
+            Validity {
+                not_before: now - 3600,
+                not_after: now + 86_400,
+            },
+        ),
+        "issue",
+    );
+    Device {
+        cert,
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+    .unwrap_or(0)
+}
+
+fn record(cert: &Certificate, status: CertificateStatus, ca: Option<&TestCa>) -> CertificateRecord {
+    CertificateRecord {
+        id: cert.id.clone(),
+        pem: cert.pem.clone(),
+        status,
+        ca_certificate_id: ca.map(|c| c.cert.id.clone()),
+        mode: CertificateMode::Default,
+        owned_by: "123456789012".into(),
+        creation_date_ms: 1,
+        last_modified_date_ms: 1,
+        customer_version: 1,
+        generation_id: "g".into(),
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+        serial: cert.serial.clone(),
+        subject: cert.subject.clone(),
+        issuer: cert.issuer.clone(),
+    }
+}
+
+fn ca_record(ca: &TestCa, status: CaStatus, auto_registration: bool) -> CaCertificateRecord {
+    CaCertificateRecord {
+        id: ca.cert.id.clone(),
+        pem: ca.cert.pem.clone(),
+        status,
+        auto_registration,
+        mode: CertificateMode::Default,
+        owned_by: "123456789012".into(),
+        creation_date_ms: 1,
+        last_modified_date_ms: 1,
+        customer_version: 1,
+        generation_id: "g".into(),
+        not_before: ca.cert.not_before,
+        not_after: ca.cert.not_after,
+        subject: ca.cert.subject.clone(),
+        registration_config: None,
+        crl_pem: None,
+    }
+}
+
+// --- a minimal MQTT client over any stream ---
+
+struct Mqtt<S> {
+    io: S,
+    buf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Mqtt<S> {
+    fn new(io: S) -> Self {
+        Mqtt {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, p: Packet) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        must(
+            ferrocore_mqtt::encode(&p, ProtocolVersion::V5, &mut out),
+            "encode",
+        );
+        self.io.write_all(&out).await?;
+        self.io.flush().await
+    }
+
+    /// The next packet; `Err` when the stream failed or closed (within 10 s).
+    async fn recv(&mut self) -> std::io::Result<Packet> {
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(p) = must(
+                    ferrocore_mqtt::decode(&mut self.buf, Some(ProtocolVersion::V5), usize::MAX),
+                    "decode",
+                ) {
+                    return Ok(p);
+                }
+                if self.io.read_buf(&mut self.buf).await? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "closed",
+                    ));
+                }
+            }
+        });
+        match wait.await {
+            Ok(r) => r,
+            Err(_) => panic!("no packet and no close within 10 s"),
+        }
+    }
+
+    async fn connect(&mut self, client_id: &str) -> std::io::Result<ConnAck> {
+        self.send(Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: client_id.into(),
+            ..Connect::default()
+        })))
+        .await?;
+        match self.recv().await? {
+            Packet::ConnAck(a) => Ok(a),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+}
+
+/// Connects over TLS with `device`'s certificate and sends CONNECT: the CONNACK, or the
+/// error (the TLS alert) that ended the connection.
+async fn mqtt_tls(
+    h: &Harness,
+    listener: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<(Mqtt<tokio_rustls::client::TlsStream<TcpStream>>, ConnAck)> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let stream = h.tls(listener, config).await?;
+    let mut m = Mqtt::new(stream);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ack = m.connect(&format!("dev-{n}")).await?;
+    Ok((m, ack))
+}
+
+fn alert_of(r: std::io::Result<impl Sized>) -> String {
+    match r {
+        Ok(_) => panic!("connected, expected a TLS alert"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn registered_active_certificates_connect_and_others_get_alerts() {
+    let h = start().await;
+    let own = make_ca("Ferrocore device CA (unregistered)");
+    let good = device_of(&own, "good");
+    let inactive = device_of(&own, "inactive");
+    let revoked = device_of(&own, "revoked");
+    let stranger = device_of(&own, "stranger");
+    h.register(&good, CertificateStatus::Active, None).await;
+    h.register(&inactive, CertificateStatus::Inactive, None)
+        .await;
+    h.register(&revoked, CertificateStatus::Revoked, None).await;
+
+    for listener in ["mqtts", "https"] {
+        let (mut m, ack) = must(
+            mqtt_tls(&h, listener, h.config(Some(&good), false)).await,
+            listener,
+        );
+        assert_eq!(ack.code, reason::SUCCESS, "{listener}");
+        m.send(Packet::PingReq).await.unwrap();
+        assert!(matches!(m.recv().await.unwrap(), Packet::PingResp));
+    }
+    // No certificate: TLS is fine (client auth is optional), CONNECT is not authorized.
+    let (_m, ack) = must(mqtt_tls(&h, "mqtts", h.config(None, false)).await, "none");
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+
+    // TLS 1.3 checks the client certificate after the client's handshake ends: the alert
+    // arrives on the first read.
+    let e = alert_of(mqtt_tls(&h, "mqtts", h.config(Some(&inactive), false)).await);
+    assert!(e.contains("CertificateUnknown"), "{e}");
+    let e = alert_of(mqtt_tls(&h, "mqtts", h.config(Some(&revoked), false)).await);
+    assert!(e.contains("CertificateRevoked"), "{e}");
+    let e = alert_of(mqtt_tls(&h, "https", h.config(Some(&stranger), false)).await);
+    assert!(e.contains("CertificateUnknown"), "{e}");
+    // TLS 1.2: the handshake itself fails.
+    let e = alert_of(h.tls("mqtts", h.config(Some(&revoked), true)).await);
+    assert!(e.contains("CertificateRevoked"), "{e}");
+    let (_m, ack) = must(
+        mqtt_tls(&h, "mqtts", h.config(Some(&good), true)).await,
+        "TLS 1.2",
+    );
+    assert_eq!(ack.code, reason::SUCCESS);
+}
+
+#[tokio::test]
+async fn ca_status_and_chain_decide_for_certificates_registered_under_a_ca() {
+    let h = start().await;
+    let ca = make_ca("Fleet CA");
+    let dev = device_of(&ca, "fleet-1");
+    h.put(Change::CaCertificate {
+        id: ca.cert.id.clone(),
+        new: Some(ca_record(&ca, CaStatus::Active, false)),
+    })
+    .await;
+    h.register(&dev, CertificateStatus::Active, Some(&ca)).await;
+    let (mut m, ack) = must(
+        mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await,
+        "connect",
+    );
+    assert_eq!(ack.code, reason::SUCCESS);
+
+    // Deactivating the CA closes the open connection and refuses new ones.
+    h.put(Change::CaCertificate {
+        id: ca.cert.id.clone(),
+        new: Some(ca_record(&ca, CaStatus::Inactive, false)),
+    })
+    .await;
+    match m.recv().await.unwrap() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    assert!(m.recv().await.is_err());
+    let e = alert_of(mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await);
+    assert!(e.contains("CertificateUnknown"), "{e}");
+}
+
+#[tokio::test]
+async fn revoking_closes_open_connections_and_resumed_sessions_are_checked_at_connect() {
+    let h = start().await;
+    let own = make_ca("own");
+    let dev = device_of(&own, "dev");
+    h.register(&dev, CertificateStatus::Active, None).await;
+    let config = h.config(Some(&dev), false);
+
+    let (mut m, ack) = must(mqtt_tls(&h, "mqtts", config.clone()).await, "first");
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(h.broker.certificate_connections(&dev.cert.id), 1);
+    m.send(Packet::Disconnect(Default::default()))
+        .await
+        .unwrap();
+    assert!(m.recv().await.is_err());
+
+    // Deactivated: a resumed TLS 1.3 session skips the verifier, CONNECT still refuses.
+    h.set_status(&dev, CertificateStatus::Inactive).await;
+    let stream = must(h.tls("mqtts", config.clone()).await, "resumed handshake");
+    assert_eq!(
+        stream.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let mut m = Mqtt::new(stream);
+    assert_eq!(m.connect("dev").await.unwrap().code, reason::NOT_AUTHORIZED);
+
+    // Active again: connect, then revoke while connected.
+    h.set_status(&dev, CertificateStatus::Active).await;
+    let (mut a, _) = must(mqtt_tls(&h, "mqtts", config.clone()).await, "again");
+    let (mut b, _) = must(mqtt_tls(&h, "https", config.clone()).await, "second");
+    h.set_status(&dev, CertificateStatus::Revoked).await;
+    for m in [&mut a, &mut b] {
+        match m.recv().await.unwrap() {
+            Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+            other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+        }
+    }
+    // Deleted: the same.
+    let other = device_of(&own, "other");
+    h.register(&other, CertificateStatus::Active, None).await;
+    let (mut c, _) = must(
+        mqtt_tls(&h, "mqtts", h.config(Some(&other), false)).await,
+        "other",
+    );
+    h.put(Change::Certificate {
+        id: other.cert.id.clone(),
+        new: None,
+    })
+    .await;
+    assert!(matches!(c.recv().await.unwrap(), Packet::Disconnect(_)));
+}
+
+#[tokio::test]
+async fn jitr_registers_pending_activation_and_announces_it() {
+    let h = start().await;
+    let ca = make_ca("JITR CA");
+    h.put(Change::CaCertificate {
+        id: ca.cert.id.clone(),
+        new: Some(ca_record(&ca, CaStatus::Active, true)),
+    })
+    .await;
+    // An anonymous subscriber on the dev listener.
+    let tcp = must(TcpStream::connect(h.addr("mqtt")).await, "tcp");
+    let mut sub = Mqtt::new(tcp);
+    assert_eq!(sub.connect("watcher").await.unwrap().code, reason::SUCCESS);
+    sub.send(Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: vec![(
+            "$aws/events/certificates/registered/#".into(),
+            SubscriptionOptions {
+                qos: QoS::AtMostOnce,
+                ..Default::default()
+            },
+        )],
+        properties: Default::default(),
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(sub.recv().await.unwrap(), Packet::SubAck(_)));
+
+    let dev = device_of(&ca, "newcomer");
+    let e = alert_of(mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await);
+    assert!(e.contains("CertificateUnknown"), "{e}");
+    let Packet::Publish(p) = sub.recv().await.unwrap() else {
+        panic!("expected the registration event");
+    };
+    assert_eq!(
+        p.topic,
+        format!("$aws/events/certificates/registered/{}", ca.cert.id)
+    );
+    let v: serde_json::Value = must(serde_json::from_slice(&p.payload), "json");
+    assert_eq!(v["certificateId"], dev.cert.id.as_str());
+    assert_eq!(v["caCertificateId"], ca.cert.id.as_str());
+    assert_eq!(v["certificateStatus"], "PENDING_ACTIVATION");
+    assert_eq!(v["awsAccountId"], "123456789012");
+    let registered_at = v["certificateRegistrationTimestamp"].as_i64().unwrap_or(0);
+    assert!(registered_at > 1_600_000_000_000, "{v}");
+    let status = h
+        .registry
+        .read(|s| s.certificates.get(&dev.cert.id).map(|r| r.status));
+    assert_eq!(status, Some(CertificateStatus::PendingActivation));
+
+    // Trying again: refused, announced again with the same registration time.
+    let e = alert_of(mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await);
+    assert!(e.contains("CertificateUnknown"), "{e}");
+    let Packet::Publish(p) = sub.recv().await.unwrap() else {
+        panic!("expected the event again");
+    };
+    let again: serde_json::Value = must(serde_json::from_slice(&p.payload), "json");
+    assert_eq!(again["certificateRegistrationTimestamp"], registered_at);
+
+    // Activated by the operator (the JITR flow's last step): it connects.
+    h.set_status(&dev, CertificateStatus::Active).await;
+    let (_m, ack) = must(
+        mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await,
+        "activated",
+    );
+    assert_eq!(ack.code, reason::SUCCESS);
+}
