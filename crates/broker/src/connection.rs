@@ -359,7 +359,7 @@ fn admit(
                 conn_id,
             };
             if !check.is_active(&indexed.id) {
-                tracing::info!(certificate_id = %indexed.id, "CONNECT refused: the certificate is not active");
+                tracing::debug!(certificate_id = %indexed.id, "CONNECT refused: the certificate is not active");
                 return Err(reason::NOT_AUTHORIZED);
             }
             Some(indexed)
