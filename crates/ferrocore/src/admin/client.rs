@@ -631,6 +631,65 @@ mod tests {
         assert!(sigv4::verify(&signed, SystemTime::now(), &wrong, &cfg).is_err());
     }
 
+    /// Nothing listening: one line that says to start the server.
+    #[test]
+    fn a_closed_port_says_the_server_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, rcgen_ca_pem()).unwrap();
+        // A port that was free a moment ago.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = Settings {
+            endpoint: EndpointUrl::parse(&format!("https://127.0.0.1:{port}")).unwrap(),
+            ca_bundle: ca,
+            region: "us-east-1".into(),
+            key: super::super::config::AccessKey::new(
+                "AKIA".into(),
+                "s".into(),
+                KeySource::CredentialsFile,
+            ),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(async {
+                let client = Client::new(&settings)?;
+                client
+                    .call(Call::new(Method::GET, "/things".into()))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_err();
+        assert!(e.starts_with(&format!("cannot connect to https://127.0.0.1:{port}: connection refused; is the server running?")), "{e}");
+    }
+
+    #[test]
+    fn a_ca_bundle_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let settings = Settings {
+            endpoint: EndpointUrl::parse("https://localhost:1").unwrap(),
+            ca_bundle: ca,
+            region: "us-east-1".into(),
+            key: super::super::config::AccessKey::new(
+                "AKIA".into(),
+                "s".into(),
+                KeySource::CredentialsFile,
+            ),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let e = Client::new(&settings).unwrap_err();
+        assert!(e.contains("holds no certificate"), "{e}");
+    }
+
     fn rcgen_ca_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -459,3 +459,28 @@ pub(crate) fn print_json(v: &Value) {
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_mqtts_port_comes_from_the_same_servers_listeners_json() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(mqtts_port(dir.path(), 8443), None);
+        std::fs::write(
+            ferrocore_server::listeners_json_path(dir.path()),
+            r#"{"pid": 1, "listeners": [
+                {"name": "anon", "transport": "mqtts", "address": "127.0.0.1:1111", "tls": true, "proxy_protocol": false, "anonymous": true},
+                {"name": "mqtts", "transport": "mqtts", "address": "0.0.0.0:8883", "tls": true, "proxy_protocol": false, "anonymous": false},
+                {"name": "https", "transport": "https", "address": "0.0.0.0:8443", "tls": true, "proxy_protocol": false, "anonymous": false}
+            ]}"#,
+        )
+        .unwrap();
+        // The listener that authenticates devices, not the anonymous one.
+        assert_eq!(mqtts_port(dir.path(), 8443), Some(8883));
+        // Another server's file (no HTTPS listener on the endpoint's port): no port.
+        assert_eq!(mqtts_port(dir.path(), 9443), None);
+    }
+}
