@@ -6,6 +6,9 @@
 //! `aws_access_key_id`, `aws_secret_access_key`) and `aws-config` (`[default]` `region`,
 //! `endpoint_url`, `ca_bundle`). A file is only read when a setting is still missing.
 //!
+//! The data directory itself is `--data-dir` / `FERROCORE_DATA_DIR`, else `data_dir` in the
+//! server's `--config` / `FERROCORE_CONFIG` TOML file, else `./ferrocore-data`, as for `serve`.
+//!
 //! Other `AWS_*` variables (`AWS_REGION`, `AWS_CA_BUNDLE`, `AWS_ENDPOINT_URL`) are ignored on
 //! purpose: they usually point at real AWS, and an admin command aimed at the wrong server by a
 //! stray variable is worse than one that needs a flag.
@@ -33,6 +36,16 @@ pub struct ConnFlags {
         help_heading = "Connection"
     )]
     pub data_dir: Option<PathBuf>,
+    /// The server's TOML configuration file: only its `data_dir` is read, when --data-dir
+    /// is not given.
+    #[arg(
+        long,
+        env = "FERROCORE_CONFIG",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Connection"
+    )]
+    pub config: Option<PathBuf>,
     /// HTTPS URL of the server's control plane, e.g. https://gateway.example:8443
     /// [default: endpoint_url in <data-dir>/aws-config]
     #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
@@ -175,17 +188,26 @@ pub struct Connection {
 }
 
 impl ConnFlags {
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(ferrocore_server::config::DEFAULT_DATA_DIR))
+    /// `--data-dir` (or `FERROCORE_DATA_DIR`), else `data_dir` in the `--config` file (or
+    /// `FERROCORE_CONFIG`), else `./ferrocore-data`: the precedence `serve` uses.
+    pub fn data_dir(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(path) = &self.config {
+            let file = ferrocore_server::config::FileConfig::load(path).map_err(|e| e.0)?;
+            if let Some(dir) = file.data_dir {
+                return Ok(dir);
+            }
+        }
+        Ok(PathBuf::from(ferrocore_server::config::DEFAULT_DATA_DIR))
     }
 }
 
 /// Resolves the connection settings: flags, then the environment, then the data directory's
 /// files. Errors say what to do.
 pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<Connection, String> {
-    let data_dir = flags.data_dir();
+    let data_dir = flags.data_dir()?;
     let config_path = data_dir.join(AWS_CONFIG_FILE);
     // Read at most once, and only when a flag leaves something open.
     let mut aws_config: Option<Option<Ini>> = None;
@@ -454,7 +476,7 @@ mod tests {
             data_dir: Some(dir.path().join("absent")),
             endpoint_url: Some("https://[::1]:8443".into()),
             ca_bundle: Some(ca),
-            region: None,
+            ..ConnFlags::default()
         };
         let env = Env {
             access_key_id: Some("AKIA".into()),
@@ -480,6 +502,45 @@ mod tests {
         assert!(e.contains("no admin credentials"), "{e}");
         assert!(e.contains("start the server first"), "{e}");
         assert!(e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+    }
+
+    #[test]
+    fn data_dir_from_the_servers_config_file_unless_given() {
+        let dir = data_dir(true, Some(CONFIG));
+        let toml = dir.path().join("ferrocore.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "data_dir = \"{}\"\nmax_connections = 10\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let f = ConnFlags {
+            config: Some(toml.clone()),
+            ..ConnFlags::default()
+        };
+        let c = resolve(&f, &Env::default()).unwrap();
+        assert_eq!(c.data_dir, dir.path());
+        assert_eq!(c.key.id, "AKIAFILEFILEFILE0001");
+        // --data-dir wins.
+        let f = ConnFlags {
+            config: Some(toml.clone()),
+            data_dir: Some("elsewhere".into()),
+            ..ConnFlags::default()
+        };
+        assert_eq!(f.data_dir().unwrap(), PathBuf::from("elsewhere"));
+        // No data_dir in the file: the default.
+        std::fs::write(&toml, "max_connections = 10\n").unwrap();
+        let f = ConnFlags {
+            config: Some(toml.clone()),
+            ..ConnFlags::default()
+        };
+        assert_eq!(f.data_dir().unwrap(), PathBuf::from("./ferrocore-data"));
+        // A broken file is the server's own error message.
+        std::fs::write(&toml, "data_dir = [\n").unwrap();
+        let e = resolve(&f, &Env::default()).unwrap_err();
+        assert!(e.contains("ferrocore.toml"), "{e}");
     }
 
     #[test]
