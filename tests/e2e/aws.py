@@ -10,12 +10,17 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
 import botocore.config
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 import botocore.session
 
 import brokers
@@ -77,3 +82,32 @@ def cli_error(broker: brokers.Ferrocore, *args: str) -> str:
     p = _run_cli(broker, args)
     assert p.returncode != 0, f"aws {' '.join(args)} succeeded:\n{p.stdout}"
     return p.stderr
+
+
+def signed(
+    broker: brokers.Ferrocore,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    raw: bytes | None = None,
+    service: str = "iot",
+) -> tuple[int, dict]:
+    """A SigV4-signed request as botocore would send it, for what boto3 has no operation for
+    (Ferrocore's extensions) or will not send (malformed bodies: `raw`). Returns the status and
+    the JSON body, with the error type header as `errorType` on errors."""
+    sess = session(broker)
+    creds = sess.get_credentials().get_frozen_credentials()
+    url = endpoint(broker) + path
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = AWSRequest(method=method, url=url, data=data, headers=headers)
+    SigV4Auth(creds, service, sess.region_name).add_auth(request)
+    prepared = request.prepare()
+    ctx = ssl.create_default_context(cafile=str(broker.ca))
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(prepared.headers))
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+            text = r.read()
+            return r.status, json.loads(text) if text else {}
+    except urllib.error.HTTPError as e:
+        return e.code, {**json.loads(e.read() or b"{}"), "errorType": e.headers.get("x-amzn-ErrorType")}

@@ -80,3 +80,9 @@ def start_broker(request, tmp_path):
     _dump_logs(request, started)
     for b in started:
         b.stop()
+
+
+@pytest.fixture
+def pki(tmp_path) -> Path:
+    """A folder for the test's CAs, certificates and keys (see pki.py)."""
+    return tmp_path

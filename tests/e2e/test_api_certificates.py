@@ -7,153 +7,21 @@ Test CAs, device certificates, CSRs and CRLs are made with the `openssl` command
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
-import os
-import ssl
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 
 import aws
 from clients import uid
+from pki import ACCOUNT, REGION, Ca, cert_arn, cert_id, csr_pem, register_ca
 
 pytestmark = pytest.mark.ferrocore_only
-
-ACCOUNT = "000000000000"
-REGION = "us-east-1"
-
-
-# ---------------------------------------------------------------------------------------------
-# a small PKI with the openssl CLI
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, f"openssl {' '.join(args)} failed:\n{p.stderr}"
-
-
-LEAF_EXTENSIONS = (
-    "basicConstraints=critical,CA:FALSE\n"
-    "keyUsage=critical,digitalSignature\n"
-    "extendedKeyUsage=clientAuth\n"
-    "subjectKeyIdentifier=hash\n"
-    "authorityKeyIdentifier=keyid\n"
-)
-
-
-class Ca:
-    """A self-signed ECDSA P-256 CA in its own directory."""
-
-    def __init__(self, root: Path, cn: str, key: Path | None = None):
-        self.dir = root / uid("ca")
-        self.dir.mkdir(parents=True)
-        self.key = key or self.dir / "ca.key"
-        if key is None:
-            openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(self.key), cwd=self.dir)
-        self.cert = self.dir / "ca.pem"
-        openssl(
-            "req", "-x509", "-new", "-key", str(self.key), "-sha256", "-days", "3650",
-            "-subj", f"/O=Ferrocore e2e/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash",
-            "-out", str(self.cert),
-            cwd=self.dir,
-        )
-        (self.dir / "ext.cnf").write_text(LEAF_EXTENSIONS)
-        (self.dir / "index.txt").write_text("")
-        (self.dir / "crlnumber").write_text("01\n")
-        (self.dir / "ca.cnf").write_text(
-            "[ca]\ndefault_ca = d\n[d]\n"
-            f"database = {self.dir / 'index.txt'}\ncrlnumber = {self.dir / 'crlnumber'}\n"
-            "default_md = sha256\ndefault_crl_days = 7\n"
-        )
-
-    @property
-    def pem(self) -> str:
-        return self.cert.read_text()
-
-    def sign(self, cn: str, csr: Path | None = None) -> str:
-        """A client certificate with subject CN `cn` signed by this CA (its PEM)."""
-        name = uid("leaf")
-        if csr is None:
-            csr = self.dir / f"{name}.csr"
-            openssl(
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", str(self.dir / f"{name}.key"), "-subj", f"/CN={cn}", "-out", str(csr),
-                cwd=self.dir,
-            )
-        out = self.dir / f"{name}.pem"
-        openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
-            "-CAcreateserial", "-days", "365", "-sha256", "-extfile", str(self.dir / "ext.cnf"),
-            "-out", str(out),
-            cwd=self.dir,
-        )
-        return out.read_text()
-
-    def crl(self, revoke: list[str]) -> str:
-        """A CRL of this CA listing the given certificates (PEMs)."""
-        for pem in revoke:
-            path = self.dir / f"{uid('revoke')}.pem"
-            path.write_text(pem)
-            openssl(
-                "ca", "-config", str(self.dir / "ca.cnf"), "-keyfile", str(self.key),
-                "-cert", str(self.cert), "-revoke", str(path),
-                cwd=self.dir,
-            )
-        out = self.dir / f"{uid('crl')}.pem"
-        openssl(
-            "ca", "-config", str(self.dir / "ca.cnf"), "-gencrl", "-keyfile", str(self.key),
-            "-cert", str(self.cert), "-out", str(out),
-            cwd=self.dir,
-        )
-        return out.read_text()
-
-
-def csr_pem(root: Path, cn: str) -> str:
-    out = root / f"{uid('csr')}.csr"
-    openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(out.with_suffix(".key")), "-subj", f"/CN={cn}", "-out", str(out),
-        cwd=root,
-    )
-    return out.read_text()
-
-
-def cert_id(pem: str) -> str:
-    """AWS's certificateId: SHA-256 of the DER."""
-    der = ssl.PEM_cert_to_DER_cert(pem)
-    return hashlib.sha256(der).hexdigest()
-
-
-def cert_arn(cid: str) -> str:
-    return f"arn:aws:iot:{REGION}:{ACCOUNT}:cert/{cid}"
-
-
-def register_ca(iot, ca: Ca, **kwargs) -> str:
-    code = iot.get_registration_code()["registrationCode"]
-    out = iot.register_ca_certificate(
-        caCertificate=ca.pem, verificationCertificate=ca.sign(code), **kwargs
-    )
-    return out["certificateId"]
 
 
 def issue_from_csr(iot, root: Path, active: bool = True) -> dict:
     return iot.create_certificate_from_csr(
         certificateSigningRequest=csr_pem(root, uid("dev")), setAsActive=active
     )
-
-
-@pytest.fixture
-def pki(tmp_path) -> Path:
-    return tmp_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,26 +392,6 @@ def test_endpoint_name_is_the_endpoint_address(start_broker):
 # the CRL extension
 
 
-def signed(broker, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    """Sends a SigV4-signed `iot` request as botocore would, returning (status, JSON)."""
-    session = aws.session(broker)
-    creds = session.get_credentials().get_frozen_credentials()
-    url = aws.endpoint(broker) + path
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    request = AWSRequest(method=method, url=url, data=data, headers=headers)
-    SigV4Auth(creds, "iot", session.region_name or REGION).add_auth(request)
-    prepared = request.prepare()
-    ctx = ssl.create_default_context(cafile=str(broker.ca))
-    req = urllib.request.Request(url, data=data, method=method, headers=dict(prepared.headers))
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
-            text = r.read()
-            return r.status, json.loads(text) if text else {}
-    except urllib.error.HTTPError as e:
-        return e.code, {**json.loads(e.read() or b"{}"), "errorType": e.headers.get("x-amzn-ErrorType")}
-
-
 def test_ca_crl_extension(broker, pki):
     iot = aws.iot(broker)
     ca = Ca(pki, uid("CRL CA"))
@@ -551,37 +399,37 @@ def test_ca_crl_extension(broker, pki):
     device = ca.sign("to-revoke")
     path = f"/cacertificate/{ca_id}/crl"
 
-    status, body = signed(broker, "GET", path)
+    status, body = aws.signed(broker, "GET", path)
     assert (status, body["errorType"]) == (404, "ResourceNotFoundException")
 
     crl = ca.crl([device])
-    status, body = signed(broker, "PUT", path, {"crlPem": crl})
+    status, body = aws.signed(broker, "PUT", path, {"crlPem": crl})
     assert status == 200, body
     assert body["revokedCount"] == 1
     assert body["crlNumber"] == "01"
-    status, got = signed(broker, "GET", path)
+    status, got = aws.signed(broker, "GET", path)
     assert status == 200
     assert got["crlPem"] == crl
     assert got["revokedCount"] == 1
     assert got["thisUpdate"] < got["nextUpdate"]
 
     newer = ca.crl([])
-    status, body = signed(broker, "PUT", path, {"crlPem": newer})
+    status, body = aws.signed(broker, "PUT", path, {"crlPem": newer})
     assert status == 200, body
     assert body["crlNumber"] == "02"
     # Going back to the older CRL would un-revoke: refused.
-    status, body = signed(broker, "PUT", path, {"crlPem": crl})
+    status, body = aws.signed(broker, "PUT", path, {"crlPem": crl})
     assert (status, body["errorType"]) == (400, "InvalidRequestException")
     # Another CA's CRL.
-    status, body = signed(broker, "PUT", path, {"crlPem": Ca(pki, "other").crl([])})
+    status, body = aws.signed(broker, "PUT", path, {"crlPem": Ca(pki, "other").crl([])})
     assert (status, body["errorType"]) == (400, "CertificateValidationException")
     assert "CRL" in body["message"]
 
-    status, _ = signed(broker, "DELETE", path)
+    status, _ = aws.signed(broker, "DELETE", path)
     assert status == 200
-    status, body = signed(broker, "GET", path)
+    status, body = aws.signed(broker, "GET", path)
     assert status == 404
-    status, body = signed(broker, "PUT", f"/cacertificate/{'0' * 64}/crl", {"crlPem": crl})
+    status, body = aws.signed(broker, "PUT", f"/cacertificate/{'0' * 64}/crl", {"crlPem": crl})
     assert (status, body["errorType"]) == (404, "ResourceNotFoundException")
 
 
@@ -633,7 +481,7 @@ def test_certificates_and_cas_survive_a_restart(start_broker, pki):
     thing = uid("durable")
     iot.create_thing(thingName=thing)
     iot.attach_thing_principal(thingName=thing, principal=cert_arn(device), thingPrincipalType="EXCLUSIVE_THING")
-    assert signed(b, "PUT", f"/cacertificate/{ca_id}/crl", {"crlPem": ca.crl([])})[0] == 200
+    assert aws.signed(b, "PUT", f"/cacertificate/{ca_id}/crl", {"crlPem": ca.crl([])})[0] == 200
     before = {
         "ca": iot.describe_ca_certificate(certificateId=ca_id),
         "device": iot.describe_certificate(certificateId=device)["certificateDescription"],
@@ -654,7 +502,7 @@ def test_certificates_and_cas_survive_a_restart(start_broker, pki):
     assert iot.list_thing_principals_v2(thingName=thing)["thingPrincipalObjects"] == [
         {"principal": cert_arn(device), "thingPrincipalType": "EXCLUSIVE_THING"}
     ]
-    assert signed(b, "GET", f"/cacertificate/{ca_id}/crl")[0] == 200
+    assert aws.signed(b, "GET", f"/cacertificate/{ca_id}/crl")[0] == 200
 
     # A deleted registration code is replaced by a new one, which also survives.
     iot.delete_registration_code()

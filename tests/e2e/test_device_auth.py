@@ -8,23 +8,18 @@ announces it on $aws/events/certificates/registered/<caCertificateId>."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import queue
 import ssl
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 
 import aws
 from clients import WAIT, Paho, rc_value, topic, uid
+from pki import Ca, Device, api_device, register_ca, register_device, self_signed
 
 pytestmark = pytest.mark.ferrocore_only
 
@@ -34,129 +29,6 @@ CLOSE_WITHIN = 5.0  # generous: only to avoid hangs
 
 # ---------------------------------------------------------------------------------------------
 # certificates on disk
-
-
-class Device:
-    """A device's certificate and private key, as files."""
-
-    def __init__(self, root: Path, cert_pem: str, key_pem: str):
-        self.dir = root / uid("dev")
-        self.dir.mkdir(parents=True)
-        self.cert = self.dir / "cert.pem"
-        self.key = self.dir / "key.pem"
-        self.cert.write_text(cert_pem)
-        self.key.write_text(key_pem)
-        os.chmod(self.key, 0o600)
-        self.pem = cert_pem
-        self.id = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem)).hexdigest()
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, f"openssl {' '.join(args)} failed:\n{p.stderr}"
-
-
-class Ca:
-    """A self-signed ECDSA P-256 CA made with openssl, able to sign device certificates and
-    CRLs."""
-
-    def __init__(self, root: Path, cn: str):
-        self.root = root
-        self.dir = root / uid("ca")
-        self.dir.mkdir(parents=True)
-        self.key = self.dir / "ca.key"
-        self.cert = self.dir / "ca.pem"
-        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(self.key), cwd=self.dir)
-        openssl(
-            "req", "-x509", "-new", "-key", str(self.key), "-sha256", "-days", "30",
-            "-subj", f"/O=Ferrocore e2e/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash",
-            "-out", str(self.cert), cwd=self.dir,
-        )
-        (self.dir / "leaf.cnf").write_text(
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
-        )
-        (self.dir / "index.txt").write_text("")
-        (self.dir / "crlnumber").write_text("01\n")
-        (self.dir / "ca.cnf").write_text(
-            "[ca]\ndefault_ca = d\n[d]\n"
-            f"database = {self.dir / 'index.txt'}\ncrlnumber = {self.dir / 'crlnumber'}\n"
-            "default_md = sha256\ndefault_crl_days = 7\n"
-        )
-
-    @property
-    def pem(self) -> str:
-        return self.cert.read_text()
-
-    def device(self, cn: str) -> Device:
-        """A client certificate signed by this CA, with its key."""
-        name = uid("leaf")
-        key, csr, out = (self.dir / f"{name}.{x}" for x in ("key", "csr", "pem"))
-        openssl(
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(key), "-subj", f"/CN={cn}", "-out", str(csr), cwd=self.dir,
-        )
-        openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
-            "-CAcreateserial", "-days", "30", "-sha256", "-extfile", str(self.dir / "leaf.cnf"),
-            "-out", str(out), cwd=self.dir,
-        )
-        return Device(self.root, out.read_text(), key.read_text())
-
-    def verification_pem(self, code: str) -> str:
-        return self.device(code).pem
-
-    def crl(self, revoke: list[Device]) -> str:
-        for d in revoke:
-            openssl(
-                "ca", "-config", str(self.dir / "ca.cnf"), "-keyfile", str(self.key),
-                "-cert", str(self.cert), "-revoke", str(d.cert), cwd=self.dir,
-            )
-        out = self.dir / f"{uid('crl')}.pem"
-        openssl(
-            "ca", "-config", str(self.dir / "ca.cnf"), "-gencrl", "-keyfile", str(self.key),
-            "-cert", str(self.cert), "-out", str(out), cwd=self.dir,
-        )
-        return out.read_text()
-
-
-def self_signed(root: Path, cn: str) -> Device:
-    d = root / uid("self")
-    d.mkdir(parents=True)
-    openssl(
-        "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "key.pem", "-subj", f"/CN={cn}", "-days", "30", "-out", "cert.pem", cwd=d,
-    )
-    return Device(root, (d / "cert.pem").read_text(), (d / "key.pem").read_text())
-
-
-def api_device(iot, root: Path, active: bool = True) -> Device:
-    """CreateKeysAndCertificate: Ferrocore makes the key pair and signs the certificate."""
-    out = iot.create_keys_and_certificate(setAsActive=active)
-    return Device(root, out["certificatePem"], out["keyPair"]["PrivateKey"])
-
-
-def register_ca(iot, ca: Ca, auto: bool = False) -> str:
-    code = iot.get_registration_code()["registrationCode"]
-    return iot.register_ca_certificate(
-        caCertificate=ca.pem, verificationCertificate=ca.verification_pem(code),
-        setAsActive=True, allowAutoRegistration=auto,
-    )["certificateId"]
-
-
-def register_device(iot, ca: Ca, cn: str) -> Device:
-    d = ca.device(cn)
-    out = iot.register_certificate(certificatePem=d.pem, caCertificatePem=ca.pem, setAsActive=True)
-    assert out["certificateId"] == d.id
-    return d
-
-
-@pytest.fixture
-def pki(tmp_path) -> Path:
-    return tmp_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,26 +268,6 @@ def test_deactivating_the_ca_closes_its_devices_connections(broker, pki):
         p.connect()
 
 
-def signed(broker, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    """A SigV4-signed `iot` request as botocore would send it (boto3 has no CRL operation)."""
-    session = aws.session(broker)
-    creds = session.get_credentials().get_frozen_credentials()
-    url = aws.endpoint(broker) + path
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    request = AWSRequest(method=method, url=url, data=data, headers=headers)
-    SigV4Auth(creds, "iot", session.region_name or "us-east-1").add_auth(request)
-    prepared = request.prepare()
-    ctx = ssl.create_default_context(cafile=str(broker.ca))
-    req = urllib.request.Request(url, data=data, method=method, headers=dict(prepared.headers))
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
-            text = r.read()
-            return r.status, json.loads(text) if text else {}
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
 def test_a_crl_refuses_listed_certificates_and_closes_their_connections(broker, pki):
     iot = aws.iot(broker)
     ca = Ca(pki, uid("CRL CA"))
@@ -425,14 +277,14 @@ def test_a_crl_refuses_listed_certificates_and_closes_their_connections(broker, 
     with device_client(broker, listed) as p, device_client(broker, kept, "alpn") as q:
         p.connect()
         q.connect()
-        status, body = signed(broker, "PUT", f"/cacertificate/{ca_id}/crl", {"crlPem": ca.crl([listed])})
+        status, body = aws.signed(broker, "PUT", f"/cacertificate/{ca_id}/crl", {"crlPem": ca.crl([listed])})
         assert status == 200, body
         assert_closed_by_server(p, 5)
         roundtrip(q)
     refused(device_client(broker, listed, "alpn"))
     assert tls_alert(broker, listed, "mqtts").endswith("CERTIFICATE_REVOKED")
     # Removing the CRL lets it back in.
-    status, body = signed(broker, "DELETE", f"/cacertificate/{ca_id}/crl")
+    status, body = aws.signed(broker, "DELETE", f"/cacertificate/{ca_id}/crl")
     assert status == 200, body
     with device_client(broker, listed) as p:
         p.connect()
@@ -445,7 +297,7 @@ def test_a_crl_refuses_listed_certificates_and_closes_their_connections(broker, 
 def test_jitr_registers_pending_activation_and_announces_it(broker, pki):
     iot = aws.iot(broker)
     ca = Ca(pki, uid("JITR CA"))
-    ca_id = register_ca(iot, ca, auto=True)
+    ca_id = register_ca(iot, ca, allowAutoRegistration=True)
     dev = ca.device("newcomer")
     with Paho(broker, transport="tcp") as watcher:  # anonymous, on the dev listener
         watcher.connect()
@@ -480,7 +332,7 @@ def test_jitr_registers_pending_activation_and_announces_it(broker, pki):
 def test_no_jitr_without_auto_registration(broker, pki):
     iot = aws.iot(broker)
     ca = Ca(pki, uid("Plain CA"))
-    register_ca(iot, ca, auto=False)
+    register_ca(iot, ca, allowAutoRegistration=False)
     dev = ca.device("unregistered")
     refused(device_client(broker, dev))
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
