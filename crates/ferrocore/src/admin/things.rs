@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
@@ -277,6 +278,27 @@ pub async fn bulk_create(
         indicatif::ProgressBar::hidden()
     };
 
+    // Ctrl-C: start no more rows, finish those in flight (so no certificate is left without
+    // its files), report; a second Ctrl-C stops at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let interrupted = interrupted.clone();
+        let bar = bar.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+                bar.suspend(|| {
+                    eprintln!(
+                        "interrupted: finishing the rows in flight (Ctrl-C again stops at once)"
+                    )
+                });
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+
     let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(a.concurrency)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut results: Vec<Noted> = Vec::with_capacity(rows.len());
@@ -284,6 +306,9 @@ pub async fn bulk_create(
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
         let p = provisioner.clone();
         let dir = a.out.join(&row.thing_name);
         let force = a.force;
@@ -301,6 +326,7 @@ pub async fn bulk_create(
         results.push(note(&bar, done));
     }
     bar.finish_and_clear();
+    watcher.abort();
 
     results.sort_by_key(|(line, ..)| *line);
     let (mut created, mut skipped, mut failed) = (0, 0, 0);
@@ -314,12 +340,18 @@ pub async fn bulk_create(
             }
         }
     }
+    let not_started = total as usize - results.len();
+    let not_started = if not_started > 0 {
+        format!(", {not_started} not started (interrupted; run again to continue)")
+    } else {
+        String::new()
+    };
     println!(
-        "{total} rows: {created} created, {skipped} skipped (already provisioned), {failed} failed; \
+        "{total} rows: {created} created, {skipped} skipped (already provisioned), {failed} failed{not_started}; \
          device files in {}/<thingName>/",
         a.out.display()
     );
-    if failed > 0 {
+    if failed > 0 || !not_started.is_empty() {
         return Err(Failure::Reported);
     }
     Ok(())
