@@ -100,6 +100,15 @@ impl RegistryError {
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::ResourceNotFound(message.into())
     }
+
+    /// `ResourceAlreadyExistsException` naming the resource that exists.
+    pub(crate) fn already_exists(message: impl Into<String>, id: &str, arn: String) -> Self {
+        Self::ResourceAlreadyExists {
+            message: message.into(),
+            resource_id: Some(id.to_owned()),
+            resource_arn: Some(arn),
+        }
+    }
 }
 
 impl From<StoreError> for RegistryError {
@@ -206,6 +215,10 @@ pub enum Change {
         new: Option<String>,
     },
 }
+
+/// The empty answer (`{}`) of the operations that return nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Empty {}
 
 /// A thing's attachment of a principal (certificate ARN).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -517,6 +530,39 @@ impl Registry {
     pub fn subscribe(&self, listener: Listener) {
         self.listeners.lock().push(listener);
     }
+}
+
+/// Largest `maxResults` / `pageSize` of the listings (botocore's `RegistryMaxResults` and
+/// `PageSize`).
+pub const MAX_PAGE_SIZE: usize = 250;
+
+/// A listing's page size: `given` (the parameter `name` in errors) from 1 to
+/// [`MAX_PAGE_SIZE`], else `default`.
+pub(crate) fn page_size<N>(
+    given: Option<N>,
+    default: usize,
+    name: &str,
+) -> Result<usize, RegistryError>
+where
+    N: Copy + std::fmt::Display + TryInto<usize>,
+{
+    let Some(n) = given else {
+        return Ok(default);
+    };
+    match n.try_into() {
+        Ok(size) if (1..=MAX_PAGE_SIZE).contains(&size) => Ok(size),
+        _ => Err(RegistryError::invalid(format!(
+            "{name} {n} is invalid: it must be between 1 and {MAX_PAGE_SIZE}."
+        ))),
+    }
+}
+
+/// Whether `s` is 1 to `max_len` ASCII letters, digits and bytes of `punctuation`.
+pub(crate) fn is_name(s: &str, max_len: usize, punctuation: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= max_len
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b))
 }
 
 /// The entries of `map` after the key a pagination token names (all when there is none).

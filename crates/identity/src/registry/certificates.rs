@@ -20,11 +20,13 @@
 //!   [`delete_ca_crl`]). The CRL must be issued and signed by that CA, and may not be older
 //!   than the one it replaces. Device certificates the CRL lists are refused at connect.
 
+use std::ops::Bound;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Change, Ctx, RegistryError, RegistryState, ThingPrincipal, decode_token, encode_token,
-    millis_to_seconds, uuid_v4,
+    Change, Ctx, Empty, RegistryError, RegistryState, ThingPrincipal, decode_token, encode_token,
+    is_name, millis_to_seconds, page_size, uuid_v4,
 };
 use crate::x509::{self, Certificate, X509Error};
 
@@ -129,8 +131,6 @@ pub struct CaCertificateRecord {
 
 /// `pageSize` when a listing does not give one (AWS documents 25 for `ListCertificates`).
 pub const DEFAULT_PAGE_SIZE: usize = 25;
-/// Largest `pageSize` / `maxResults` AWS's model allows.
-pub const MAX_PAGE_SIZE: usize = 250;
 /// `maxResults` of the thing–principal listings when none is given (their page is small in
 /// practice, so a caller that does not paginate still sees everything).
 pub const DEFAULT_PRINCIPALS_PAGE: usize = 250;
@@ -268,16 +268,6 @@ pub fn validate_certificate_id(id: &str) -> Result<String, RegistryError> {
     }
 }
 
-fn page_size(size: Option<usize>, default: usize) -> Result<usize, RegistryError> {
-    match size {
-        None => Ok(default),
-        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(n) => Err(RegistryError::invalid(format!(
-            "Page size {n} is invalid: it must be between 1 and {MAX_PAGE_SIZE}."
-        ))),
-    }
-}
-
 fn now_seconds(ctx: &Ctx) -> i64 {
     ctx.now_ms.div_euclid(1000)
 }
@@ -334,7 +324,7 @@ fn page_by_creation<'a, T>(
     items: impl Iterator<Item = (i64, &'a str, &'a T)>,
     page: &MarkerPage,
 ) -> Result<(Vec<&'a T>, Option<String>), RegistryError> {
-    let limit = page_size(page.page_size, DEFAULT_PAGE_SIZE)?;
+    let limit = page_size(page.page_size, DEFAULT_PAGE_SIZE, "Page size")?;
     let after = match page.marker.as_deref() {
         None | Some("") => None,
         Some(m) => {
@@ -395,6 +385,20 @@ fn touched(
     *version = version.saturating_add(1);
     *generation = uuid_v4()?;
     Ok(())
+}
+
+/// The change that stores a CA certificate's `record` [`touched`] now.
+fn modified_ca(ctx: &Ctx, mut record: CaCertificateRecord) -> Result<Change, RegistryError> {
+    touched(
+        ctx,
+        &mut record.last_modified_date_ms,
+        &mut record.customer_version,
+        &mut record.generation_id,
+    )?;
+    Ok(Change::CaCertificate {
+        id: record.id.clone(),
+        new: Some(record),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -506,7 +510,8 @@ pub fn issue_from_csr(
     )
 }
 
-fn new_certificate_record(
+/// The record of a device certificate registered now.
+pub(super) fn new_certificate_record(
     ctx: &Ctx,
     cert: &Certificate,
     status: CertificateStatus,
@@ -534,13 +539,46 @@ fn new_certificate_record(
 
 fn refuse_if_registered(state: &RegistryState, ctx: &Ctx, id: &str) -> Result<(), RegistryError> {
     if state.certificates.contains_key(id) {
-        return Err(RegistryError::ResourceAlreadyExists {
-            message: "The certificate is already registered.".into(),
-            resource_id: Some(id.to_owned()),
-            resource_arn: Some(cert_arn(ctx, id)),
-        });
+        return Err(RegistryError::already_exists(
+            "The certificate is already registered.",
+            id,
+            cert_arn(ctx, id),
+        ));
     }
     Ok(())
+}
+
+/// The device certificate `pem`, parsed; refused when it is malformed or already registered.
+fn parse_unregistered(
+    state: &RegistryState,
+    ctx: &Ctx,
+    pem: &str,
+) -> Result<Certificate, RegistryError> {
+    let cert = x509::parse_certificate(pem.as_bytes())
+        .map_err(|e| invalid_certificate("certificate", &e))?;
+    refuse_if_registered(state, ctx, &cert.id)?;
+    Ok(cert)
+}
+
+/// The change that registers the device certificate `cert`, and what the `Register*`
+/// operations answer for it.
+fn register(
+    ctx: &Ctx,
+    cert: &Certificate,
+    status: CertificateStatus,
+    ca_certificate_id: Option<String>,
+    mode: CertificateMode,
+) -> Result<(CertificateRegistered, Vec<Change>), RegistryError> {
+    let record = new_certificate_record(ctx, cert, status, ca_certificate_id, mode)?;
+    let answer = CertificateRegistered {
+        certificate_arn: cert_arn(ctx, &cert.id),
+        certificate_id: cert.id.clone(),
+    };
+    let change = Change::Certificate {
+        id: cert.id.clone(),
+        new: Some(record),
+    };
+    Ok((answer, vec![change]))
 }
 
 /// Records a certificate Ferrocore issued itself (`CreateKeysAndCertificate`,
@@ -563,17 +601,13 @@ pub fn record_issued_certificate(
         .ca_certificates
         .contains_key(&issuer.id)
         .then(|| issuer.id.clone());
-    let record = new_certificate_record(ctx, cert, status, ca_id, CertificateMode::Default)?;
+    let (registered, changes) = register(ctx, cert, status, ca_id, CertificateMode::Default)?;
     let answer = CertificateCreated {
-        certificate_arn: cert_arn(ctx, &cert.id),
-        certificate_id: cert.id.clone(),
+        certificate_arn: registered.certificate_arn,
+        certificate_id: registered.certificate_id,
         certificate_pem: cert.pem.clone(),
     };
-    let change = Change::Certificate {
-        id: cert.id.clone(),
-        new: Some(record),
-    };
-    Ok((answer, vec![change]))
+    Ok((answer, changes))
 }
 
 /// `RegisterCertificate` (`setAsActive` comes from the query string).
@@ -617,9 +651,7 @@ pub fn register_certificate(
 ) -> Result<(CertificateRegistered, Vec<Change>), RegistryError> {
     let pem = required(&req.certificate_pem, "certificatePem")?;
     let status = registration_status(req.set_as_active, req.status.as_deref())?;
-    let cert = x509::parse_certificate(pem.as_bytes())
-        .map_err(|e| invalid_certificate("certificate", &e))?;
-    refuse_if_registered(state, ctx, &cert.id)?;
+    let cert = parse_unregistered(state, ctx, pem)?;
     let now = now_seconds(ctx);
     let ca = match req.ca_certificate_pem.as_deref() {
         Some(ca_pem) if !ca_pem.trim().is_empty() => {
@@ -638,18 +670,7 @@ pub fn register_certificate(
         }
         _ => find_issuing_ca(state, &cert, now)?,
     };
-    let record = new_certificate_record(ctx, &cert, status, Some(ca.id.clone()), ca.mode)?;
-    let answer = CertificateRegistered {
-        certificate_arn: cert_arn(ctx, &cert.id),
-        certificate_id: cert.id.clone(),
-    };
-    Ok((
-        answer,
-        vec![Change::Certificate {
-            id: cert.id,
-            new: Some(record),
-        }],
-    ))
+    register(ctx, &cert, status, Some(ca.id.clone()), ca.mode)
 }
 
 /// The one registered CA named by `cert`'s issuer whose key signed it.
@@ -712,9 +733,7 @@ pub fn register_certificate_without_ca(
 ) -> Result<(CertificateRegistered, Vec<Change>), RegistryError> {
     let pem = required(&req.certificate_pem, "certificatePem")?;
     let status = registration_status(false, req.status.as_deref())?;
-    let cert = x509::parse_certificate(pem.as_bytes())
-        .map_err(|e| invalid_certificate("certificate", &e))?;
-    refuse_if_registered(state, ctx, &cert.id)?;
+    let cert = parse_unregistered(state, ctx, pem)?;
     let now = now_seconds(ctx);
     if now < cert.not_before {
         return Err(invalid_certificate(
@@ -728,18 +747,7 @@ pub fn register_certificate_without_ca(
             &X509Error::Expired("certificate"),
         ));
     }
-    let record = new_certificate_record(ctx, &cert, status, None, CertificateMode::SniOnly)?;
-    let answer = CertificateRegistered {
-        certificate_arn: cert_arn(ctx, &cert.id),
-        certificate_id: cert.id.clone(),
-    };
-    Ok((
-        answer,
-        vec![Change::Certificate {
-            id: cert.id,
-            new: Some(record),
-        }],
-    ))
+    register(ctx, &cert, status, None, CertificateMode::SniOnly)
 }
 
 /// `certificateDescription` of `DescribeCertificate`.
@@ -869,12 +877,12 @@ pub fn update_certificate(
     ctx: &Ctx,
     id: &str,
     new_status: &str,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let id = validate_certificate_id(id)?;
     let status = CertificateStatus::settable(new_status)?;
     let current = state.certificate(&id)?;
     if current.status == status {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
     if current.status == CertificateStatus::Revoked {
         return Err(RegistryError::CertificateState(format!(
@@ -890,7 +898,7 @@ pub fn update_certificate(
         &mut record.generation_id,
     )?;
     Ok((
-        (),
+        Empty {},
         vec![Change::Certificate {
             id,
             new: Some(record),
@@ -906,7 +914,7 @@ pub fn delete_certificate(
     ctx: &Ctx,
     id: &str,
     force_delete: bool,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let id = validate_certificate_id(id)?;
     let current = state.certificate(&id)?;
     if current.status == CertificateStatus::Active {
@@ -930,7 +938,7 @@ pub fn delete_certificate(
     // `force_delete`.
     let _ = force_delete;
     Ok((
-        (),
+        Empty {},
         vec![Change::Certificate {
             id: id.clone(),
             new: None,
@@ -975,11 +983,11 @@ pub fn get_registration_code(
 pub fn delete_registration_code(
     state: &RegistryState,
     _ctx: &Ctx,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     if state.registration_code.is_none() {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
-    Ok(((), vec![Change::RegistrationCode { new: None }]))
+    Ok((Empty {}, vec![Change::RegistrationCode { new: None }]))
 }
 
 /// `registrationConfig` (the JITP template of a CA).
@@ -996,17 +1004,13 @@ pub struct RegistrationConfig {
 
 impl RegistrationConfig {
     fn validate(&self) -> Result<(), RegistryError> {
-        if let Some(name) = &self.template_name {
-            let ok = (1..=36).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                return Err(RegistryError::invalid(format!(
-                    "registrationConfig.templateName '{name}' is invalid: it must be 1 to 36 \
-                     characters of a-z, A-Z, 0-9, '_' and '-'."
-                )));
-            }
+        if let Some(name) = &self.template_name
+            && !is_name(name, 36, b"_-")
+        {
+            return Err(RegistryError::invalid(format!(
+                "registrationConfig.templateName '{name}' is invalid: it must be 1 to 36 \
+                 characters of a-z, A-Z, 0-9, '_' and '-'."
+            )));
         }
         if let Some(role) = &self.role_arn
             && !(20..=2048).contains(&role.len())
@@ -1123,11 +1127,11 @@ pub fn register_ca_certificate(
         }
     };
     if state.ca_certificates.contains_key(&ca.id) {
-        return Err(RegistryError::ResourceAlreadyExists {
-            message: "The CA certificate is already registered.".into(),
-            resource_id: Some(ca.id.clone()),
-            resource_arn: Some(ca_arn(ctx, &ca.id)),
-        });
+        return Err(RegistryError::already_exists(
+            "The CA certificate is already registered.",
+            &ca.id,
+            ca_arn(ctx, &ca.id),
+        ));
     }
     let same_subject = state
         .ca_certificates
@@ -1319,7 +1323,7 @@ pub fn update_ca_certificate(
     ctx: &Ctx,
     id: &str,
     req: UpdateCaCertificateRequest,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let id = validate_certificate_id(id)?;
     let status = req.new_status.as_deref().map(CaStatus::parse).transpose()?;
     let auto = req
@@ -1348,21 +1352,9 @@ pub fn update_ca_certificate(
         record.registration_config = None;
     }
     if record == *current {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
-    touched(
-        ctx,
-        &mut record.last_modified_date_ms,
-        &mut record.customer_version,
-        &mut record.generation_id,
-    )?;
-    Ok((
-        (),
-        vec![Change::CaCertificate {
-            id,
-            new: Some(record),
-        }],
-    ))
+    Ok((Empty {}, vec![modified_ca(ctx, record)?]))
 }
 
 /// `DeleteCACertificate`: only an INACTIVE CA (`CertificateStateException` otherwise). The
@@ -1372,7 +1364,7 @@ pub fn delete_ca_certificate(
     state: &RegistryState,
     _ctx: &Ctx,
     id: &str,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let id = validate_certificate_id(id)?;
     let current = state.ca_certificate(&id)?;
     if current.status == CaStatus::Active {
@@ -1382,7 +1374,7 @@ pub fn delete_ca_certificate(
         )));
     }
     Ok((
-        (),
+        Empty {},
         vec![Change::CaCertificate {
             id: id.clone(),
             new: None,
@@ -1472,19 +1464,9 @@ pub fn put_ca_crl(
     }
     let mut record = current.clone();
     record.crl_pem = Some(pem.to_owned());
-    touched(
-        ctx,
-        &mut record.last_modified_date_ms,
-        &mut record.customer_version,
-        &mut record.generation_id,
-    )?;
-    let answer = describe_crl(&id, pem, &crl);
     Ok((
-        answer,
-        vec![Change::CaCertificate {
-            id,
-            new: Some(record),
-        }],
+        describe_crl(&id, pem, &crl),
+        vec![modified_ca(ctx, record)?],
     ))
 }
 
@@ -1511,27 +1493,15 @@ pub fn delete_ca_crl(
     state: &RegistryState,
     ctx: &Ctx,
     id: &str,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let id = validate_certificate_id(id)?;
     let current = state.ca_certificate(&id)?;
     if current.crl_pem.is_none() {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
     let mut record = current.clone();
     record.crl_pem = None;
-    touched(
-        ctx,
-        &mut record.last_modified_date_ms,
-        &mut record.customer_version,
-        &mut record.generation_id,
-    )?;
-    Ok((
-        (),
-        vec![Change::CaCertificate {
-            id,
-            new: Some(record),
-        }],
-    ))
+    Ok((Empty {}, vec![modified_ca(ctx, record)?]))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1579,7 +1549,7 @@ pub fn attach_thing_principal(
     thing: &str,
     principal: Option<&str>,
     principal_type: Option<&str>,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let principal = required_principal(principal)?;
     let kind = principal_type
         .map(ThingPrincipalType::parse)
@@ -1592,7 +1562,7 @@ pub fn attach_thing_principal(
     if let Some(existing) = state.thing_principals.get(&key)
         && existing.exclusive == exclusive
     {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
     for other in things_of(state, principal).filter(|t| *t != thing) {
         let other_exclusive = state
@@ -1621,7 +1591,7 @@ pub fn attach_thing_principal(
         exclusive,
     };
     Ok((
-        (),
+        Empty {},
         vec![Change::ThingPrincipal {
             thing: key.0,
             principal: key.1,
@@ -1646,15 +1616,15 @@ pub fn detach_thing_principal(
     _ctx: &Ctx,
     thing: &str,
     principal: Option<&str>,
-) -> Result<((), Vec<Change>), RegistryError> {
+) -> Result<(Empty, Vec<Change>), RegistryError> {
     let principal = required_principal(principal)?;
     state.thing(thing)?;
     let key = (thing.to_owned(), principal.to_owned());
     if !state.thing_principals.contains_key(&key) {
-        return Ok(((), Vec::new()));
+        return Ok((Empty {}, Vec::new()));
     }
     Ok((
-        (),
+        Empty {},
         vec![Change::ThingPrincipal {
             thing: key.0,
             principal: key.1,
@@ -1663,11 +1633,13 @@ pub fn detach_thing_principal(
     ))
 }
 
-fn token_after(token: Option<&str>) -> Result<Option<String>, RegistryError> {
-    match token {
-        None | Some("") => Ok(None),
-        Some(t) => decode_token(t).map(Some),
-    }
+/// Where a page of the (`first`, second) pairs starts: after the pair a token names, else
+/// at the first pair of `first`.
+fn pairs_start(first: &str, token: Option<&str>) -> Result<Bound<(String, String)>, RegistryError> {
+    Ok(match token {
+        None | Some("") => Bound::Included((first.to_owned(), String::new())),
+        Some(t) => Bound::Excluded((first.to_owned(), decode_token(t)?)),
+    })
 }
 
 /// The attachments of `thing` (by principal), one page.
@@ -1677,13 +1649,9 @@ pub fn thing_principals_page<'a>(
     page: &TokenPage,
     filter: Option<ThingPrincipalType>,
 ) -> Result<(Vec<&'a ThingPrincipal>, Option<String>), RegistryError> {
-    use std::ops::Bound;
     state.thing(thing)?;
-    let limit = page_size(page.max_results, DEFAULT_PRINCIPALS_PAGE)?;
-    let start = match token_after(page.next_token.as_deref())? {
-        Some(after) => Bound::Excluded((thing.to_owned(), after)),
-        None => Bound::Included((thing.to_owned(), String::new())),
-    };
+    let limit = page_size(page.max_results, DEFAULT_PRINCIPALS_PAGE, "Page size")?;
+    let start = pairs_start(thing, page.next_token.as_deref())?;
     let items = state
         .thing_principals
         .range((start, Bound::Unbounded))
@@ -1701,18 +1669,14 @@ pub fn principal_things_page<'a>(
     page: &TokenPage,
     filter: Option<ThingPrincipalType>,
 ) -> Result<(Vec<&'a ThingPrincipal>, Option<String>), RegistryError> {
-    use std::ops::Bound;
     let principal = required_principal(principal)?;
     let attached = things_of(state, principal).next().is_some();
     if !attached {
         // Unknown certificates are not found; a malformed principal is invalid.
         check_principal(state, ctx, principal)?;
     }
-    let limit = page_size(page.max_results, DEFAULT_PRINCIPALS_PAGE)?;
-    let start = match token_after(page.next_token.as_deref())? {
-        Some(after) => Bound::Excluded((principal.to_owned(), after)),
-        None => Bound::Included((principal.to_owned(), String::new())),
-    };
+    let limit = page_size(page.max_results, DEFAULT_PRINCIPALS_PAGE, "Page size")?;
+    let start = pairs_start(principal, page.next_token.as_deref())?;
     let items = state
         .principal_things
         .range((start, Bound::Unbounded))

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::{
     CaCertificateRecord, CaStatus, CertificateRecord, CertificateStatus, Change, Ctx,
-    RegistryError, RegistryState, uuid_v4,
+    RegistryError, RegistryState, new_certificate_record,
 };
 use crate::x509::{self, Certificate, Crl, X509Error};
 
@@ -61,6 +61,19 @@ pub struct PendingActivation {
     pub ca_certificate_id: String,
     /// When it was registered, Unix milliseconds.
     pub registered_at_ms: i64,
+}
+
+impl PendingActivation {
+    /// `record`'s, when it is PENDING_ACTIVATION under a CA.
+    fn of(record: &CertificateRecord) -> Option<PendingActivation> {
+        match (&record.status, &record.ca_certificate_id) {
+            (CertificateStatus::PendingActivation, Some(ca)) => Some(PendingActivation {
+                ca_certificate_id: ca.clone(),
+                registered_at_ms: record.creation_date_ms,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What [`auto_register`] registers.
@@ -264,32 +277,17 @@ impl RegistryState {
         cache: &CaCache,
     ) -> DeviceCheck {
         let certificate_id = x509::certificate_id(der);
-        let refused = |reason| {
-            DeviceCheck::Refused(RefusedDevice {
-                certificate_id: certificate_id.clone(),
-                reason,
-                pending_activation: None,
-            })
-        };
         let Some(record) = self.certificates.get(&certificate_id) else {
             return self.check_unknown(der, certificate_id, now, cache);
         };
         let ca = match self.check_record(record, now, cache) {
             Ok(ca) => ca,
             Err(reason) => {
-                let pending_activation = match (&reason, &record.ca_certificate_id) {
-                    (Refusal::Status(CertificateStatus::PendingActivation), Some(ca)) => {
-                        Some(PendingActivation {
-                            ca_certificate_id: ca.clone(),
-                            registered_at_ms: record.creation_date_ms,
-                        })
-                    }
-                    _ => None,
-                };
+                // A PENDING_ACTIVATION record is refused for its status.
                 return DeviceCheck::Refused(RefusedDevice {
                     certificate_id,
                     reason,
-                    pending_activation,
+                    pending_activation: PendingActivation::of(record),
                 });
             }
         };
@@ -298,7 +296,7 @@ impl RegistryState {
         if let Some((ca_id, ca)) = ca
             && let Err(reason) = ca.verify_chain(ca_id, &certificate_id, der, now)
         {
-            return refused(reason);
+            return refused(certificate_id, reason);
         }
         DeviceCheck::Accepted(AcceptedDevice {
             certificate_id,
@@ -372,16 +370,9 @@ impl RegistryState {
         now: i64,
         cache: &CaCache,
     ) -> DeviceCheck {
-        let refused = |reason| {
-            DeviceCheck::Refused(RefusedDevice {
-                certificate_id: certificate_id.clone(),
-                reason,
-                pending_activation: None,
-            })
-        };
         let device = match x509::parse_certificate(der) {
             Ok(d) => d,
-            Err(e) => return refused(Refusal::Malformed(e)),
+            Err(e) => return refused(certificate_id, Refusal::Malformed(e)),
         };
         // Its issuer among the registered CAs (AWS allows up to 10 with one subject).
         let candidates = self
@@ -397,22 +388,34 @@ impl RegistryState {
                 continue;
             }
             if !ca_record.auto_registration {
-                return refused(Refusal::NotRegistered);
+                return refused(certificate_id, Refusal::NotRegistered);
             }
             return match ca.crl_lists(&device.serial) {
                 Ok(false) => DeviceCheck::AutoRegister(AutoRegistration {
                     certificate: device,
                     ca_certificate_id: ca_record.id.clone(),
                 }),
-                Ok(true) => refused(Refusal::RevokedByCrl(ca_record.id.clone())),
-                Err(error) => refused(Refusal::CaUnusable {
-                    ca: ca_record.id.clone(),
-                    error,
-                }),
+                Ok(true) => refused(certificate_id, Refusal::RevokedByCrl(ca_record.id.clone())),
+                Err(error) => refused(
+                    certificate_id,
+                    Refusal::CaUnusable {
+                        ca: ca_record.id.clone(),
+                        error,
+                    },
+                ),
             };
         }
-        refused(Refusal::NotRegistered)
+        refused(certificate_id, Refusal::NotRegistered)
     }
+}
+
+/// A refusal of `certificate_id` for `reason` (not a PENDING_ACTIVATION certificate's).
+fn refused(certificate_id: String, reason: Refusal) -> DeviceCheck {
+    DeviceCheck::Refused(RefusedDevice {
+        certificate_id,
+        reason,
+        pending_activation: None,
+    })
 }
 
 /// `$aws/events/certificates/registered/<caCertificateId>`: a certificate was registered
@@ -479,19 +482,18 @@ pub fn auto_register(
 ) -> Result<(Option<CertificateRegisteredEvent>, Vec<Change>), RegistryError> {
     let cert = &registration.certificate;
     let ca_id = &registration.ca_certificate_id;
-    let account_id = &ctx.arns.account_id;
+    let event = |record: &CertificateRecord| {
+        PendingActivation::of(record).map(|pending| {
+            CertificateRegisteredEvent::pending(
+                &record.id,
+                &pending,
+                &ctx.arns.account_id,
+                ctx.now_ms,
+            )
+        })
+    };
     if let Some(existing) = state.certificates.get(&cert.id) {
-        let event = match (&existing.status, &existing.ca_certificate_id) {
-            (CertificateStatus::PendingActivation, Some(ca)) => Some(CertificateRegisteredEvent {
-                certificate_id: existing.id.clone(),
-                ca_certificate_id: ca.clone(),
-                timestamp_ms: ctx.now_ms,
-                registered_at_ms: existing.creation_date_ms,
-                account_id: account_id.clone(),
-            }),
-            _ => None,
-        };
-        return Ok((event, Vec::new()));
+        return Ok((event(existing), Vec::new()));
     }
     let Some(ca) = state
         .ca_certificates
@@ -500,33 +502,16 @@ pub fn auto_register(
     else {
         return Ok((None, Vec::new()));
     };
-    let record = CertificateRecord {
-        id: cert.id.clone(),
-        pem: cert.pem.clone(),
-        status: CertificateStatus::PendingActivation,
-        ca_certificate_id: Some(ca_id.clone()),
-        // Device certificates take their CA's mode.
-        mode: ca.mode,
-        owned_by: account_id.clone(),
-        creation_date_ms: ctx.now_ms,
-        last_modified_date_ms: ctx.now_ms,
-        customer_version: 1,
-        generation_id: uuid_v4()?,
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        serial: cert.serial.clone(),
-        subject: cert.subject.clone(),
-        issuer: cert.issuer.clone(),
-    };
-    let event = CertificateRegisteredEvent {
-        certificate_id: cert.id.clone(),
-        ca_certificate_id: ca_id.clone(),
-        timestamp_ms: ctx.now_ms,
-        registered_at_ms: ctx.now_ms,
-        account_id: account_id.clone(),
-    };
+    // Device certificates take their CA's mode.
+    let record = new_certificate_record(
+        ctx,
+        cert,
+        CertificateStatus::PendingActivation,
+        Some(ca_id.clone()),
+        ca.mode,
+    )?;
     Ok((
-        Some(event),
+        event(&record),
         vec![Change::Certificate {
             id: cert.id.clone(),
             new: Some(record),

@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Change, Ctx, RegistryError, RegistryState, after_token, decode_token, millis_to_seconds, page,
+    Change, Ctx, Empty, RegistryError, RegistryState, after_token, decode_token, is_name,
+    millis_to_seconds, page, page_size,
 };
 
 /// Longest thing, thing type and thing group name.
@@ -33,8 +34,6 @@ pub const MAX_ATTRIBUTES_UNTYPED: usize = 3;
 pub const MAX_ATTRIBUTES_TYPED: usize = 50;
 const MAX_ATTRIBUTE_NAME_LEN: usize = 128;
 const MAX_ATTRIBUTE_VALUE_LEN: usize = 800;
-/// `maxResults` of the registry listings: 1 to 250 (botocore's `RegistryMaxResults`).
-pub const MAX_RESULTS: i64 = 250;
 /// Decision: AWS does not document the page size without `maxResults`; we use 50.
 pub const DEFAULT_MAX_RESULTS: usize = 50;
 /// Thing type and thing group descriptions (`[\p{Graph}\x20]*`, at most 2028 characters).
@@ -165,10 +164,6 @@ pub struct GroupNameAndArn {
     pub group_arn: String,
 }
 
-/// The empty answer (`{}`) of the operations that return nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Empty {}
-
 // ---------------------------------------------------------------------------------------------
 // Things: requests and answers
 
@@ -190,6 +185,16 @@ pub struct CreateThingResponse {
     pub thing_name: String,
     pub thing_arn: String,
     pub thing_id: String,
+}
+
+impl CreateThingResponse {
+    fn of(ctx: &Ctx, thing: &Thing) -> Self {
+        CreateThingResponse {
+            thing_name: thing.name.clone(),
+            thing_arn: thing_arn(ctx, &thing.name),
+            thing_id: thing.id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -280,6 +285,16 @@ pub struct CreateThingTypeResponse {
     pub thing_type_id: String,
 }
 
+impl CreateThingTypeResponse {
+    fn of(ctx: &Ctx, thing_type: &ThingType) -> Self {
+        CreateThingTypeResponse {
+            thing_type_name: thing_type.name.clone(),
+            thing_type_arn: thing_type_arn(ctx, &thing_type.name),
+            thing_type_id: thing_type.id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingTypeMetadata {
@@ -367,6 +382,16 @@ pub struct CreateThingGroupResponse {
     pub thing_group_name: String,
     pub thing_group_arn: String,
     pub thing_group_id: String,
+}
+
+impl CreateThingGroupResponse {
+    fn of(ctx: &Ctx, group: &ThingGroup) -> Self {
+        CreateThingGroupResponse {
+            thing_group_name: group.name.clone(),
+            thing_group_arn: thing_group_arn(ctx, &group.name),
+            thing_group_id: group.id.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -490,12 +515,7 @@ pub struct ListThingGroupsForThingResponse {
 
 /// Names of things, types and groups: `[a-zA-Z0-9:_-]{1,128}`.
 pub fn validate_name(what: &str, name: &str) -> Result<(), RegistryError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'));
-    if ok {
+    if is_name(name, MAX_NAME_LEN, b":_-") {
         Ok(())
     } else {
         Err(RegistryError::invalid(format!(
@@ -506,18 +526,11 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), RegistryError> {
 }
 
 fn is_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_ATTRIBUTE_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b))
+    is_name(name, MAX_ATTRIBUTE_NAME_LEN, b"_.,@/:#-")
 }
 
 fn is_attribute_value(value: &str) -> bool {
-    value.len() <= MAX_ATTRIBUTE_VALUE_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#=[]-".contains(&b))
+    value.is_empty() || is_name(value, MAX_ATTRIBUTE_VALUE_LEN, b"_.,@/:#=[]-")
 }
 
 fn invalid_attribute_name(name: &str) -> RegistryError {
@@ -563,15 +576,9 @@ fn validate_description(what: &str, description: &str) -> Result<(), RegistryErr
     }
 }
 
-/// `maxResults`: 1 to 250, [`DEFAULT_MAX_RESULTS`] when absent.
-fn page_size(max_results: Option<i64>) -> Result<usize, RegistryError> {
-    match max_results {
-        None => Ok(DEFAULT_MAX_RESULTS),
-        Some(n) if (1..=MAX_RESULTS).contains(&n) => Ok(usize::try_from(n).unwrap_or(1)),
-        Some(n) => Err(RegistryError::invalid(format!(
-            "maxResults {n} is invalid: it must be between 1 and {MAX_RESULTS}."
-        ))),
-    }
+/// `maxResults`: 1 to [`super::MAX_PAGE_SIZE`], [`DEFAULT_MAX_RESULTS`] when absent.
+fn max_results(given: Option<i64>) -> Result<usize, RegistryError> {
+    page_size(given, DEFAULT_MAX_RESULTS, "maxResults")
 }
 
 /// One page of `names` (sorted, unique) after the key a token names.
@@ -587,11 +594,20 @@ fn page_names<'a>(
     Ok(page(after, limit))
 }
 
-fn version_conflict(what: &str, name: &str, current: i64, expected: i64) -> RegistryError {
-    RegistryError::VersionConflict(format!(
-        "{what} {name} is at version {current}, not the expected version {expected}; \
-         describe it again and retry with its current version."
-    ))
+/// Refuses an `expectedVersion` other than the `current` one.
+fn check_version(
+    what: &str,
+    name: &str,
+    current: i64,
+    expected: Option<i64>,
+) -> Result<(), RegistryError> {
+    match expected {
+        Some(expected) if expected != current => Err(RegistryError::VersionConflict(format!(
+            "{what} {name} is at version {current}, not the expected version {expected}; \
+             describe it again and retry with its current version."
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn check_attribute_count(
@@ -823,24 +839,18 @@ pub fn create_thing(
         }
     }
     check_attribute_count(&attributes, req.thing_type_name.is_some())?;
-    let arn = thing_arn(ctx, &req.thing_name);
     if let Some(existing) = state.things.get(&req.thing_name) {
         if existing.type_name == req.thing_type_name && existing.attributes == attributes {
-            let answer = CreateThingResponse {
-                thing_name: existing.name.clone(),
-                thing_arn: arn,
-                thing_id: existing.id.clone(),
-            };
-            return Ok((answer, Vec::new()));
+            return Ok((CreateThingResponse::of(ctx, existing), Vec::new()));
         }
-        return Err(RegistryError::ResourceAlreadyExists {
-            message: format!(
+        return Err(RegistryError::already_exists(
+            format!(
                 "Thing {} already exists in account with different attributes",
                 req.thing_name
             ),
-            resource_id: Some(existing.id.clone()),
-            resource_arn: Some(arn),
-        });
+            &existing.id,
+            thing_arn(ctx, &existing.name),
+        ));
     }
     let thing = Thing {
         name: req.thing_name.clone(),
@@ -849,11 +859,7 @@ pub fn create_thing(
         attributes,
         version: 1,
     };
-    let answer = CreateThingResponse {
-        thing_name: thing.name.clone(),
-        thing_arn: arn,
-        thing_id: thing.id.clone(),
-    };
+    let answer = CreateThingResponse::of(ctx, &thing);
     let change = Change::Thing {
         name: thing.name.clone(),
         new: Some(thing),
@@ -890,7 +896,7 @@ pub fn list_things(
     ctx: &Ctx,
     req: ListThingsRequest,
 ) -> Result<ListThingsResponse, RegistryError> {
-    let limit = page_size(req.max_results)?;
+    let limit = max_results(req.max_results)?;
     if let Some(type_name) = &req.thing_type_name {
         validate_name("thingTypeName", type_name)?;
     }
@@ -960,16 +966,7 @@ pub fn update_thing(
 ) -> Result<(Empty, Vec<Change>), RegistryError> {
     validate_name("Thing name", &req.thing_name)?;
     let thing = state.thing(&req.thing_name)?;
-    if let Some(expected) = req.expected_version
-        && expected != thing.version
-    {
-        return Err(version_conflict(
-            "Thing",
-            &thing.name,
-            thing.version,
-            expected,
-        ));
-    }
+    check_version("Thing", &thing.name, thing.version, req.expected_version)?;
     let type_name = match (req.remove_thing_type, req.thing_type_name) {
         (true, Some(_)) => {
             return Err(RegistryError::invalid(
@@ -1020,16 +1017,7 @@ pub fn delete_thing(
     let Some(thing) = state.things.get(&req.thing_name) else {
         return Ok((Empty {}, Vec::new()));
     };
-    if let Some(expected) = req.expected_version
-        && expected != thing.version
-    {
-        return Err(version_conflict(
-            "Thing",
-            &thing.name,
-            thing.version,
-            expected,
-        ));
-    }
+    check_version("Thing", &thing.name, thing.version, req.expected_version)?;
     let attached = state
         .thing_principals
         .range((thing.name.clone(), String::new())..)
@@ -1095,12 +1083,7 @@ fn validate_type_properties(p: &ThingTypeProperties) -> Result<(), RegistryError
     if let Some(mqtt5) = &p.mqtt5_configuration {
         for a in &mqtt5.propagating_attributes {
             let key = a.user_property_key.as_deref().unwrap_or_default();
-            let key_ok = !key.is_empty()
-                && key.len() <= MAX_PROPERTY_KEY_LEN
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b":$.".contains(&b));
-            if !key_ok {
+            if !is_name(key, MAX_PROPERTY_KEY_LEN, b":$.") {
                 return Err(RegistryError::invalid(format!(
                     "propagatingAttributes userPropertyKey '{key}' is invalid: it must be 1 to \
                      {MAX_PROPERTY_KEY_LEN} characters of a-z, A-Z, 0-9, ':', '$' and '.'."
@@ -1113,12 +1096,7 @@ fn validate_type_properties(p: &ThingTypeProperties) -> Result<(), RegistryError
                     }
                 }
                 (None, Some(conn)) => {
-                    let ok = !conn.is_empty()
-                        && conn.len() <= MAX_PROPERTY_KEY_LEN
-                        && conn
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b":.".contains(&b));
-                    if !ok {
+                    if !is_name(conn, MAX_PROPERTY_KEY_LEN, b":.") {
                         return Err(RegistryError::invalid(format!(
                             "propagatingAttributes connectionAttribute '{conn}' is invalid: it \
                              must be 1 to {MAX_PROPERTY_KEY_LEN} characters of a-z, A-Z, 0-9, \
@@ -1155,24 +1133,18 @@ pub fn create_thing_type(
     validate_name("Thing type name", &req.thing_type_name)?;
     let properties = normalize_type_properties(req.thing_type_properties.unwrap_or_default());
     validate_type_properties(&properties)?;
-    let arn = thing_type_arn(ctx, &req.thing_type_name);
     if let Some(existing) = state.thing_types.get(&req.thing_type_name) {
         if existing.properties == properties {
-            let answer = CreateThingTypeResponse {
-                thing_type_name: existing.name.clone(),
-                thing_type_arn: arn,
-                thing_type_id: existing.id.clone(),
-            };
-            return Ok((answer, Vec::new()));
+            return Ok((CreateThingTypeResponse::of(ctx, existing), Vec::new()));
         }
-        return Err(RegistryError::ResourceAlreadyExists {
-            message: format!(
+        return Err(RegistryError::already_exists(
+            format!(
                 "Thing type {} already exists with different properties",
                 req.thing_type_name
             ),
-            resource_id: Some(existing.id.clone()),
-            resource_arn: Some(arn),
-        });
+            &existing.id,
+            thing_type_arn(ctx, &existing.name),
+        ));
     }
     let t = ThingType {
         name: req.thing_type_name,
@@ -1182,11 +1154,7 @@ pub fn create_thing_type(
         deprecation_date_ms: None,
         creation_date_ms: ctx.now_ms,
     };
-    let answer = CreateThingTypeResponse {
-        thing_type_name: t.name.clone(),
-        thing_type_arn: arn,
-        thing_type_id: t.id.clone(),
-    };
+    let answer = CreateThingTypeResponse::of(ctx, &t);
     let change = Change::ThingType {
         name: t.name.clone(),
         new: Some(t),
@@ -1217,7 +1185,7 @@ pub fn list_thing_types(
     ctx: &Ctx,
     req: ListThingTypesRequest,
 ) -> Result<ListThingTypesResponse, RegistryError> {
-    let limit = page_size(req.max_results)?;
+    let limit = max_results(req.max_results)?;
     if let Some(name) = &req.thing_type_name {
         validate_name("thingTypeName", name)?;
     }
@@ -1388,26 +1356,18 @@ pub fn create_thing_group(
     }
     let attributes = props.attribute_payload.unwrap_or_default().attributes;
     check_group_attributes(&attributes)?;
-    let arn = thing_group_arn(ctx, &name);
     if let Some(existing) = state.thing_groups.get(&name) {
         if existing.parent == req.parent_group_name
             && existing.description == props.thing_group_description
             && existing.attributes == attributes
         {
-            let answer = CreateThingGroupResponse {
-                thing_group_name: existing.name.clone(),
-                thing_group_arn: arn,
-                thing_group_id: existing.id.clone(),
-            };
-            return Ok((answer, Vec::new()));
+            return Ok((CreateThingGroupResponse::of(ctx, existing), Vec::new()));
         }
-        return Err(RegistryError::ResourceAlreadyExists {
-            message: format!(
-                "Thing group {name} already exists with a different parent or properties"
-            ),
-            resource_id: Some(existing.id.clone()),
-            resource_arn: Some(arn),
-        });
+        return Err(RegistryError::already_exists(
+            format!("Thing group {name} already exists with a different parent or properties"),
+            &existing.id,
+            thing_group_arn(ctx, &name),
+        ));
     }
     if let Some(parent) = &req.parent_group_name {
         state.thing_group(parent)?;
@@ -1434,11 +1394,7 @@ pub fn create_thing_group(
         version: 1,
         creation_date_ms: ctx.now_ms,
     };
-    let answer = CreateThingGroupResponse {
-        thing_group_name: name.clone(),
-        thing_group_arn: arn,
-        thing_group_id: group.id.clone(),
-    };
+    let answer = CreateThingGroupResponse::of(ctx, &group);
     Ok((
         answer,
         vec![Change::ThingGroup {
@@ -1490,7 +1446,7 @@ pub fn list_thing_groups(
     ctx: &Ctx,
     req: ListThingGroupsRequest,
 ) -> Result<ListThingGroupsResponse, RegistryError> {
-    let limit = page_size(req.max_results)?;
+    let limit = max_results(req.max_results)?;
     if let Some(parent) = &req.parent_group {
         validate_name("parentGroup", parent)?;
         state.thing_group(parent)?;
@@ -1540,16 +1496,7 @@ pub fn update_thing_group(
              to change.",
         ));
     };
-    if let Some(expected) = req.expected_version
-        && expected != g.version
-    {
-        return Err(version_conflict(
-            "Thing group",
-            &g.name,
-            g.version,
-            expected,
-        ));
-    }
+    check_version("Thing group", &g.name, g.version, req.expected_version)?;
     let description = match props.thing_group_description {
         Some(d) if d.is_empty() => None,
         Some(d) => {
@@ -1591,11 +1538,7 @@ pub fn delete_thing_group(
     let Some(g) = state.thing_groups.get(name) else {
         return Ok((Empty {}, Vec::new()));
     };
-    if let Some(expected) = req.expected_version
-        && expected != g.version
-    {
-        return Err(version_conflict("Thing group", name, g.version, expected));
-    }
+    check_version("Thing group", name, g.version, req.expected_version)?;
     if let Some(child) = state.group_children(name).next() {
         return Err(RegistryError::invalid(format!(
             "Thing group {name} still has child groups (e.g. {}); delete them first.",
@@ -1617,13 +1560,12 @@ pub fn delete_thing_group(
     Ok((Empty {}, changes))
 }
 
-/// `AddThingToThingGroup`: idempotent; a thing is in at most [`MAX_GROUPS_PER_THING`] groups
-/// and in at most one group of a hierarchy (groups with the same root).
-pub fn add_thing_to_thing_group(
+/// The (group, thing) of a membership request; both must exist.
+fn membership(
     state: &RegistryState,
     ctx: &Ctx,
     req: ThingGroupMembershipRequest,
-) -> Result<(Empty, Vec<Change>), RegistryError> {
+) -> Result<(String, String), RegistryError> {
     let group = name_or_arn(
         ctx,
         "thing group",
@@ -1634,6 +1576,17 @@ pub fn add_thing_to_thing_group(
     let thing = name_or_arn(ctx, "thing", "thing", req.thing_name, req.thing_arn)?;
     state.thing_group(&group)?;
     state.thing(&thing)?;
+    Ok((group, thing))
+}
+
+/// `AddThingToThingGroup`: idempotent; a thing is in at most [`MAX_GROUPS_PER_THING`] groups
+/// and in at most one group of a hierarchy (groups with the same root).
+pub fn add_thing_to_thing_group(
+    state: &RegistryState,
+    ctx: &Ctx,
+    req: ThingGroupMembershipRequest,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    let (group, thing) = membership(state, ctx, req)?;
     if state
         .thing_groups_of
         .contains(&(thing.clone(), group.clone()))
@@ -1673,16 +1626,7 @@ pub fn remove_thing_from_thing_group(
     ctx: &Ctx,
     req: ThingGroupMembershipRequest,
 ) -> Result<(Empty, Vec<Change>), RegistryError> {
-    let group = name_or_arn(
-        ctx,
-        "thing group",
-        "thinggroup",
-        req.thing_group_name,
-        req.thing_group_arn,
-    )?;
-    let thing = name_or_arn(ctx, "thing", "thing", req.thing_name, req.thing_arn)?;
-    state.thing_group(&group)?;
-    state.thing(&thing)?;
+    let (group, thing) = membership(state, ctx, req)?;
     if !state
         .thing_groups_of
         .contains(&(thing.clone(), group.clone()))
@@ -1706,7 +1650,7 @@ pub fn list_things_in_thing_group(
     _ctx: &Ctx,
     req: ListThingsInThingGroupRequest,
 ) -> Result<ListThingsInThingGroupResponse, RegistryError> {
-    let limit = page_size(req.max_results)?;
+    let limit = max_results(req.max_results)?;
     let name = &req.thing_group_name;
     validate_name("Thing group name", name)?;
     state.thing_group(name)?;
@@ -1731,7 +1675,7 @@ pub fn list_thing_groups_for_thing(
     ctx: &Ctx,
     req: ListThingGroupsForThingRequest,
 ) -> Result<ListThingGroupsForThingResponse, RegistryError> {
-    let limit = page_size(req.max_results)?;
+    let limit = max_results(req.max_results)?;
     validate_name("Thing name", &req.thing_name)?;
     state.thing(&req.thing_name)?;
     let (groups, next_token) = page_names(
