@@ -1,5 +1,5 @@
 //! Request parts as AWS's REST-JSON protocol sends them, with AWS-shaped errors for bad input
-//! (axum's own rejections are plain text).
+//! (axum's own rejections are plain text), and the JSON answers of registry operations.
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
@@ -7,10 +7,11 @@ use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use ferrocore_identity::registry::{Change, Ctx, RegistryError, RegistryState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::{ApiError, ApiState};
 
 /// Path parameters, percent-decoded.
 pub(crate) struct AwsPath<T>(pub T);
@@ -62,4 +63,23 @@ pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
         }
         Err(e) => ApiError::new(500, "InternalFailureException", e.to_string()).into_response(),
     }
+}
+
+/// Runs a read operation at the current time and answers with its JSON.
+pub(crate) fn read_json<T: Serialize>(
+    state: &ApiState,
+    op: impl FnOnce(&RegistryState, &Ctx) -> Result<T, RegistryError>,
+) -> Result<Response, ApiError> {
+    let ctx = state.registry.ctx();
+    let answer = state.registry.read(|s| op(s, &ctx))?;
+    Ok(ok_json(&answer))
+}
+
+/// Runs a write operation (durable before it answers) and answers with its JSON.
+pub(crate) async fn write_json<T: Serialize>(
+    state: &ApiState,
+    op: impl FnOnce(&RegistryState, &Ctx) -> Result<(T, Vec<Change>), RegistryError>,
+) -> Result<Response, ApiError> {
+    let answer = state.registry.write(op).await?;
+    Ok(ok_json(&answer))
 }

@@ -23,7 +23,7 @@ use ferrocore_identity::registry::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{AwsPath, AwsQuery, json_body, ok_json};
+use crate::extract::{AwsPath, AwsQuery, json_body, ok_json, read_json, write_json};
 use crate::{ApiError, Shared};
 
 /// The header AWS carries principals in.
@@ -82,11 +82,6 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/endpoint", get(describe_endpoint))
 }
 
-/// `{}`: what AWS's operations without output members answer.
-fn empty() -> Response {
-    ok_json(&serde_json::json!({}))
-}
-
 #[derive(Deserialize)]
 struct SetAsActive {
     #[serde(rename = "setAsActive", default)]
@@ -129,11 +124,10 @@ async fn create_certificate_from_csr(
     let now = state.registry.ctx().now_ms.div_euclid(1000);
     let cert = registry::issue_from_csr(&csr, &state.device_ca, now)?;
     let issuer = state.device_ca.certificate();
-    let answer = state
-        .registry
-        .write(|s, ctx| registry::record_issued_certificate(s, ctx, &cert, issuer, q.set_as_active))
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, |s, ctx| {
+        registry::record_issued_certificate(s, ctx, &cert, issuer, q.set_as_active)
+    })
+    .await
 }
 
 async fn register_certificate(
@@ -143,11 +137,7 @@ async fn register_certificate(
 ) -> Result<Response, ApiError> {
     let mut req: RegisterCertificateRequest = json_body(&body)?;
     req.set_as_active = q.set_as_active;
-    let answer = state
-        .registry
-        .write(|s, ctx| registry::register_certificate(s, ctx, req))
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, |s, ctx| registry::register_certificate(s, ctx, req)).await
 }
 
 async fn register_certificate_without_ca(
@@ -155,33 +145,24 @@ async fn register_certificate_without_ca(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: RegisterCertificateWithoutCaRequest = json_body(&body)?;
-    let answer = state
-        .registry
-        .write(|s, ctx| registry::register_certificate_without_ca(s, ctx, req))
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, |s, ctx| {
+        registry::register_certificate_without_ca(s, ctx, req)
+    })
+    .await
 }
 
 async fn describe_certificate(
     State(state): State<Shared>,
     AwsPath(id): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::describe_certificate(s, &ctx, &id))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| registry::describe_certificate(s, ctx, &id))
 }
 
 async fn list_certificates(
     State(state): State<Shared>,
     AwsQuery(page): AwsQuery<MarkerPage>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::list_certificates(s, &ctx, &page))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| registry::list_certificates(s, ctx, &page))
 }
 
 async fn list_certificates_by_ca(
@@ -189,11 +170,9 @@ async fn list_certificates_by_ca(
     AwsPath(ca_id): AwsPath<String>,
     AwsQuery(page): AwsQuery<MarkerPage>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::list_certificates_by_ca(s, &ctx, &ca_id, &page))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| {
+        registry::list_certificates_by_ca(s, ctx, &ca_id, &page)
+    })
 }
 
 #[derive(Deserialize)]
@@ -210,11 +189,10 @@ async fn update_certificate(
     let new_status = q
         .new_status
         .ok_or_else(|| ApiError::invalid_request("newStatus is required."))?;
-    state
-        .registry
-        .write(|s, ctx| registry::update_certificate(s, ctx, &id, &new_status))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::update_certificate(s, ctx, &id, &new_status)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -228,27 +206,18 @@ async fn delete_certificate(
     AwsPath(id): AwsPath<String>,
     AwsQuery(q): AwsQuery<DeleteCertificateQuery>,
 ) -> Result<Response, ApiError> {
-    state
-        .registry
-        .write(|s, ctx| registry::delete_certificate(s, ctx, &id, q.force_delete))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::delete_certificate(s, ctx, &id, q.force_delete)
+    })
+    .await
 }
 
 async fn get_registration_code(State(state): State<Shared>) -> Result<Response, ApiError> {
-    let answer = state
-        .registry
-        .write(registry::get_registration_code)
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, registry::get_registration_code).await
 }
 
 async fn delete_registration_code(State(state): State<Shared>) -> Result<Response, ApiError> {
-    state
-        .registry
-        .write(registry::delete_registration_code)
-        .await?;
-    Ok(empty())
+    write_json(&state, registry::delete_registration_code).await
 }
 
 #[derive(Deserialize)]
@@ -267,33 +236,28 @@ async fn register_ca_certificate(
     let mut req: RegisterCaCertificateRequest = json_body(&body)?;
     req.set_as_active = q.set_as_active;
     req.allow_auto_registration = q.allow_auto_registration;
-    let answer = state
-        .registry
-        .write(|s, ctx| registry::register_ca_certificate(s, ctx, req))
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, |s, ctx| {
+        registry::register_ca_certificate(s, ctx, req)
+    })
+    .await
 }
 
 async fn describe_ca_certificate(
     State(state): State<Shared>,
     AwsPath(id): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::describe_ca_certificate(s, &ctx, &id))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| {
+        registry::describe_ca_certificate(s, ctx, &id)
+    })
 }
 
 async fn list_ca_certificates(
     State(state): State<Shared>,
     AwsQuery(query): AwsQuery<ListCaCertificatesQuery>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::list_ca_certificates(s, &ctx, &query))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| {
+        registry::list_ca_certificates(s, ctx, &query)
+    })
 }
 
 #[derive(Deserialize)]
@@ -313,22 +277,20 @@ async fn update_ca_certificate(
     let mut req: UpdateCaCertificateRequest = json_body(&body)?;
     req.new_status = q.new_status;
     req.new_auto_registration_status = q.new_auto_registration_status;
-    state
-        .registry
-        .write(|s, ctx| registry::update_ca_certificate(s, ctx, &id, req))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::update_ca_certificate(s, ctx, &id, req)
+    })
+    .await
 }
 
 async fn delete_ca_certificate(
     State(state): State<Shared>,
     AwsPath(id): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .registry
-        .write(|s, ctx| registry::delete_ca_certificate(s, ctx, &id))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::delete_ca_certificate(s, ctx, &id)
+    })
+    .await
 }
 
 async fn put_ca_crl(
@@ -337,33 +299,21 @@ async fn put_ca_crl(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: PutCaCrlRequest = json_body(&body)?;
-    let answer = state
-        .registry
-        .write(|s, ctx| registry::put_ca_crl(s, ctx, &id, req))
-        .await?;
-    Ok(ok_json(&answer))
+    write_json(&state, |s, ctx| registry::put_ca_crl(s, ctx, &id, req)).await
 }
 
 async fn describe_ca_crl(
     State(state): State<Shared>,
     AwsPath(id): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::describe_ca_crl(s, &ctx, &id))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| registry::describe_ca_crl(s, ctx, &id))
 }
 
 async fn delete_ca_crl(
     State(state): State<Shared>,
     AwsPath(id): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .registry
-        .write(|s, ctx| registry::delete_ca_crl(s, ctx, &id))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| registry::delete_ca_crl(s, ctx, &id)).await
 }
 
 /// The principal header; a value that is not visible ASCII is refused.
@@ -391,19 +341,16 @@ async fn attach_thing_principal(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = principal(&headers)?;
-    state
-        .registry
-        .write(|s, ctx| {
-            registry::attach_thing_principal(
-                s,
-                ctx,
-                &thing,
-                principal.as_deref(),
-                q.thing_principal_type.as_deref(),
-            )
-        })
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::attach_thing_principal(
+            s,
+            ctx,
+            &thing,
+            principal.as_deref(),
+            q.thing_principal_type.as_deref(),
+        )
+    })
+    .await
 }
 
 async fn detach_thing_principal(
@@ -412,11 +359,10 @@ async fn detach_thing_principal(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = principal(&headers)?;
-    state
-        .registry
-        .write(|s, ctx| registry::detach_thing_principal(s, ctx, &thing, principal.as_deref()))
-        .await?;
-    Ok(empty())
+    write_json(&state, |s, ctx| {
+        registry::detach_thing_principal(s, ctx, &thing, principal.as_deref())
+    })
+    .await
 }
 
 /// `nextToken`, `maxResults` and (V2) `thingPrincipalType`.
@@ -444,11 +390,9 @@ async fn list_thing_principals(
     AwsPath(thing): AwsPath<String>,
     AwsQuery(q): AwsQuery<PrincipalsQuery>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::list_thing_principals(s, &ctx, &thing, &q.page()))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| {
+        registry::list_thing_principals(s, ctx, &thing, &q.page())
+    })
 }
 
 async fn list_thing_principals_v2(
@@ -456,17 +400,15 @@ async fn list_thing_principals_v2(
     AwsPath(thing): AwsPath<String>,
     AwsQuery(q): AwsQuery<PrincipalsQuery>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state.registry.read(|s| {
+    read_json(&state, |s, ctx| {
         registry::list_thing_principals_v2(
             s,
-            &ctx,
+            ctx,
             &thing,
             &q.page(),
             q.thing_principal_type.as_deref(),
         )
-    })?;
-    Ok(ok_json(&answer))
+    })
 }
 
 async fn list_principal_things(
@@ -475,11 +417,9 @@ async fn list_principal_things(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = principal(&headers)?;
-    let ctx = state.registry.ctx();
-    let answer = state
-        .registry
-        .read(|s| registry::list_principal_things(s, &ctx, principal.as_deref(), &q.page()))?;
-    Ok(ok_json(&answer))
+    read_json(&state, |s, ctx| {
+        registry::list_principal_things(s, ctx, principal.as_deref(), &q.page())
+    })
 }
 
 async fn list_principal_things_v2(
@@ -488,17 +428,15 @@ async fn list_principal_things_v2(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = principal(&headers)?;
-    let ctx = state.registry.ctx();
-    let answer = state.registry.read(|s| {
+    read_json(&state, |s, ctx| {
         registry::list_principal_things_v2(
             s,
-            &ctx,
+            ctx,
             principal.as_deref(),
             &q.page(),
             q.thing_principal_type.as_deref(),
         )
-    })?;
-    Ok(ok_json(&answer))
+    })
 }
 
 #[derive(Deserialize)]

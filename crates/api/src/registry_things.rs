@@ -4,23 +4,20 @@
 //! Writes go through [`Registry::write`](ferrocore_identity::registry::Registry::write)
 //! (durable before they answer); reads through `Registry::read`.
 
+use crate::extract::{AwsPath, AwsQuery, json_body, read_json, write_json};
+use crate::{ApiError, Shared};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use bytes::Bytes;
 use ferrocore_identity::registry::{
-    self, CreateThingGroupRequest, CreateThingRequest, CreateThingTypeRequest, Ctx,
+    self, CreateThingGroupRequest, CreateThingRequest, CreateThingTypeRequest,
     DeleteThingGroupRequest, DeleteThingRequest, DeprecateThingTypeRequest,
     ListThingGroupsForThingRequest, ListThingGroupsRequest, ListThingTypesRequest,
-    ListThingsInThingGroupRequest, ListThingsRequest, RegistryError, RegistryState,
-    ThingGroupMembershipRequest, UpdateThingGroupRequest, UpdateThingRequest,
-    UpdateThingTypeRequest,
+    ListThingsInThingGroupRequest, ListThingsRequest, ThingGroupMembershipRequest,
+    UpdateThingGroupRequest, UpdateThingRequest, UpdateThingTypeRequest,
 };
-use serde::Serialize;
-
-use crate::extract::{AwsPath, AwsQuery, json_body, ok_json};
-use crate::{ApiError, Shared};
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
@@ -70,25 +67,6 @@ pub(crate) fn routes() -> Router<Shared> {
         )
 }
 
-/// Runs a write operation and answers with its JSON.
-async fn write<T: Serialize>(
-    state: &Shared,
-    op: impl FnOnce(&RegistryState, &Ctx) -> Result<(T, Vec<registry::Change>), RegistryError>,
-) -> Result<Response, ApiError> {
-    let answer = state.registry.write(op).await?;
-    Ok(ok_json(&answer))
-}
-
-/// Runs a read operation and answers with its JSON.
-fn read<T: Serialize>(
-    state: &Shared,
-    op: impl FnOnce(&RegistryState, &Ctx) -> Result<T, RegistryError>,
-) -> Result<Response, ApiError> {
-    let ctx = state.registry.ctx();
-    let answer = state.registry.read(|s| op(s, &ctx))?;
-    Ok(ok_json(&answer))
-}
-
 // ------------------------------------------------------------------------------------- things
 
 async fn create_thing(
@@ -98,21 +76,21 @@ async fn create_thing(
 ) -> Result<Response, ApiError> {
     let mut req: CreateThingRequest = json_body(&body)?;
     req.thing_name = name;
-    write(&state, |s, ctx| registry::create_thing(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::create_thing(s, ctx, req)).await
 }
 
 async fn describe_thing(
     State(state): State<Shared>,
     AwsPath(name): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| registry::describe_thing(s, ctx, &name))
+    read_json(&state, |s, ctx| registry::describe_thing(s, ctx, &name))
 }
 
 async fn list_things(
     State(state): State<Shared>,
     AwsQuery(req): AwsQuery<ListThingsRequest>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| registry::list_things(s, ctx, req))
+    read_json(&state, |s, ctx| registry::list_things(s, ctx, req))
 }
 
 async fn update_thing(
@@ -122,7 +100,7 @@ async fn update_thing(
 ) -> Result<Response, ApiError> {
     let mut req: UpdateThingRequest = json_body(&body)?;
     req.thing_name = name;
-    write(&state, |s, ctx| registry::update_thing(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::update_thing(s, ctx, req)).await
 }
 
 async fn delete_thing(
@@ -131,7 +109,7 @@ async fn delete_thing(
     AwsQuery(mut req): AwsQuery<DeleteThingRequest>,
 ) -> Result<Response, ApiError> {
     req.thing_name = name;
-    write(&state, |s, ctx| registry::delete_thing(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::delete_thing(s, ctx, req)).await
 }
 
 async fn list_thing_groups_for_thing(
@@ -140,7 +118,7 @@ async fn list_thing_groups_for_thing(
     AwsQuery(mut req): AwsQuery<ListThingGroupsForThingRequest>,
 ) -> Result<Response, ApiError> {
     req.thing_name = name;
-    read(&state, |s, ctx| {
+    read_json(&state, |s, ctx| {
         registry::list_thing_groups_for_thing(s, ctx, req)
     })
 }
@@ -154,14 +132,14 @@ async fn create_thing_type(
 ) -> Result<Response, ApiError> {
     let mut req: CreateThingTypeRequest = json_body(&body)?;
     req.thing_type_name = name;
-    write(&state, |s, ctx| registry::create_thing_type(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::create_thing_type(s, ctx, req)).await
 }
 
 async fn describe_thing_type(
     State(state): State<Shared>,
     AwsPath(name): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| {
+    read_json(&state, |s, ctx| {
         registry::describe_thing_type(s, ctx, &name)
     })
 }
@@ -170,7 +148,7 @@ async fn list_thing_types(
     State(state): State<Shared>,
     AwsQuery(req): AwsQuery<ListThingTypesRequest>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| registry::list_thing_types(s, ctx, req))
+    read_json(&state, |s, ctx| registry::list_thing_types(s, ctx, req))
 }
 
 async fn update_thing_type(
@@ -180,7 +158,7 @@ async fn update_thing_type(
 ) -> Result<Response, ApiError> {
     let mut req: UpdateThingTypeRequest = json_body(&body)?;
     req.thing_type_name = name;
-    write(&state, |s, ctx| registry::update_thing_type(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::update_thing_type(s, ctx, req)).await
 }
 
 async fn deprecate_thing_type(
@@ -190,14 +168,14 @@ async fn deprecate_thing_type(
 ) -> Result<Response, ApiError> {
     let mut req: DeprecateThingTypeRequest = json_body(&body)?;
     req.thing_type_name = name;
-    write(&state, |s, ctx| registry::deprecate_thing_type(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::deprecate_thing_type(s, ctx, req)).await
 }
 
 async fn delete_thing_type(
     State(state): State<Shared>,
     AwsPath(name): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    write(&state, |s, ctx| registry::delete_thing_type(s, ctx, &name)).await
+    write_json(&state, |s, ctx| registry::delete_thing_type(s, ctx, &name)).await
 }
 
 // ------------------------------------------------------------------------------- thing groups
@@ -209,14 +187,14 @@ async fn create_thing_group(
 ) -> Result<Response, ApiError> {
     let mut req: CreateThingGroupRequest = json_body(&body)?;
     req.thing_group_name = name;
-    write(&state, |s, ctx| registry::create_thing_group(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::create_thing_group(s, ctx, req)).await
 }
 
 async fn describe_thing_group(
     State(state): State<Shared>,
     AwsPath(name): AwsPath<String>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| {
+    read_json(&state, |s, ctx| {
         registry::describe_thing_group(s, ctx, &name)
     })
 }
@@ -225,7 +203,7 @@ async fn list_thing_groups(
     State(state): State<Shared>,
     AwsQuery(req): AwsQuery<ListThingGroupsRequest>,
 ) -> Result<Response, ApiError> {
-    read(&state, |s, ctx| registry::list_thing_groups(s, ctx, req))
+    read_json(&state, |s, ctx| registry::list_thing_groups(s, ctx, req))
 }
 
 async fn update_thing_group(
@@ -235,7 +213,7 @@ async fn update_thing_group(
 ) -> Result<Response, ApiError> {
     let mut req: UpdateThingGroupRequest = json_body(&body)?;
     req.thing_group_name = name;
-    write(&state, |s, ctx| registry::update_thing_group(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::update_thing_group(s, ctx, req)).await
 }
 
 async fn delete_thing_group(
@@ -244,7 +222,7 @@ async fn delete_thing_group(
     AwsQuery(mut req): AwsQuery<DeleteThingGroupRequest>,
 ) -> Result<Response, ApiError> {
     req.thing_group_name = name;
-    write(&state, |s, ctx| registry::delete_thing_group(s, ctx, req)).await
+    write_json(&state, |s, ctx| registry::delete_thing_group(s, ctx, req)).await
 }
 
 async fn list_things_in_thing_group(
@@ -253,7 +231,7 @@ async fn list_things_in_thing_group(
     AwsQuery(mut req): AwsQuery<ListThingsInThingGroupRequest>,
 ) -> Result<Response, ApiError> {
     req.thing_group_name = name;
-    read(&state, |s, ctx| {
+    read_json(&state, |s, ctx| {
         registry::list_things_in_thing_group(s, ctx, req)
     })
 }
@@ -263,7 +241,7 @@ async fn add_thing_to_thing_group(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ThingGroupMembershipRequest = json_body(&body)?;
-    write(&state, |s, ctx| {
+    write_json(&state, |s, ctx| {
         registry::add_thing_to_thing_group(s, ctx, req)
     })
     .await
@@ -274,7 +252,7 @@ async fn remove_thing_from_thing_group(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: ThingGroupMembershipRequest = json_body(&body)?;
-    write(&state, |s, ctx| {
+    write_json(&state, |s, ctx| {
         registry::remove_thing_from_thing_group(s, ctx, req)
     })
     .await
