@@ -35,12 +35,9 @@ impl ApiError {
         ApiError::new(400, "InvalidRequestException", message)
     }
 
+    /// A 400 like every other malformed request (the SDKs then raise InvalidRequestException).
     pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(
-            413,
-            "RequestEntityTooLargeException",
-            format!("The request body is larger than {limit} bytes."),
-        )
+        ApiError::invalid_request(format!("The request body is larger than {limit} bytes."))
     }
 
     pub fn unknown_operation(method: &Method, path: &str) -> ApiError {

@@ -33,7 +33,8 @@ pub use error::ApiError;
 pub const SERVICE_CONTROL_PLANE: &str = "iot";
 pub const SERVICES_DATA_PLANE: [&str; 2] = ["iotdata", "iotdevicegateway"];
 
-/// Requests with a larger body get 413 before their signature is checked.
+/// Requests with a larger body get a 400 InvalidRequestException before their signature is
+/// checked.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the APIs need to know about the installation.
@@ -93,11 +94,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// Checks the signature, then hands the request to the API its credential scope names.
 async fn dispatch(state: Shared, control: Router, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+    let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::too_large(state.config.max_body_bytes).into_response();
-        }
+        Err(e) => return e.into_response(),
     };
     let payload_hash = sigv4::sha256_hex(&body);
     let mut headers: Vec<(&str, &str)> = parts
@@ -139,6 +138,33 @@ async fn dispatch(state: Shared, control: Router, req: Request) -> Response {
         // The data plane (publish, shadows, retained messages) is not served yet.
         unknown_operation(req.method().clone(), req.uri().clone()).await
     }
+}
+
+/// How much of a too-large body is read and discarded so that the client, still sending,
+/// gets the error instead of a reset connection; beyond this the connection is closed.
+const DRAIN_FACTOR: usize = 8;
+
+/// The whole body, or a 400 when it is larger than `limit` or ends early.
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid_request(format!("The request body could not be read: {e}"))
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(buf.freeze())
 }
 
 async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
