@@ -127,6 +127,8 @@ pub fn write_aws_config(
     ca_bundle: &Path,
 ) -> Result<PathBuf, IdentityError> {
     let path = data_dir.join(AWS_CONFIG_FILE);
+    // The AWS CLI resolves a relative ca_bundle against its working directory, not this file's.
+    let ca_bundle = std::path::absolute(ca_bundle).unwrap_or_else(|_| ca_bundle.to_path_buf());
     let mut text = format!(
         "# Points the AWS CLI and boto3 at this Ferrocore server (AWS_CONFIG_FILE).\n\
          [default]\nregion = {region}\nca_bundle = {}\n",
@@ -197,5 +199,16 @@ mod tests {
         assert!(text.contains("region = eu-west-1"));
         assert!(text.contains("endpoint_url = https://localhost:8443"));
         assert!(text.contains("ca_bundle = /d/root-ca.pem"));
+    }
+
+    #[test]
+    fn a_relative_ca_bundle_is_written_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let path =
+            write_aws_config(dir.path(), "us-east-1", None, Path::new("data/root-ca.pem")).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let expected = format!("ca_bundle = {}", cwd.join("data/root-ca.pem").display());
+        assert!(text.contains(&expected), "{text}");
     }
 }
