@@ -468,6 +468,53 @@ def test_aws_cli(broker, pki):
     assert listed == [cert_arn(cid)]
     endpoint = aws.cli(broker, "iot", "describe-endpoint", "--endpoint-type", "iot:Data-ATS")
     assert endpoint["endpointAddress"] == "localhost"
+    things = aws.cli(broker, "iot", "list-principal-things", "--principal", cert_arn(cid))["things"]
+    assert things == [thing]
+    aws.cli(broker, "iot", "detach-thing-principal", "--thing-name", thing, "--principal", cert_arn(cid))
+    assert aws.cli(broker, "iot", "list-thing-principals", "--thing-name", thing)["principals"] == []
+
+    # The rest of the certificate operations.
+    (pki / "req.csr").write_text(csr_pem(pki, uid("cli-csr")))
+    from_csr = aws.cli(
+        broker, "iot", "create-certificate-from-csr",
+        "--certificate-signing-request", f"file://{pki / 'req.csr'}",
+    )["certificateId"]
+    listed = aws.cli(broker, "iot", "list-certificates", "--page-size", "250")["certificates"]
+    assert {from_csr, cid} <= {c["certificateId"] for c in listed}
+    (pki / "device.pem").write_text(ca.sign("cli-device"))
+    registered = aws.cli(
+        broker, "iot", "register-certificate",
+        "--certificate-pem", f"file://{pki / 'device.pem'}", "--ca-certificate-pem", f"file://{pki / 'ca.pem'}",
+        "--status", "ACTIVE",
+    )["certificateId"]
+    by_ca = aws.cli(broker, "iot", "list-certificates-by-ca", "--ca-certificate-id", cert_id(ca.pem))
+    assert [c["certificateId"] for c in by_ca["certificates"]] == [registered]
+    (pki / "stranger.pem").write_text(Ca(pki, uid("No CA")).sign("cli-sni"))
+    sni = aws.cli(
+        broker, "iot", "register-certificate-without-ca",
+        "--certificate-pem", f"file://{pki / 'stranger.pem'}",
+    )["certificateId"]
+    err = aws.cli_error(broker, "iot", "delete-certificate", "--certificate-id", registered)
+    assert "CertificateStateException" in err
+    for done in (sni, from_csr):
+        aws.cli(broker, "iot", "delete-certificate", "--certificate-id", done)
+    err = aws.cli_error(broker, "iot", "describe-certificate", "--certificate-id", sni)
+    assert "ResourceNotFoundException" in err
+
+    # The rest of the CA operations.
+    ca_id = cert_id(ca.pem)
+    d = aws.cli(broker, "iot", "describe-ca-certificate", "--certificate-id", ca_id)["certificateDescription"]
+    assert d["status"] == "ACTIVE"
+    assert ca_id in [c["certificateId"] for c in aws.cli(broker, "iot", "list-ca-certificates")["certificates"]]
+    err = aws.cli_error(broker, "iot", "delete-ca-certificate", "--certificate-id", ca_id)
+    assert "CertificateStateException" in err
+    aws.cli(
+        broker, "iot", "update-ca-certificate", "--certificate-id", ca_id,
+        "--new-status", "INACTIVE", "--new-auto-registration-status", "ENABLE",
+    )
+    d = aws.cli(broker, "iot", "describe-ca-certificate", "--certificate-id", ca_id)["certificateDescription"]
+    assert (d["status"], d["autoRegistrationStatus"]) == ("INACTIVE", "ENABLE")
+    aws.cli(broker, "iot", "delete-ca-certificate", "--certificate-id", ca_id)
 
 
 def test_certificates_and_cas_survive_a_restart(start_broker, pki):
