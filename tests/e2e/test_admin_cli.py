@@ -18,6 +18,7 @@ import pytest
 import aws
 import brokers
 from clients import WAIT, uid
+from pki import Ca
 
 pytestmark = pytest.mark.ferrocore_only
 
@@ -303,33 +304,14 @@ def test_server_not_running_or_never_started(start_broker, tmp_path):
     assert "ferrocore-data" in err and "start the server first" in err
 
 
-def make_ca_and_crl(d: Path) -> tuple[Path, Path]:
-    """A CA (keyCertSign + cRLSign) and an empty CRL it signed, with openssl."""
-    d.mkdir(parents=True, exist_ok=True)
-
-    def sh(*a: str) -> None:
-        subprocess.run(a, cwd=d, check=True, capture_output=True)
-
-    sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
-    sh("openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", f"/CN={uid('e2e-ca')}", "-days", "2",
-       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-       "-out", "ca.pem")
-    (d / "index.txt").write_text("")
-    (d / "crlnumber").write_text("01\n")
-    (d / "ca.cnf").write_text(
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
-        "default_md = sha256\ndefault_crl_days = 30\n"
-    )
-    sh("openssl", "ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "ca.key", "-cert", "ca.pem", "-out", "crl.pem")
-    return d / "ca.pem", d / "crl.pem"
-
-
 def test_ca_list_describe_and_crl(broker, tmp_path):
     iot = aws.iot(broker)
-    ca_pem, crl_pem = make_ca_and_crl(tmp_path / "ca")
-    ca_id = iot.register_ca_certificate(
-        caCertificate=ca_pem.read_text(), certificateMode="SNI_ONLY", setAsActive=True
-    )["certificateId"]
+    ca = Ca(tmp_path, uid("e2e-ca"))
+    ca_pem, crl_pem = ca.cert, tmp_path / "crl.pem"
+    crl_pem.write_text(ca.crl([]))
+    ca_id = iot.register_ca_certificate(caCertificate=ca.pem, certificateMode="SNI_ONLY", setAsActive=True)[
+        "certificateId"
+    ]
 
     assert any(line.split()[:2] == [ca_id, "ACTIVE"] for line in ok(admin(broker, "ca", "list")).splitlines())
     assert ca_id in [c["certificateId"] for c in json.loads(ok(admin(broker, "ca", "list", "--json")))["certificates"]]
@@ -349,7 +331,7 @@ def test_ca_list_describe_and_crl(broker, tmp_path):
 
 
 def test_wrong_ca_bundle_is_explained(broker, tmp_path):
-    other_ca, _ = make_ca_and_crl(tmp_path / "other")
+    other_ca = Ca(tmp_path, uid("other-ca")).cert
     err = failed(admin(broker, "thing", "list", "--ca-bundle", str(other_ca)))
     assert err.startswith("error: TLS handshake with https://"), err
     assert "--ca-bundle" in err
