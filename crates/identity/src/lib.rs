@@ -8,3 +8,7 @@
 pub mod registry;
 pub mod sigv4;
 pub mod x509;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod testing;

@@ -217,7 +217,7 @@ impl Validity {
         }
     }
 
-    fn apply(&self, params: &mut rcgen::CertificateParams) -> Result<(), X509Error> {
+    pub(crate) fn apply(&self, params: &mut rcgen::CertificateParams) -> Result<(), X509Error> {
         let clamp = |t: i64| t.clamp(0, MAX_X509_TIME);
         let (nb, na) = (clamp(self.not_before), clamp(self.not_after));
         if nb >= na {

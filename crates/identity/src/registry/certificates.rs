@@ -126,6 +126,65 @@ pub struct CaCertificateRecord {
     pub crl_pem: Option<String>,
 }
 
+impl CertificateRecord {
+    /// The record of the device certificate `cert` registered now.
+    pub fn new(
+        ctx: &Ctx,
+        cert: &Certificate,
+        status: CertificateStatus,
+        ca_certificate_id: Option<String>,
+        mode: CertificateMode,
+    ) -> Result<CertificateRecord, RegistryError> {
+        Ok(CertificateRecord {
+            id: cert.id.clone(),
+            pem: cert.pem.clone(),
+            status,
+            ca_certificate_id,
+            mode,
+            owned_by: ctx.arns.account_id.clone(),
+            creation_date_ms: ctx.now_ms,
+            last_modified_date_ms: ctx.now_ms,
+            customer_version: 1,
+            generation_id: uuid_v4()?,
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            serial: cert.serial.clone(),
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+        })
+    }
+}
+
+impl CaCertificateRecord {
+    /// The record of the CA certificate `ca` registered now, without a CRL.
+    pub fn new(
+        ctx: &Ctx,
+        ca: &Certificate,
+        status: CaStatus,
+        auto_registration: bool,
+        mode: CertificateMode,
+        registration_config: Option<serde_json::Value>,
+    ) -> Result<CaCertificateRecord, RegistryError> {
+        Ok(CaCertificateRecord {
+            id: ca.id.clone(),
+            pem: ca.pem.clone(),
+            status,
+            auto_registration,
+            mode,
+            owned_by: ctx.arns.account_id.clone(),
+            creation_date_ms: ctx.now_ms,
+            last_modified_date_ms: ctx.now_ms,
+            customer_version: 1,
+            generation_id: uuid_v4()?,
+            not_before: ca.not_before,
+            not_after: ca.not_after,
+            subject: ca.subject.clone(),
+            registration_config,
+            crl_pem: None,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // limits and shared helpers
 
@@ -510,33 +569,6 @@ pub fn issue_from_csr(
     )
 }
 
-/// The record of a device certificate registered now.
-pub(super) fn new_certificate_record(
-    ctx: &Ctx,
-    cert: &Certificate,
-    status: CertificateStatus,
-    ca_certificate_id: Option<String>,
-    mode: CertificateMode,
-) -> Result<CertificateRecord, RegistryError> {
-    Ok(CertificateRecord {
-        id: cert.id.clone(),
-        pem: cert.pem.clone(),
-        status,
-        ca_certificate_id,
-        mode,
-        owned_by: ctx.arns.account_id.clone(),
-        creation_date_ms: ctx.now_ms,
-        last_modified_date_ms: ctx.now_ms,
-        customer_version: 1,
-        generation_id: uuid_v4()?,
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        serial: cert.serial.clone(),
-        subject: cert.subject.clone(),
-        issuer: cert.issuer.clone(),
-    })
-}
-
 fn refuse_if_registered(state: &RegistryState, ctx: &Ctx, id: &str) -> Result<(), RegistryError> {
     if state.certificates.contains_key(id) {
         return Err(RegistryError::already_exists(
@@ -569,7 +601,7 @@ fn register(
     ca_certificate_id: Option<String>,
     mode: CertificateMode,
 ) -> Result<(CertificateRegistered, Vec<Change>), RegistryError> {
-    let record = new_certificate_record(ctx, cert, status, ca_certificate_id, mode)?;
+    let record = CertificateRecord::new(ctx, cert, status, ca_certificate_id, mode)?;
     let answer = CertificateRegistered {
         certificate_arn: cert_arn(ctx, &cert.id),
         certificate_id: cert.id.clone(),
@@ -1145,27 +1177,19 @@ pub fn register_ca_certificate(
             ca.subject
         )));
     }
-    let record = CaCertificateRecord {
-        id: ca.id.clone(),
-        pem: ca.pem.clone(),
-        status: if req.set_as_active {
-            CaStatus::Active
-        } else {
-            CaStatus::Inactive
-        },
-        auto_registration: req.allow_auto_registration,
-        mode,
-        owned_by: ctx.arns.account_id.clone(),
-        creation_date_ms: ctx.now_ms,
-        last_modified_date_ms: ctx.now_ms,
-        customer_version: 1,
-        generation_id: uuid_v4()?,
-        not_before: ca.not_before,
-        not_after: ca.not_after,
-        subject: ca.subject.clone(),
-        registration_config: config.to_value()?,
-        crl_pem: None,
+    let status = if req.set_as_active {
+        CaStatus::Active
+    } else {
+        CaStatus::Inactive
     };
+    let record = CaCertificateRecord::new(
+        ctx,
+        &ca,
+        status,
+        req.allow_auto_registration,
+        mode,
+        config.to_value()?,
+    )?;
     let answer = CertificateRegistered {
         certificate_arn: ca_arn(ctx, &ca.id),
         certificate_id: ca.id.clone(),

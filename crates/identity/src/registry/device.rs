@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::{
     CaCertificateRecord, CaStatus, CertificateRecord, CertificateStatus, Change, Ctx,
-    RegistryError, RegistryState, new_certificate_record,
+    RegistryError, RegistryState,
 };
 use crate::x509::{self, Certificate, Crl, X509Error};
 
@@ -503,7 +503,7 @@ pub fn auto_register(
         return Ok((None, Vec::new()));
     };
     // Device certificates take their CA's mode.
-    let record = new_certificate_record(
+    let record = CertificateRecord::new(
         ctx,
         cert,
         CertificateStatus::PendingActivation,

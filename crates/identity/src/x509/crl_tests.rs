@@ -21,14 +21,6 @@ const OID_CERT_ISSUER: &[u8] = &[0x55, 0x1d, 0x1d];
 const OID_IDP: &[u8] = &[0x55, 0x1d, 0x1c];
 const OID_PRIVATE: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f];
 
-fn cert_of(ca: &TestCa) -> Certificate {
-    parse_certificate(ca.cert_pem.as_bytes()).unwrap()
-}
-
-fn issuer_of(ca: &TestCa) -> Issuer<'static, KeyPair> {
-    Issuer::from_ca_cert_pem(&ca.cert_pem, KeyPair::from_pem(&ca.key_pem).unwrap()).unwrap()
-}
-
 fn raw_serial(cert: &Certificate) -> Vec<u8> {
     let (_, x) = x509_parser::parse_x509_certificate(&cert.der).unwrap();
     x.raw_serial().to_vec()
@@ -61,7 +53,7 @@ fn rcgen_crl(
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
     edit(&mut params);
-    params.signed_by(&issuer_of(ca)).unwrap()
+    params.signed_by(&ca.issuer()).unwrap()
 }
 
 fn crl_der(ca: &TestCa, revoked: &[&[u8]]) -> Vec<u8> {
@@ -116,7 +108,7 @@ fn raw_crl(
     exts: &[Vec<u8>],
 ) -> Vec<u8> {
     let issuer = issuer.unwrap_or_else(|| {
-        let der = cert_of(ca).der;
+        let der = ca.cert.der.clone();
         let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
         x.subject().as_raw().to_vec()
     });
@@ -148,8 +140,9 @@ fn make_ca_with_usages(cn: &str, usages: Vec<KeyUsagePurpose>) -> TestCa {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = usages;
     long().apply(&mut params).unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
     TestCa {
-        cert_pem: params.self_signed(&key).unwrap().pem(),
+        cert: parse_certificate(pem.as_bytes()).unwrap(),
         key_pem: key.serialize_pem(),
     }
 }
@@ -157,10 +150,10 @@ fn make_ca_with_usages(cn: &str, usages: Vec<KeyUsagePurpose>) -> TestCa {
 #[test]
 fn revoked_and_good_device_certificates() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let revoked = issue_from_csr(csr_pem("revoked").as_bytes(), &signer, long()).unwrap();
     let good = issue_from_csr(csr_pem("good").as_bytes(), &signer, long()).unwrap();
-    let ca_cert = cert_of(&ca);
+    let ca_cert = ca.cert.clone();
 
     let crl = rcgen_crl(&ca, &[&raw_serial(&revoked)], NOW - 60, |_| {});
     let from_pem = parse_crl(crl.pem().unwrap().as_bytes(), &ca_cert, NOW).unwrap();
@@ -189,7 +182,7 @@ fn serials_match_certificate_serial_format() {
     // A serial with the top bit set gets a leading 00 in DER; Certificate::serial keeps it,
     // and so must the CRL.
     let ca = make_ca("Test CA");
-    let issuer = issuer_of(&ca);
+    let issuer = ca.issuer();
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = CertificateParams::default();
     params.serial_number = Some(SerialNumber::from_slice(&[0x80, 0x01]));
@@ -200,7 +193,7 @@ fn serials_match_certificate_serial_format() {
 
     let crl = parse_crl(
         &crl_der(&ca, &[&[0x80, 0x01], &[0x05], &[0x05], &[0x01, 0x00]]),
-        &cert_of(&ca),
+        &ca.cert,
         NOW,
     )
     .unwrap();
@@ -214,20 +207,20 @@ fn serials_match_certificate_serial_format() {
 #[test]
 fn empty_crl_and_optional_fields() {
     let ca = make_ca("Test CA");
-    let crl = parse_crl(&crl_der(&ca, &[]), &cert_of(&ca), NOW).unwrap();
+    let crl = parse_crl(&crl_der(&ca, &[]), &ca.cert, NOW).unwrap();
     assert!(crl.revoked_serials.is_empty());
     assert!(!crl.is_revoked("01"));
 
     // A v1 CRL: no version, no nextUpdate, no extensions.
     let v1 = raw_crl(&ca, None, None, &[entry(&[0x2a], &[])], &[]);
-    let crl = parse_crl(&v1, &cert_of(&ca), NOW).unwrap();
+    let crl = parse_crl(&v1, &ca.cert, NOW).unwrap();
     assert_eq!(crl.next_update, None);
     assert_eq!(crl.crl_number, None);
     assert_eq!(crl.this_update, NOW - 60);
     assert_eq!(crl.revoked_serials, vec!["2a".to_string()]);
     // Version 3 does not exist for CRLs.
     assert!(matches!(
-        parse_crl(&raw_crl(&ca, Some(2), None, &[], &[]), &cert_of(&ca), NOW),
+        parse_crl(&raw_crl(&ca, Some(2), None, &[], &[]), &ca.cert, NOW),
         Err(X509Error::BadDer { what: "CRL", .. })
     ));
 }
@@ -235,7 +228,7 @@ fn empty_crl_and_optional_fields() {
 #[test]
 fn crl_from_another_ca_is_refused() {
     let ca = make_ca("Test CA");
-    let ca_cert = cert_of(&ca);
+    let ca_cert = ca.cert.clone();
     // Same name, different key: the name matches but the signature does not.
     let impostor = make_ca("Test CA");
     assert_eq!(
@@ -246,7 +239,7 @@ fn crl_from_another_ca_is_refused() {
     let other = make_ca("Other CA");
     match parse_crl(&crl_der(&other, &[&[1]]), &ca_cert, NOW) {
         Err(X509Error::CrlIssuerMismatch { crl, ca }) => {
-            assert_eq!(crl, cert_of(&other).subject);
+            assert_eq!(crl, other.cert.subject);
             assert_eq!(ca, ca_cert.subject);
         }
         other => panic!("{other:?}"),
@@ -279,20 +272,20 @@ fn the_ca_must_be_allowed_to_sign_crls() {
     let no_crl_sign = make_ca_with_usages("Test CA", vec![KeyUsagePurpose::KeyCertSign]);
     let crl = raw_crl(&no_crl_sign, Some(1), None, &[entry(&[1], &[])], &[]);
     assert_eq!(
-        parse_crl(&crl, &cert_of(&no_crl_sign), NOW),
+        parse_crl(&crl, &no_crl_sign.cert, NOW),
         Err(X509Error::NotACa("keyUsage lacks cRLSign"))
     );
     // No keyUsage extension at all: allowed.
     let no_ku = make_ca_with_usages("Test CA", vec![]);
     let crl = raw_crl(&no_ku, Some(1), None, &[entry(&[1], &[])], &[]);
     assert!(
-        parse_crl(&crl, &cert_of(&no_ku), NOW)
+        parse_crl(&crl, &no_ku.cert, NOW)
             .unwrap()
             .is_revoked("01")
     );
     // A device certificate is not a CA.
     let ca = make_ca("Test CA");
-    let leaf = issue_from_csr(csr_pem("d").as_bytes(), &signer(&ca), long()).unwrap();
+    let leaf = issue_from_csr(csr_pem("d").as_bytes(), &ca.signer(), long()).unwrap();
     assert!(matches!(
         parse_crl(&crl_der(&ca, &[]), &leaf, NOW),
         Err(X509Error::NotACa(_))
@@ -302,7 +295,7 @@ fn the_ca_must_be_allowed_to_sign_crls() {
 #[test]
 fn this_update_in_the_future_and_stale_crls() {
     let ca = make_ca("Test CA");
-    let ca_cert = cert_of(&ca);
+    let ca_cert = ca.cert.clone();
     let at = |t: i64| rcgen_crl(&ca, &[&[7]], t, |_| {}).der().to_vec();
     parse_crl(&at(NOW + CRL_MAX_CLOCK_SKEW), &ca_cert, NOW).unwrap();
     assert_eq!(
@@ -324,7 +317,7 @@ fn this_update_in_the_future_and_stale_crls() {
 #[test]
 fn only_complete_direct_crls_are_accepted() {
     let ca = make_ca("Test CA");
-    let ca_cert = cert_of(&ca);
+    let ca_cert = ca.cert.clone();
     let unsupported = |der: &[u8]| match parse_crl(der, &ca_cert, NOW) {
         Err(X509Error::UnsupportedCrl(why)) => why,
         other => panic!("{other:?}"),
@@ -404,7 +397,7 @@ fn only_complete_direct_crls_are_accepted() {
 #[test]
 fn malformed_crls_are_errors() {
     let ca = make_ca("Test CA");
-    let ca_cert = cert_of(&ca);
+    let ca_cert = ca.cert.clone();
     let crl = rcgen_crl(&ca, &[&[1]], NOW - 60, |_| {});
     let pem = crl.pem().unwrap();
     let der = crl.der().to_vec();
@@ -414,7 +407,7 @@ fn malformed_crls_are_errors() {
     assert_eq!(parse(b" \r\n\t"), Err(X509Error::Empty));
     assert!(matches!(parse(b"garbage"), Err(X509Error::MalformedPem(_))));
     // A certificate where a CRL is expected (PEM and DER).
-    match parse(ca.cert_pem.as_bytes()) {
+    match parse(ca.cert.pem.as_bytes()) {
         Err(X509Error::WrongPemLabel { expected, found }) => {
             assert_eq!(expected, "X509 CRL");
             assert_eq!(found, "Certificate");
@@ -536,7 +529,7 @@ fn fixed_crl() -> &'static (Certificate, Vec<u8>) {
         })
         .der()
         .to_vec();
-        (cert_of(&ca), der)
+        (ca.cert.clone(), der)
     })
 }
 

@@ -4,38 +4,12 @@ use super::*;
 use proptest::prelude::*;
 use rcgen::{BasicConstraints, CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 
+use crate::testing::{TestCa, ten_years};
+
 const NOW: i64 = 1_780_000_000; // 2026-05-28
 
-struct TestCa {
-    cert_pem: String,
-    key_pem: String,
-}
-
 fn make_ca(cn: &str) -> TestCa {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "Ferrocore test");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    Validity {
-        not_before: NOW - 86_400,
-        not_after: NOW + 10 * 365 * 86_400,
-    }
-    .apply(&mut params)
-    .unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    TestCa {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-fn signer(ca: &TestCa) -> CaSigner {
-    CaSigner::from_pem(ca.cert_pem.as_bytes(), ca.key_pem.as_bytes()).unwrap()
+    TestCa::new(cn, ten_years(NOW))
 }
 
 fn csr_pem(cn: &str) -> String {
@@ -45,18 +19,6 @@ fn csr_pem(cn: &str) -> String {
     params.distinguished_name.push(DnType::CommonName, cn);
     params.distinguished_name.push(DnType::CountryName, "DE");
     params.serialize_request(&key).unwrap().pem().unwrap()
-}
-
-/// A leaf signed by `ca` with subject CN `cn` (what a CA owner makes for registration).
-fn leaf_signed_by(ca: &TestCa, cn: &str, validity: Validity) -> String {
-    let ca_key = KeyPair::from_pem(&ca.key_pem).unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).unwrap();
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    validity.apply(&mut params).unwrap();
-    params.signed_by(&key, &issuer).unwrap().pem()
 }
 
 fn long() -> Validity {
@@ -83,7 +45,7 @@ fn hex_and_pem_helpers() {
 #[test]
 fn csr_round_trip() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let cert = issue_from_csr(csr_pem("device-1").as_bytes(), &signer, long()).unwrap();
     assert_eq!(cert.id.len(), 64);
     assert_eq!(cert.id, certificate_id(&cert.der));
@@ -106,7 +68,7 @@ fn csr_round_trip() {
     assert_eq!(again, cert);
     assert_eq!(parse_certificate(&cert.der).unwrap(), cert);
 
-    let ca_cert = parse_certificate(ca.cert_pem.as_bytes()).unwrap();
+    let ca_cert = parse_certificate(ca.cert.pem.as_bytes()).unwrap();
     assert!(ca_cert.is_ca && ca_cert.self_issued);
     verify_chain(&cert, &ca_cert, NOW + 1).unwrap();
 
@@ -119,7 +81,7 @@ fn csr_round_trip() {
 #[test]
 fn csr_with_new_label_and_der() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let pem = csr_pem("dev").replace("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST");
     issue_from_csr(pem.as_bytes(), &signer, long()).unwrap();
 }
@@ -127,7 +89,7 @@ fn csr_with_new_label_and_der() {
 #[test]
 fn csr_with_bad_signature_is_refused() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let pem = csr_pem("dev");
     let der = decode_one(pem.as_bytes(), SectionKind::Csr, "CERTIFICATE REQUEST").unwrap();
     let mut der = der;
@@ -138,14 +100,14 @@ fn csr_with_bad_signature_is_refused() {
         X509Error::CsrSignature
     );
     // A certificate where a CSR is expected.
-    let err = issue_from_csr(ca.cert_pem.as_bytes(), &signer, long()).unwrap_err();
+    let err = issue_from_csr(ca.cert.pem.as_bytes(), &signer, long()).unwrap_err();
     assert!(matches!(err, X509Error::WrongPemLabel { .. }), "{err:?}");
 }
 
 #[test]
 fn bad_validity_is_refused() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let v = Validity {
         not_before: NOW,
         not_after: NOW,
@@ -157,7 +119,7 @@ fn bad_validity_is_refused() {
 #[test]
 fn create_keys_and_certificate_chains() {
     let ca = make_ca("Test CA");
-    let signer = signer(&ca);
+    let signer = ca.signer();
     let out = create_keys_and_certificate(&signer, long()).unwrap();
     assert_eq!(out.certificate.subject_cn.as_deref(), Some(CREATE_KEYS_CN));
     assert!(out.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -166,7 +128,7 @@ fn create_keys_and_certificate_chains() {
             .starts_with("-----BEGIN PRIVATE KEY-----")
     );
     let parsed = parse_certificate(out.certificate.pem.as_bytes()).unwrap();
-    let ca_cert = parse_certificate(ca.cert_pem.as_bytes()).unwrap();
+    let ca_cert = parse_certificate(ca.cert.pem.as_bytes()).unwrap();
     verify_chain(&parsed, &ca_cert, NOW + 60).unwrap();
     // The private key is RSA-2048 and matches the certificate.
     let key = KeyPair::from_pem(&out.private_key_pem).unwrap();
@@ -184,22 +146,22 @@ fn chain_rejects_other_ca_and_expired() {
     let other = make_ca("Test CA"); // same name, different key
     let cert = issue_from_csr(
         csr_pem("d").as_bytes(),
-        &signer(&ca),
+        &ca.signer(),
         Validity {
             not_before: NOW,
             not_after: NOW + 3600,
         },
     )
     .unwrap();
-    let ca_cert = parse_certificate(ca.cert_pem.as_bytes()).unwrap();
-    let other_cert = parse_certificate(other.cert_pem.as_bytes()).unwrap();
+    let ca_cert = parse_certificate(ca.cert.pem.as_bytes()).unwrap();
+    let other_cert = parse_certificate(other.cert.pem.as_bytes()).unwrap();
     verify_chain(&cert, &ca_cert, NOW + 10).unwrap();
     assert!(matches!(
         verify_chain(&cert, &other_cert, NOW + 10),
         Err(X509Error::Chain(_))
     ));
     let third = make_ca("Another CA");
-    let third_cert = parse_certificate(third.cert_pem.as_bytes()).unwrap();
+    let third_cert = parse_certificate(third.cert.pem.as_bytes()).unwrap();
     assert!(matches!(
         verify_chain(&cert, &third_cert, NOW + 10),
         Err(X509Error::Chain(_))
@@ -229,26 +191,26 @@ fn ca_registration() {
         not_before: NOW - 60,
         not_after: NOW + 86_400,
     };
-    let good = leaf_signed_by(&ca, &code, v);
-    let ok = verify_ca_registration(ca.cert_pem.as_bytes(), good.as_bytes(), &code, NOW).unwrap();
+    let good = ca.sign(&code, v);
+    let ok = verify_ca_registration(ca.cert.pem.as_bytes(), good.as_bytes(), &code, NOW).unwrap();
     assert!(ok.is_ca);
 
-    let wrong_cn = leaf_signed_by(&ca, "not-the-code", v);
+    let wrong_cn = ca.sign("not-the-code", v);
     assert_eq!(
-        verify_ca_registration(ca.cert_pem.as_bytes(), wrong_cn.as_bytes(), &code, NOW),
+        verify_ca_registration(ca.cert.pem.as_bytes(), wrong_cn.as_bytes(), &code, NOW),
         Err(X509Error::RegistrationCodeMismatch)
     );
 
     // Signed by another key with the same subject name.
     let impostor = make_ca("Customer CA");
-    let other_key = leaf_signed_by(&impostor, &code, v);
+    let other_key = impostor.sign(&code, v);
     assert_eq!(
-        verify_ca_registration(ca.cert_pem.as_bytes(), other_key.as_bytes(), &code, NOW),
+        verify_ca_registration(ca.cert.pem.as_bytes(), other_key.as_bytes(), &code, NOW),
         Err(X509Error::NotSignedByCa)
     );
 
     // A non-CA certificate offered as the CA.
-    let leaf = leaf_signed_by(&ca, "leaf", v);
+    let leaf = ca.sign("leaf", v);
     assert!(matches!(
         verify_ca_registration(leaf.as_bytes(), good.as_bytes(), &code, NOW),
         Err(X509Error::NotACa(_))
@@ -261,7 +223,7 @@ fn ca_registration() {
     // Expired verification certificate.
     assert_eq!(
         verify_ca_registration(
-            ca.cert_pem.as_bytes(),
+            ca.cert.pem.as_bytes(),
             good.as_bytes(),
             &code,
             NOW + 2 * 86_400
@@ -275,11 +237,11 @@ fn ca_signer_refuses_foreign_key() {
     let ca = make_ca("A");
     let other = make_ca("B");
     assert_eq!(
-        CaSigner::from_pem(ca.cert_pem.as_bytes(), other.key_pem.as_bytes()).unwrap_err(),
+        CaSigner::from_pem(ca.cert.pem.as_bytes(), other.key_pem.as_bytes()).unwrap_err(),
         X509Error::KeyMismatch
     );
     assert!(matches!(
-        CaSigner::from_pem(ca.cert_pem.as_bytes(), b"garbage"),
+        CaSigner::from_pem(ca.cert.pem.as_bytes(), b"garbage"),
         Err(X509Error::BadKey(_))
     ));
 }
@@ -294,7 +256,7 @@ fn malformed_inputs() {
         Err(X509Error::MalformedPem(_))
     ));
     // Truncated PEM: no END line.
-    let truncated = &ca.cert_pem[..ca.cert_pem.len() / 2];
+    let truncated = &ca.cert.pem[..ca.cert.pem.len() / 2];
     assert!(
         matches!(
             parse_certificate(truncated.as_bytes()),
@@ -312,7 +274,7 @@ fn malformed_inputs() {
         other => panic!("{other:?}"),
     }
     // Unknown label.
-    let unknown = ca.cert_pem.replace("CERTIFICATE", "WIDGET");
+    let unknown = ca.cert.pem.replace("CERTIFICATE", "WIDGET");
     assert_eq!(
         parse_certificate(unknown.as_bytes()),
         Err(X509Error::WrongPemLabel {
@@ -321,7 +283,7 @@ fn malformed_inputs() {
         })
     );
     // Two certificates.
-    let two = format!("{}{}", ca.cert_pem, ca.cert_pem);
+    let two = format!("{}{}", ca.cert.pem, ca.cert.pem);
     assert_eq!(
         parse_certificate(two.as_bytes()),
         Err(X509Error::MultipleItems {
@@ -340,7 +302,7 @@ fn malformed_inputs() {
         Err(X509Error::BadDer { .. })
     ));
     // Trailing bytes after DER.
-    let mut der = parse_certificate(ca.cert_pem.as_bytes()).unwrap().der;
+    let mut der = parse_certificate(ca.cert.pem.as_bytes()).unwrap().der;
     der.push(0);
     assert_eq!(
         parse_certificate(&der),
@@ -400,7 +362,7 @@ fn fixed_cert() -> Vec<u8> {
     use std::sync::OnceLock;
     static CERT: OnceLock<Vec<u8>> = OnceLock::new();
     CERT.get_or_init(|| {
-        parse_certificate(make_ca("Fixed").cert_pem.as_bytes())
+        parse_certificate(make_ca("Fixed").cert.pem.as_bytes())
             .unwrap()
             .der
     })
@@ -414,17 +376,17 @@ mod crl_tests;
 fn indented_pem_is_accepted() {
     let ca = make_ca("Indented CA");
     let indented: String = ca
-        .cert_pem
+        .cert.pem
         .lines()
         .map(|l| format!("    {l}\r\n"))
         .collect();
     let parsed = parse_certificate(indented.as_bytes()).unwrap();
-    assert_eq!(parsed, parse_certificate(ca.cert_pem.as_bytes()).unwrap());
+    assert_eq!(parsed, parse_certificate(ca.cert.pem.as_bytes()).unwrap());
 }
 
 #[test]
 fn debug_never_shows_the_private_key() {
-    let made = create_keys_and_certificate(&signer(&make_ca("Debug CA")), long()).unwrap();
+    let made = create_keys_and_certificate(&make_ca("Debug CA").signer(), long()).unwrap();
     let shown = format!("{made:?}");
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
     assert!(shown.contains(&made.certificate.id));

@@ -1,116 +1,29 @@
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, RevocationReason,
-    RevokedCertParams, SerialNumber,
-};
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
 
 use super::*;
 use crate::registry::tests::{ctx, run};
 use crate::registry::{CreateThingRequest, RegistryRecord, WriteOp, create_thing};
+use crate::testing::{TestCa, csr_pem, ten_years};
+use crate::x509::Validity;
 
 /// `ctx()`'s time in Unix seconds.
 const NOW: i64 = 1_700_000_000;
 
-/// Unix seconds as rcgen's time type (which rcgen does not name).
-macro_rules! at {
-    ($t:expr) => {
-        rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(i64::unsigned_abs($t))
-    };
+fn make_ca(cn: &str) -> TestCa {
+    TestCa::new(cn, ten_years(NOW))
 }
 
-struct TestCa {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl TestCa {
-    fn new(cn: &str) -> TestCa {
-        Self::with_key(cn, KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap())
-    }
-
-    /// A CA certificate for `key` (two calls with one key: same subject and key, other
-    /// certificates).
-    fn with_key(cn: &str, key: KeyPair) -> TestCa {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Ferrocore test");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = at!(NOW - 86_400);
-        params.not_after = at!(NOW + 3650 * 86_400);
-        let cert = params.self_signed(&key).unwrap();
-        TestCa {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    fn issuer(&self) -> Issuer<'static, KeyPair> {
-        Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem).unwrap()).unwrap()
-    }
-
-    /// A certificate signed by this CA, valid from `not_before` to `not_after`.
-    fn sign_valid(&self, cn: &str, not_before: i64, not_after: i64) -> String {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.not_before = at!(not_before);
-        params.not_after = at!(not_after);
-        params.signed_by(&key, &self.issuer()).unwrap().pem()
-    }
-
-    fn sign(&self, cn: &str) -> String {
-        self.sign_valid(cn, NOW - 3600, NOW + 365 * 86_400)
-    }
-
-    fn signer(&self) -> x509::CaSigner {
-        x509::CaSigner::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
-    }
-
-    fn id(&self) -> String {
-        x509::parse_certificate(self.cert_pem.as_bytes())
-            .unwrap()
-            .id
-    }
-
-    fn crl(&self, number: u8, this_update: i64, revoked: &[&[u8]]) -> String {
-        CertificateRevocationListParams {
-            this_update: at!(this_update),
-            next_update: at!(this_update + 86_400),
-            crl_number: SerialNumber::from_slice(&[number]),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(serial),
-                    revocation_time: at!(this_update - 60),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: rcgen::KeyIdMethod::Sha256,
-        }
-        .signed_by(&self.issuer())
-        .unwrap()
-        .pem()
-        .unwrap()
-    }
-}
-
-fn csr(cn: &str) -> String {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.serialize_request(&key).unwrap().pem().unwrap()
+/// A device certificate `ca` signs, valid from an hour ago for a year.
+fn sign(ca: &TestCa, cn: &str) -> String {
+    ca.sign(
+        cn,
+        Validity {
+            not_before: NOW - 3600,
+            not_after: NOW + 365 * 86_400,
+        },
+    )
 }
 
 fn code(s: &mut RegistryState) -> String {
@@ -121,8 +34,8 @@ fn code(s: &mut RegistryState) -> String {
 fn register_ca(s: &mut RegistryState, ca: &TestCa, active: bool) -> CertificateRegistered {
     let code = code(s);
     let req = RegisterCaCertificateRequest {
-        ca_certificate: Some(ca.cert_pem.clone()),
-        verification_certificate: Some(ca.sign(&code)),
+        ca_certificate: Some(ca.cert.pem.clone()),
+        verification_certificate: Some(sign(ca, &code)),
         set_as_active: active,
         ..Default::default()
     };
@@ -165,9 +78,9 @@ fn run_at<T>(
 #[test]
 fn issued_certificates_are_recorded_without_their_keys() {
     let mut s = RegistryState::default();
-    let device_ca = TestCa::new("Ferrocore device CA");
+    let device_ca = make_ca("Ferrocore device CA");
     let signer = device_ca.signer();
-    let cert = issue_from_csr(&csr("sensor-1"), &signer, NOW).unwrap();
+    let cert = issue_from_csr(&csr_pem("sensor-1"), &signer, NOW).unwrap();
     assert_eq!(cert.not_after, x509::AWS_NOT_AFTER);
     let created = run(&mut s, |s, c| {
         record_issued_certificate(s, c, &cert, signer.certificate(), true)
@@ -200,19 +113,19 @@ fn issued_certificates_are_recorded_without_their_keys() {
 
     // Once the device CA is registered, what it issues names it.
     register_ca(&mut s, &device_ca, true);
-    let second = issue_from_csr(&csr("sensor-2"), &signer, NOW).unwrap();
+    let second = issue_from_csr(&csr_pem("sensor-2"), &signer, NOW).unwrap();
     run(&mut s, |s, c| {
         record_issued_certificate(s, c, &second, signer.certificate(), false)
     })
     .unwrap();
     let record = &s.certificates[&second.id];
     assert_eq!(record.status, CertificateStatus::Inactive);
-    assert_eq!(record.ca_certificate_id, Some(device_ca.id()));
+    assert_eq!(record.ca_certificate_id, Some(device_ca.cert.id.clone()));
 }
 
 #[test]
 fn malformed_csrs_are_invalid_requests() {
-    let signer = TestCa::new("CA").signer();
+    let signer = make_ca("CA").signer();
     for bad in [
         "",
         "hello",
@@ -229,7 +142,7 @@ fn malformed_csrs_are_invalid_requests() {
 
 #[test]
 fn keys_and_certificate_response_shape_and_debug() {
-    let signer = std::sync::Arc::new(TestCa::new("CA").signer());
+    let signer = std::sync::Arc::new(make_ca("CA").signer());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -286,30 +199,30 @@ fn registration_code_is_stable_until_deleted() {
 #[test]
 fn ca_registration_rules() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("Customer CA");
+    let ca = make_ca("Customer CA");
     let req = |verification: Option<String>, mode: Option<&str>| RegisterCaCertificateRequest {
-        ca_certificate: Some(ca.cert_pem.clone()),
+        ca_certificate: Some(ca.cert.pem.clone()),
         verification_certificate: verification,
         certificate_mode: mode.map(str::to_owned),
         ..Default::default()
     };
     // No registration code made yet.
     let err = run(&mut s, |s, c| {
-        register_ca_certificate(s, c, req(Some(ca.sign("whatever")), None))
+        register_ca_certificate(s, c, req(Some(sign(&ca, "whatever")), None))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "RegistrationCodeValidationException");
     let code = code(&mut s);
     // Wrong CN.
     let err = run(&mut s, |s, c| {
-        register_ca_certificate(s, c, req(Some(ca.sign("not-the-code")), None))
+        register_ca_certificate(s, c, req(Some(sign(&ca, "not-the-code")), None))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "RegistrationCodeValidationException");
     // Signed by another key.
-    let other = TestCa::new("Customer CA");
+    let other = make_ca("Customer CA");
     let err = run(&mut s, |s, c| {
-        register_ca_certificate(s, c, req(Some(other.sign(&code)), None))
+        register_ca_certificate(s, c, req(Some(sign(&other, &code)), None))
     })
     .unwrap_err();
     assert_eq!(code_of(err.clone()), "CertificateValidationException");
@@ -324,7 +237,7 @@ fn ca_registration_rules() {
     .unwrap_err();
     assert_eq!(code_of(err), "InvalidRequestException");
     let err = run(&mut s, |s, c| {
-        register_ca_certificate(s, c, req(Some(ca.sign(&code)), Some("SNI_ONLY")))
+        register_ca_certificate(s, c, req(Some(sign(&ca, &code)), Some("SNI_ONLY")))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "InvalidRequestException");
@@ -334,7 +247,7 @@ fn ca_registration_rules() {
     .unwrap_err();
     assert_eq!(code_of(err), "InvalidRequestException");
     // Not a CA, not a certificate.
-    let leaf = ca.sign("leaf");
+    let leaf = sign(&ca, "leaf");
     for bad in [leaf.as_str(), "garbage", ""] {
         let r = RegisterCaCertificateRequest {
             ca_certificate: Some(bad.to_owned()),
@@ -350,19 +263,19 @@ fn ca_registration_rules() {
         assert_eq!(code_of(err), expected, "{bad:?}");
     }
 
-    let mut good = req(Some(ca.sign(&code)), None);
+    let mut good = req(Some(sign(&ca, &code)), None);
     good.allow_auto_registration = true;
     good.registration_config = Some(RegistrationConfig {
         template_name: Some("jitp".into()),
         ..Default::default()
     });
     let registered = run(&mut s, |s, c| register_ca_certificate(s, c, good.clone())).unwrap();
-    assert_eq!(registered.certificate_id, ca.id());
+    assert_eq!(registered.certificate_id, ca.cert.id.clone());
     assert_eq!(
         registered.certificate_arn,
-        format!("arn:aws:iot:us-east-1:123456789012:cacert/{}", ca.id())
+        format!("arn:aws:iot:us-east-1:123456789012:cacert/{}", ca.cert.id)
     );
-    let d = describe_ca_certificate(&s, &ctx(), &ca.id()).unwrap();
+    let d = describe_ca_certificate(&s, &ctx(), &ca.cert.id).unwrap();
     assert_eq!(d.certificate_description.status, CaStatus::Inactive);
     assert_eq!(
         d.certificate_description.auto_registration_status,
@@ -377,7 +290,7 @@ fn ca_registration_rules() {
         Some("jitp")
     );
     let json =
-        serde_json::to_value(describe_ca_certificate(&s, &ctx(), &ca.id()).unwrap()).unwrap();
+        serde_json::to_value(describe_ca_certificate(&s, &ctx(), &ca.cert.id).unwrap()).unwrap();
     assert_eq!(
         json["certificateDescription"]["autoRegistrationStatus"],
         "ENABLE"
@@ -396,7 +309,7 @@ fn ca_registration_rules() {
             resource_arn,
             ..
         } => {
-            assert_eq!(resource_id, Some(ca.id()));
+            assert_eq!(resource_id, Some(ca.cert.id.clone()));
             assert_eq!(resource_arn, Some(registered.certificate_arn));
         }
         other => panic!("{other:?}"),
@@ -407,26 +320,26 @@ fn ca_registration_rules() {
 fn at_most_ten_cas_share_a_subject() {
     let mut s = RegistryState::default();
     for _ in 0..MAX_CAS_PER_SUBJECT {
-        register_ca(&mut s, &TestCa::new("Same"), false);
+        register_ca(&mut s, &make_ca("Same"), false);
     }
-    let eleventh = TestCa::new("Same");
+    let eleventh = make_ca("Same");
     let code = code(&mut s);
     let req = RegisterCaCertificateRequest {
-        ca_certificate: Some(eleventh.cert_pem.clone()),
-        verification_certificate: Some(eleventh.sign(&code)),
+        ca_certificate: Some(eleventh.cert.pem.clone()),
+        verification_certificate: Some(sign(&eleventh, &code)),
         ..Default::default()
     };
     let err = run(&mut s, |s, c| register_ca_certificate(s, c, req)).unwrap_err();
     assert_eq!(err.aws_error_code(), "LimitExceededException");
     assert_eq!(err.http_status(), 410);
-    register_ca(&mut s, &TestCa::new("Other"), false);
+    register_ca(&mut s, &make_ca("Other"), false);
 }
 
 #[test]
 fn device_certificates_register_under_their_ca() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("Fleet CA");
-    let device = ca.sign("device-1");
+    let ca = make_ca("Fleet CA");
+    let device = sign(&ca, "device-1");
     let req = |pem: &str, ca_pem: Option<&str>| RegisterCertificateRequest {
         certificate_pem: Some(pem.to_owned()),
         ca_certificate_pem: ca_pem.map(str::to_owned),
@@ -439,7 +352,7 @@ fn device_certificates_register_under_their_ca() {
     .unwrap_err();
     assert_eq!(code_of(err), "CertificateValidationException");
     let err = run(&mut s, |s, c| {
-        register_certificate(s, c, req(&device, Some(&ca.cert_pem)))
+        register_certificate(s, c, req(&device, Some(&ca.cert.pem)))
     })
     .unwrap_err();
     assert_eq!(code_of(err.clone()), "CertificateValidationException");
@@ -464,8 +377,8 @@ fn device_certificates_register_under_their_ca() {
     assert_eq!(code_of(err), "ResourceAlreadyExistsException");
 
     // With the CA's PEM; setAsActive wins over status.
-    let second = ca.sign("device-2");
-    let mut r = req(&second, Some(&ca.cert_pem));
+    let second = sign(&ca, "device-2");
+    let mut r = req(&second, Some(&ca.cert.pem));
     r.set_as_active = true;
     r.status = Some("INACTIVE".into());
     let id = run(&mut s, |s, c| register_certificate(s, c, r))
@@ -474,10 +387,10 @@ fn device_certificates_register_under_their_ca() {
     assert_eq!(s.certificates[&id].status, CertificateStatus::Active);
 
     // Signed by another CA than the PEM given.
-    let other = TestCa::new("Other CA");
+    let other = make_ca("Other CA");
     register_ca(&mut s, &other, true);
     let err = run(&mut s, |s, c| {
-        register_certificate(s, c, req(&ca.sign("device-3"), Some(&other.cert_pem)))
+        register_certificate(s, c, req(&sign(&ca, "device-3"), Some(&other.cert.pem)))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "CertificateValidationException");
@@ -488,19 +401,25 @@ fn device_certificates_register_under_their_ca() {
         ("PENDING_TRANSFER", "InvalidRequestException"),
         ("SLEEPING", "InvalidRequestException"),
     ] {
-        let mut r = req(&ca.sign("device-4"), None);
+        let mut r = req(&sign(&ca, "device-4"), None);
         r.status = Some(status.into());
         let err = run(&mut s, |s, c| register_certificate(s, c, r)).unwrap_err();
         assert_eq!(code_of(err), expected, "{status}");
     }
-    let revoked = register_device(&mut s, &ca.sign("device-5"), "REVOKED");
+    let revoked = register_device(&mut s, &sign(&ca, "device-5"), "REVOKED");
     assert_eq!(
         s.certificates[&revoked.certificate_id].status,
         CertificateStatus::Revoked
     );
 
     // Expired, malformed, missing.
-    let expired = ca.sign_valid("old", NOW - 10 * 86_400, NOW - 86_400);
+    let expired = ca.sign(
+        "old",
+        Validity {
+            not_before: NOW - 10 * 86_400,
+            not_after: NOW - 86_400,
+        },
+    );
     for (pem, expected) in [
         (expired.as_str(), "CertificateValidationException"),
         (
@@ -517,16 +436,16 @@ fn device_certificates_register_under_their_ca() {
 #[test]
 fn device_certificates_inherit_an_sni_only_cas_mode() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("SNI CA");
+    let ca = make_ca("SNI CA");
     let req = RegisterCaCertificateRequest {
-        ca_certificate: Some(ca.cert_pem.clone()),
+        ca_certificate: Some(ca.cert.pem.clone()),
         certificate_mode: Some("SNI_ONLY".into()),
         set_as_active: true,
         ..Default::default()
     };
     run(&mut s, |s, c| register_ca_certificate(s, c, req)).unwrap();
     assert_eq!(s.registration_code, None);
-    let id = register_device(&mut s, &ca.sign("d"), "ACTIVE").certificate_id;
+    let id = register_device(&mut s, &sign(&ca, "d"), "ACTIVE").certificate_id;
     assert_eq!(s.certificates[&id].mode, CertificateMode::SniOnly);
 }
 
@@ -536,12 +455,12 @@ fn two_cas_with_one_subject_and_key_conflict() {
     let key_pem = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
         .unwrap()
         .serialize_pem();
-    let a = TestCa::with_key("Twin", KeyPair::from_pem(&key_pem).unwrap());
-    let b = TestCa::with_key("Twin", KeyPair::from_pem(&key_pem).unwrap());
-    assert_ne!(a.id(), b.id());
+    let a = TestCa::with_key("Twin", KeyPair::from_pem(&key_pem).unwrap(), ten_years(NOW));
+    let b = TestCa::with_key("Twin", KeyPair::from_pem(&key_pem).unwrap(), ten_years(NOW));
+    assert_ne!(a.cert.id.clone(), b.cert.id.clone());
     register_ca(&mut s, &a, true);
     register_ca(&mut s, &b, true);
-    let device = a.sign("twin-device");
+    let device = sign(&a, "twin-device");
     let req = RegisterCertificateRequest {
         certificate_pem: Some(device.clone()),
         ..Default::default()
@@ -551,25 +470,28 @@ fn two_cas_with_one_subject_and_key_conflict() {
     assert_eq!(err.http_status(), 409);
     let req = RegisterCertificateRequest {
         certificate_pem: Some(device),
-        ca_certificate_pem: Some(b.cert_pem.clone()),
+        ca_certificate_pem: Some(b.cert.pem.clone()),
         ..Default::default()
     };
     let id = run(&mut s, |s, c| register_certificate(s, c, req))
         .unwrap()
         .certificate_id;
-    assert_eq!(s.certificates[&id].ca_certificate_id, Some(b.id()));
+    assert_eq!(
+        s.certificates[&id].ca_certificate_id,
+        Some(b.cert.id.clone())
+    );
 }
 
 #[test]
 fn certificates_without_a_ca_are_sni_only() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("Unregistered");
+    let ca = make_ca("Unregistered");
     let req = |pem: String, status: Option<&str>| RegisterCertificateWithoutCaRequest {
         certificate_pem: Some(pem),
         status: status.map(str::to_owned),
     };
     let id = run(&mut s, |s, c| {
-        register_certificate_without_ca(s, c, req(ca.sign("x"), Some("ACTIVE")))
+        register_certificate_without_ca(s, c, req(sign(&ca, "x"), Some("ACTIVE")))
     })
     .unwrap()
     .certificate_id;
@@ -579,13 +501,25 @@ fn certificates_without_a_ca_are_sni_only() {
     assert_eq!(d.certificate_mode, CertificateMode::SniOnly);
     assert_eq!(d.ca_certificate_id, None);
     assert_eq!(d.status, CertificateStatus::Active);
-    let expired = ca.sign_valid("old", NOW - 10 * 86_400, NOW - 86_400);
+    let expired = ca.sign(
+        "old",
+        Validity {
+            not_before: NOW - 10 * 86_400,
+            not_after: NOW - 86_400,
+        },
+    );
     let err = run(&mut s, |s, c| {
         register_certificate_without_ca(s, c, req(expired, None))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "CertificateValidationException");
-    let future = ca.sign_valid("later", NOW + 86_400, NOW + 10 * 86_400);
+    let future = ca.sign(
+        "later",
+        Validity {
+            not_before: NOW + 86_400,
+            not_after: NOW + 10 * 86_400,
+        },
+    );
     let err = run(&mut s, |s, c| {
         register_certificate_without_ca(s, c, req(future, None))
     })
@@ -596,9 +530,9 @@ fn certificates_without_a_ca_are_sni_only() {
 #[test]
 fn describe_certificate_has_every_member() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     register_ca(&mut s, &ca, true);
-    let pem = ca.sign("d");
+    let pem = sign(&ca, "d");
     let id = register_device(&mut s, &pem, "ACTIVE").certificate_id;
     let json = serde_json::to_value(describe_certificate(&s, &ctx(), &id).unwrap()).unwrap();
     let d = &json["certificateDescription"];
@@ -644,9 +578,9 @@ fn describe_certificate_has_every_member() {
 #[test]
 fn update_certificate_status_rules() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     register_ca(&mut s, &ca, true);
-    let id = register_device(&mut s, &ca.sign("d"), "INACTIVE").certificate_id;
+    let id = register_device(&mut s, &sign(&ca, "d"), "INACTIVE").certificate_id;
     let update = |s: &mut RegistryState, status: &str| {
         let id = id.clone();
         let status = status.to_owned();
@@ -685,9 +619,9 @@ fn update_certificate_status_rules() {
 #[test]
 fn delete_certificate_rules() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     register_ca(&mut s, &ca, true);
-    let registered = register_device(&mut s, &ca.sign("d"), "ACTIVE");
+    let registered = register_device(&mut s, &sign(&ca, "d"), "ACTIVE");
     let id = registered.certificate_id.clone();
     let err = run(&mut s, |s, c| delete_certificate(s, c, &id, false)).unwrap_err();
     assert_eq!(code_of(err), "CertificateStateException");
@@ -716,12 +650,12 @@ fn delete_certificate_rules() {
 #[test]
 fn listings_page_by_creation_date() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     let ca_id = register_ca(&mut s, &ca, true).certificate_id;
     let base = ctx().now_ms;
     let mut ids = Vec::new();
     for i in 0..7_i64 {
-        let pem = ca.sign(&format!("d{i}"));
+        let pem = sign(&ca, &format!("d{i}"));
         let req = RegisterCertificateRequest {
             certificate_pem: Some(pem),
             ..Default::default()
@@ -734,13 +668,13 @@ fn listings_page_by_creation_date() {
         .certificate_id;
         ids.push((base + 1000 + i / 2, id));
     }
-    let other = TestCa::new("Other");
+    let other = make_ca("Other");
     let unrelated = run_at(&mut s, base + 5000, |s, c| {
         register_certificate_without_ca(
             s,
             c,
             RegisterCertificateWithoutCaRequest {
-                certificate_pem: Some(other.sign("x")),
+                certificate_pem: Some(sign(&other, "x")),
                 status: None,
             },
         )
@@ -818,8 +752,8 @@ fn listings_page_by_creation_date() {
 #[test]
 fn ca_updates_listing_and_deletion() {
     let mut s = RegistryState::default();
-    let a = TestCa::new("A");
-    let b = TestCa::new("B");
+    let a = make_ca("A");
+    let b = make_ca("B");
     let a_id = register_ca(&mut s, &a, true).certificate_id;
     let b_id = run_at(&mut s, ctx().now_ms + 5, |s, c| {
         let code = s.registration_code.clone().unwrap();
@@ -827,8 +761,8 @@ fn ca_updates_listing_and_deletion() {
             s,
             c,
             RegisterCaCertificateRequest {
-                ca_certificate: Some(b.cert_pem.clone()),
-                verification_certificate: Some(b.sign(&code)),
+                ca_certificate: Some(b.cert.pem.clone()),
+                verification_certificate: Some(sign(&b, &code)),
                 ..Default::default()
             },
         )
@@ -952,7 +886,7 @@ fn ca_updates_listing_and_deletion() {
 
     // A device certificate under A; deleting A needs it INACTIVE, and leaves the device
     // certificate (naming A) in place.
-    let device = register_device(&mut s, &a.sign("d"), "ACTIVE").certificate_id;
+    let device = register_device(&mut s, &sign(&a, "d"), "ACTIVE").certificate_id;
     let err = run(&mut s, |s, c| delete_ca_certificate(s, c, &a_id)).unwrap_err();
     assert_eq!(code_of(err), "CertificateStateException");
     update(
@@ -977,7 +911,7 @@ fn ca_updates_listing_and_deletion() {
 #[test]
 fn crls_attach_replace_and_detach() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CRL CA");
+    let ca = make_ca("CRL CA");
     let id = register_ca(&mut s, &ca, true).certificate_id;
     let put = |s: &mut RegistryState, pem: String| {
         let id = id.clone();
@@ -1007,7 +941,7 @@ fn crls_attach_replace_and_detach() {
     assert_eq!(newer.revoked_count, 1);
 
     // Another CA's CRL, garbage, nothing.
-    let other = TestCa::new("CRL CA");
+    let other = make_ca("CRL CA");
     for (pem, expected) in [
         (other.crl(9, NOW, &[]), "CertificateValidationException"),
         ("junk".to_owned(), "CertificateValidationException"),
@@ -1036,10 +970,10 @@ fn crls_attach_replace_and_detach() {
 #[test]
 fn thing_principals_attach_exclusively_or_not() {
     let mut s = RegistryState::default();
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     register_ca(&mut s, &ca, true);
-    let one = register_device(&mut s, &ca.sign("one"), "ACTIVE").certificate_arn;
-    let two = register_device(&mut s, &ca.sign("two"), "ACTIVE").certificate_arn;
+    let one = register_device(&mut s, &sign(&ca, "one"), "ACTIVE").certificate_arn;
+    let two = register_device(&mut s, &sign(&ca, "two"), "ACTIVE").certificate_arn;
     for t in ["a", "b", "c"] {
         make_thing(&mut s, t);
     }
@@ -1201,15 +1135,15 @@ fn certificate_records_reload_to_the_same_state() {
         s.apply(&changes);
         all.extend(changes);
     };
-    let ca = TestCa::new("CA");
+    let ca = make_ca("CA");
     keep(&mut s, &|s, c| {
         get_registration_code(s, c).map(|(_, ch)| ch)
     });
     let code = s.registration_code.clone().unwrap();
     keep(&mut s, &|s, c| {
         let req = RegisterCaCertificateRequest {
-            ca_certificate: Some(ca.cert_pem.clone()),
-            verification_certificate: Some(ca.sign(&code)),
+            ca_certificate: Some(ca.cert.pem.clone()),
+            verification_certificate: Some(sign(&ca, &code)),
             registration_config: Some(RegistrationConfig {
                 template_body: Some("{}".into()),
                 ..Default::default()
@@ -1223,14 +1157,14 @@ fn certificate_records_reload_to_the_same_state() {
         put_ca_crl(
             s,
             c,
-            &ca.id(),
+            &ca.cert.id,
             PutCaCrlRequest {
                 crl_pem: Some(crl.clone()),
             },
         )
         .map(|(_, ch)| ch)
     });
-    let device = ca.sign("d");
+    let device = sign(&ca, "d");
     keep(&mut s, &|s, c| {
         let req = RegisterCertificateRequest {
             certificate_pem: Some(device.clone()),
@@ -1252,7 +1186,7 @@ fn certificate_records_reload_to_the_same_state() {
     assert_eq!(reloaded.ca_certificates, s.ca_certificates);
     assert_eq!(reloaded.registration_code, s.registration_code);
     assert!(
-        reloaded.ca_certificates[&ca.id()]
+        reloaded.ca_certificates[&ca.cert.id]
             .crl_pem
             .as_deref()
             .is_some_and(|p| p.contains("X509 CRL"))

@@ -1,59 +1,28 @@
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use proptest::prelude::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, RevocationReason,
-    RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateParams, DistinguishedName, DnType};
 
 use super::*;
 use crate::registry::{Arns, CertificateMode};
-use crate::x509::{CaSigner, Validity, issue_from_csr, parse_certificate};
+use crate::testing::{TestCa, csr_pem, new_key, ten_years};
+use crate::x509::{Validity, issue_from_csr, parse_certificate};
 
 const NOW: i64 = 1_780_000_000; // 2026-05-28
 const NOW_MS: i64 = NOW * 1000;
 
-/// Unix seconds as rcgen's time type (which rcgen does not export by name).
-macro_rules! at {
-    ($t:expr) => {
-        rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(i64::unsigned_abs($t))
-    };
-}
-
-struct TestCa {
-    cert: Certificate,
-    key_pem: String,
-}
-
 fn make_ca(cn: &str) -> TestCa {
-    make_ca_valid(cn, NOW - 86_400, NOW + 3650 * 86_400)
+    TestCa::new(cn, ten_years(NOW))
 }
 
 fn make_ca_valid(cn: &str, not_before: i64, not_after: i64) -> TestCa {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = at!(not_before);
-    params.not_after = at!(not_after);
-    let cert = params.self_signed(&key).unwrap();
-    TestCa {
-        cert: parse_certificate(cert.pem().as_bytes()).unwrap(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-fn csr_pem(cn: &str) -> String {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.serialize_request(&key).unwrap().pem().unwrap()
+    TestCa::new(
+        cn,
+        Validity {
+            not_before,
+            not_after,
+        },
+    )
 }
 
 /// A client certificate issued by `ca`, valid from a day ago for ten years.
@@ -62,10 +31,9 @@ fn device_of(ca: &TestCa, cn: &str) -> Certificate {
 }
 
 fn device_of_valid(ca: &TestCa, cn: &str, not_before: i64, not_after: i64) -> Certificate {
-    let signer = CaSigner::from_pem(ca.cert.pem.as_bytes(), ca.key_pem.as_bytes()).unwrap();
     issue_from_csr(
         csr_pem(cn).as_bytes(),
-        &signer,
+        &ca.signer(),
         Validity {
             not_before,
             not_after,
@@ -76,38 +44,23 @@ fn device_of_valid(ca: &TestCa, cn: &str, not_before: i64, not_after: i64) -> Ce
 
 /// A self-signed end-entity certificate (what `RegisterCertificateWithoutCA` takes).
 fn self_signed(cn: &str) -> Certificate {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let key = new_key();
     let mut params = CertificateParams::new(vec![]).unwrap();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.not_before = at!(NOW - 86_400);
-    params.not_after = at!(NOW + 86_400);
+    Validity {
+        not_before: NOW - 86_400,
+        not_after: NOW + 86_400,
+    }
+    .apply(&mut params)
+    .unwrap();
     parse_certificate(params.self_signed(&key).unwrap().pem().as_bytes()).unwrap()
 }
 
 fn crl_pem(ca: &TestCa, revoked: &[&Certificate]) -> String {
-    let issuer =
-        Issuer::from_ca_cert_pem(&ca.cert.pem, KeyPair::from_pem(&ca.key_pem).unwrap()).unwrap();
-    CertificateRevocationListParams {
-        this_update: at!(NOW - 60),
-        next_update: at!(NOW + 86_400),
-        crl_number: SerialNumber::from_slice(&[1]),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|c| RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&unhex(&c.serial)),
-                revocation_time: at!(NOW - 3600),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    }
-    .signed_by(&issuer)
-    .unwrap()
-    .pem()
-    .unwrap()
+    let serials: Vec<Vec<u8>> = revoked.iter().map(|c| unhex(&c.serial)).collect();
+    let serials: Vec<&[u8]> = serials.iter().map(Vec::as_slice).collect();
+    ca.crl(1, NOW - 60, &serials)
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -118,47 +71,17 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn record(cert: &Certificate, status: CertificateStatus, ca: Option<&TestCa>) -> CertificateRecord {
-    CertificateRecord {
-        id: cert.id.clone(),
-        pem: cert.pem.clone(),
-        status,
-        ca_certificate_id: ca.map(|c| c.cert.id.clone()),
-        mode: if ca.is_some() {
-            CertificateMode::Default
-        } else {
-            CertificateMode::SniOnly
-        },
-        owned_by: "123456789012".into(),
-        creation_date_ms: NOW_MS - 5000,
-        last_modified_date_ms: NOW_MS - 5000,
-        customer_version: 1,
-        generation_id: "g".into(),
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        serial: cert.serial.clone(),
-        subject: cert.subject.clone(),
-        issuer: cert.issuer.clone(),
-    }
+    let mode = if ca.is_some() {
+        CertificateMode::Default
+    } else {
+        CertificateMode::SniOnly
+    };
+    CertificateRecord::new(&ctx(), cert, status, ca.map(|c| c.cert.id.clone()), mode).unwrap()
 }
 
 fn ca_record(ca: &TestCa, status: CaStatus, auto_registration: bool) -> CaCertificateRecord {
-    CaCertificateRecord {
-        id: ca.cert.id.clone(),
-        pem: ca.cert.pem.clone(),
-        status,
-        auto_registration,
-        mode: CertificateMode::Default,
-        owned_by: "123456789012".into(),
-        creation_date_ms: NOW_MS - 10_000,
-        last_modified_date_ms: NOW_MS - 10_000,
-        customer_version: 1,
-        generation_id: "g".into(),
-        not_before: ca.cert.not_before,
-        not_after: ca.cert.not_after,
-        subject: ca.cert.subject.clone(),
-        registration_config: None,
-        crl_pem: None,
-    }
+    let mode = CertificateMode::Default;
+    CaCertificateRecord::new(&ctx(), &ca.cert, status, auto_registration, mode, None).unwrap()
 }
 
 fn put_cert(state: &mut RegistryState, r: CertificateRecord) {
