@@ -1,6 +1,6 @@
 //! Device authentication by X.509 certificate, wired to the live registry:
 //!
-//! - [`DeviceVerifier`], the rustls client-certificate verifier of every TLS listener: a
+//! - [`DeviceVerifier`], the client-certificate check of every TLS listener: a
 //!   presented certificate must pass [`RegistryState::check_device_certificate_cached`]
 //!   (registered and ACTIVE, its CA ACTIVE, the chain, the CA's CRL), else the handshake fails
 //!   with an alert that says why (certificate_revoked, certificate_expired, bad_certificate or
@@ -24,12 +24,11 @@ use ferrocore_identity::registry::{
     CaCache, CertificateRegisteredEvent, Change, DeviceCheck, Refusal, Registry, RegistryState,
     auto_register,
 };
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::CertificateError;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tracing::{debug, info, warn};
+
+use crate::tls::ClientCertCheck;
 
 /// The registry and the parsed CAs shared by the handshake and CONNECT checks.
 pub struct DeviceAuth {
@@ -75,32 +74,18 @@ impl CertificateCheck for DeviceAuth {
     }
 }
 
-/// The client-certificate verifier of every TLS listener (see the module documentation).
+/// The client-certificate check of every TLS listener (see the module documentation).
 pub struct DeviceVerifier {
     auth: Arc<DeviceAuth>,
     /// Where JITR events go; weak, so that the broker's lifetime stays its own.
     broker: Weak<Broker>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl std::fmt::Debug for DeviceVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceVerifier").finish_non_exhaustive()
-    }
 }
 
 impl DeviceVerifier {
-    pub fn new(auth: Arc<DeviceAuth>, broker: &Arc<Broker>) -> Arc<DeviceVerifier> {
-        Arc::new(DeviceVerifier {
+    pub fn new(auth: Arc<DeviceAuth>, broker: &Arc<Broker>) -> DeviceVerifier {
+        DeviceVerifier {
             auth,
             broker: Arc::downgrade(broker),
-            algorithms: crate::tls::provider().signature_verification_algorithms,
-        })
-    }
-
-    fn publish(&self, event: &CertificateRegisteredEvent) {
-        if let Some(broker) = self.broker.upgrade() {
-            broker.publish_event(&event.topic(), event.payload());
         }
     }
 
@@ -128,9 +113,7 @@ impl DeviceVerifier {
                         ca_certificate_id = %event.ca_certificate_id,
                         "registered a device certificate as PENDING_ACTIVATION (JITR)"
                     );
-                    if let Some(broker) = broker.upgrade() {
-                        broker.publish_event(&event.topic(), event.payload());
-                    }
+                    publish(&broker, &event);
                 }
                 Ok(None) => {
                     debug!(certificate_id = %id, "JITR: nothing to register any more");
@@ -140,6 +123,12 @@ impl DeviceVerifier {
                 }
             }
         });
+    }
+}
+
+fn publish(broker: &Weak<Broker>, event: &CertificateRegisteredEvent) {
+    if let Some(broker) = broker.upgrade() {
+        broker.publish_event(&event.topic(), event.payload());
     }
 }
 
@@ -158,41 +147,26 @@ fn alert(reason: &Refusal) -> rustls::Error {
     rustls::Error::InvalidCertificate(error)
 }
 
-impl ClientCertVerifier for DeviceVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        // No hints: a device presents the certificate it was given, whichever CA issued it.
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
+impl ClientCertCheck for DeviceVerifier {
+    fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
         let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         match self.auth.check(end_entity, now_secs) {
             DeviceCheck::Accepted(a) => {
                 debug!(certificate_id = %a.certificate_id, "device certificate accepted");
-                Ok(ClientCertVerified::assertion())
+                Ok(())
             }
             DeviceCheck::Refused(r) => {
                 info!(certificate_id = %r.certificate_id, reason = %r.reason, "device certificate refused in the TLS handshake");
                 if let Some(pending) = &r.pending_activation {
-                    self.publish(&CertificateRegisteredEvent::pending(
-                        &r.certificate_id,
-                        pending,
-                        &self.auth.registry.arns().account_id,
-                        unix_millis(),
-                    ));
+                    publish(
+                        &self.broker,
+                        &CertificateRegisteredEvent::pending(
+                            &r.certificate_id,
+                            pending,
+                            &self.auth.registry.arns().account_id,
+                            unix_millis(),
+                        ),
+                    );
                 }
                 Err(alert(&r.reason))
             }
@@ -206,28 +180,6 @@ impl ClientCertVerifier for DeviceVerifier {
                 Err(alert(&Refusal::NotRegistered))
             }
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 

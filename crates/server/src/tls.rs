@@ -4,8 +4,8 @@
 //!
 //! Every configuration asks for a client certificate without requiring one (anonymous and
 //! development listeners, and later custom authentication, need none). Which certificates
-//! pass is the client verifier's decision: the registry's in the server
-//! ([`crate::devices::DeviceVerifier`]), anything in tests ([`AcceptAnyClientCert`]).
+//! pass is a [`ClientCertCheck`]'s decision: the registry's in the server
+//! ([`crate::devices::DeviceVerifier`]).
 
 use std::sync::Arc;
 
@@ -33,34 +33,32 @@ pub fn is_mqtt_alpn(alpn: &[u8]) -> bool {
     alpn == ALPN_MQTT_CA || alpn == ALPN_MQTT
 }
 
-/// Requests a client certificate but accepts any chain, or none, leaving the decision to
-/// whoever reads `TlsInfo::peer_certificates` (tests and tools; the server uses
-/// [`crate::devices::DeviceVerifier`]). The handshake still proves possession of the
-/// certificate's key.
-#[derive(Debug)]
-pub struct AcceptAnyClientCert {
+/// Decides whether a presented client certificate passes the handshake.
+pub trait ClientCertCheck: Send + Sync + 'static {
+    /// `end_entity` passes with `Ok`; an error fails the handshake with its TLS alert.
+    fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error>;
+}
+
+/// The client verifier of every configuration: asks for a client certificate without
+/// requiring one, verifies the handshake's signature (the client holds the certificate's key)
+/// and leaves the certificate itself to `check`.
+struct ClientVerifier<C> {
+    check: C,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl AcceptAnyClientCert {
-    pub fn new(provider: &CryptoProvider) -> AcceptAnyClientCert {
-        AcceptAnyClientCert {
-            algorithms: provider.signature_verification_algorithms,
-        }
-    }
-
-    /// With the aws-lc-rs provider every configuration uses.
-    pub fn shared() -> Arc<dyn ClientCertVerifier> {
-        Arc::new(AcceptAnyClientCert::new(&provider()))
+impl<C> std::fmt::Debug for ClientVerifier<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientVerifier").finish_non_exhaustive()
     }
 }
 
 /// The crypto provider of every configuration.
-pub fn provider() -> CryptoProvider {
+fn provider() -> CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()
 }
 
-impl ClientCertVerifier for AcceptAnyClientCert {
+impl<C: ClientCertCheck> ClientCertVerifier for ClientVerifier<C> {
     fn offer_client_auth(&self) -> bool {
         true
     }
@@ -70,15 +68,17 @@ impl ClientCertVerifier for AcceptAnyClientCert {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: a device presents the certificate it was given, whichever CA issued it.
         &[]
     }
 
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check.check(end_entity, now)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -156,12 +156,16 @@ impl TlsConfigs {
 }
 
 impl TlsState {
-    /// Configurations serving `identity`, with `client_verifier` deciding which client
+    /// Configurations serving `identity`, with `client_check` deciding which client
     /// certificates pass the handshake (none is required).
     pub fn new(
         identity: &ServerIdentity,
-        client_verifier: Arc<dyn ClientCertVerifier>,
+        client_check: impl ClientCertCheck,
     ) -> Result<TlsState, rustls::Error> {
+        let client_verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier {
+            check: client_check,
+            algorithms: provider().signature_verification_algorithms,
+        });
         Ok(TlsState {
             configs: ArcSwap::from_pointee(TlsConfigs::new(identity, &client_verifier)?),
             client_verifier,

@@ -20,8 +20,7 @@ use ferrocore_mqtt::{
     ConnAck, Connect, Packet, ProtocolVersion, QoS, Subscribe, SubscriptionOptions, reason,
 };
 use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
-use ferrocore_server::tls::TlsState;
-use ferrocore_server::{RunningServer, ServeFlags, ServerOptions, Settings, identity};
+use ferrocore_server::{RunningServer, Settings, identity};
 use ferrocore_store::{Durability, Store};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -32,15 +31,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    flags: ServeFlags,
-}
+mod common;
 
-fn must<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
-}
+use common::{Cli, must, root_store, serve};
 
 struct Harness {
     _tmp: tempfile::TempDir,
@@ -100,29 +93,12 @@ async fn start() -> Harness {
         "broker",
     );
     watch_registry(&devices, &broker);
-    let tls = Arc::new(must(
-        TlsState::new(&id, DeviceVerifier::new(devices, &broker)),
-        "tls",
-    ));
-    let bound = must(ferrocore_server::bind_all(&settings.listeners), "bind");
-    let server = must(
-        bound.start(
-            broker.clone(),
-            Some(tls),
-            ServerOptions::from_settings(&settings),
-        ),
-        "start",
-    );
-    let mut roots = rustls::RootCertStore::empty();
-    let root = must(
-        CertificateDer::from_pem_file(data_dir.join("root-ca.pem")),
-        "root-ca.pem",
-    );
-    must(roots.add(root), "root");
+    let verifier = DeviceVerifier::new(devices, &broker);
+    let (server, _) = serve(&settings, &id, broker.clone(), verifier);
     Harness {
         _tmp: tmp,
         server,
-        roots: Arc::new(roots),
+        roots: root_store(&data_dir),
         registry,
         broker,
     }
@@ -143,9 +119,24 @@ impl Harness {
     }
 
     async fn register(&self, d: &Device, status: CertificateStatus, ca: Option<&TestCa>) {
+        let ca_id = ca.map(|c| c.cert.id.clone());
+        let mode = CertificateMode::Default;
+        let record = CertificateRecord::new(&self.registry.ctx(), &d.cert, status, ca_id, mode);
         self.put(Change::Certificate {
             id: d.cert.id.clone(),
-            new: Some(record(&d.cert, status, ca)),
+            new: Some(must(record, "certificate record")),
+        })
+        .await;
+    }
+
+    async fn register_ca(&self, ca: &TestCa, status: CaStatus, auto_registration: bool) {
+        let ctx = self.registry.ctx();
+        let mode = CertificateMode::Default;
+        let record =
+            CaCertificateRecord::new(&ctx, &ca.cert, status, auto_registration, mode, None);
+        self.put(Change::CaCertificate {
+            id: ca.cert.id.clone(),
+            new: Some(must(record, "CA record")),
         })
         .await;
     }
@@ -264,46 +255,6 @@ fn unix_now() -> i64 {
             .unwrap_or(0),
     )
     .unwrap_or(0)
-}
-
-fn record(cert: &Certificate, status: CertificateStatus, ca: Option<&TestCa>) -> CertificateRecord {
-    CertificateRecord {
-        id: cert.id.clone(),
-        pem: cert.pem.clone(),
-        status,
-        ca_certificate_id: ca.map(|c| c.cert.id.clone()),
-        mode: CertificateMode::Default,
-        owned_by: "123456789012".into(),
-        creation_date_ms: 1,
-        last_modified_date_ms: 1,
-        customer_version: 1,
-        generation_id: "g".into(),
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        serial: cert.serial.clone(),
-        subject: cert.subject.clone(),
-        issuer: cert.issuer.clone(),
-    }
-}
-
-fn ca_record(ca: &TestCa, status: CaStatus, auto_registration: bool) -> CaCertificateRecord {
-    CaCertificateRecord {
-        id: ca.cert.id.clone(),
-        pem: ca.cert.pem.clone(),
-        status,
-        auto_registration,
-        mode: CertificateMode::Default,
-        owned_by: "123456789012".into(),
-        creation_date_ms: 1,
-        last_modified_date_ms: 1,
-        customer_version: 1,
-        generation_id: "g".into(),
-        not_before: ca.cert.not_before,
-        not_after: ca.cert.not_after,
-        subject: ca.cert.subject.clone(),
-        registration_config: None,
-        crl_pem: None,
-    }
 }
 
 // --- a minimal MQTT client over any stream ---
@@ -442,11 +393,7 @@ async fn ca_status_and_chain_decide_for_certificates_registered_under_a_ca() {
     let h = start().await;
     let ca = make_ca("Fleet CA");
     let dev = device_of(&ca, "fleet-1");
-    h.put(Change::CaCertificate {
-        id: ca.cert.id.clone(),
-        new: Some(ca_record(&ca, CaStatus::Active, false)),
-    })
-    .await;
+    h.register_ca(&ca, CaStatus::Active, false).await;
     h.register(&dev, CertificateStatus::Active, Some(&ca)).await;
     let (mut m, ack) = must(
         mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await,
@@ -455,11 +402,7 @@ async fn ca_status_and_chain_decide_for_certificates_registered_under_a_ca() {
     assert_eq!(ack.code, reason::SUCCESS);
 
     // Deactivating the CA closes the open connection and refuses new ones.
-    h.put(Change::CaCertificate {
-        id: ca.cert.id.clone(),
-        new: Some(ca_record(&ca, CaStatus::Inactive, false)),
-    })
-    .await;
+    h.register_ca(&ca, CaStatus::Inactive, false).await;
     match m.recv().await.unwrap() {
         Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
         other => panic!("expected DISCONNECT 0x87, got {other:?}"),
@@ -525,11 +468,7 @@ async fn revoking_closes_open_connections_and_resumed_sessions_are_checked_at_co
 async fn jitr_registers_pending_activation_and_announces_it() {
     let h = start().await;
     let ca = make_ca("JITR CA");
-    h.put(Change::CaCertificate {
-        id: ca.cert.id.clone(),
-        new: Some(ca_record(&ca, CaStatus::Active, true)),
-    })
-    .await;
+    h.register_ca(&ca, CaStatus::Active, true).await;
     // An anonymous subscriber on the dev listener.
     let tcp = must(TcpStream::connect(h.addr("mqtt")).await, "tcp");
     let mut sub = Mqtt::new(tcp);

@@ -9,24 +9,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use ferrocore_server::config::FileConfig;
-use ferrocore_server::tls::{AcceptAnyClientCert, TlsState};
+use ferrocore_server::tls::{ClientCertCheck, TlsState};
 use ferrocore_server::{
     BoxFuture, BoxedStream, ConnectionHandler, ConnectionInfo, ListenersFile, RunningServer,
-    ServeFlags, ServerOptions, Settings, identity,
+    Settings, identity,
 };
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    flags: ServeFlags,
-}
+mod common;
+
+use common::{Cli, must, root_store, serve};
 
 /// Writes one line describing the connection, then echoes everything back.
 struct InfoEcho;
@@ -69,6 +66,15 @@ impl ConnectionHandler for InfoEcho {
     }
 }
 
+/// Lets every client certificate through, so that the handler sees what was presented.
+struct AcceptAnyClientCert;
+
+impl ClientCertCheck for AcceptAnyClientCert {
+    fn check(&self, _: &CertificateDer<'_>, _: UnixTime) -> Result<(), rustls::Error> {
+        Ok(())
+    }
+}
+
 struct Harness {
     _tmp: tempfile::TempDir,
     data_dir: PathBuf,
@@ -83,10 +89,6 @@ impl Harness {
             .address(name)
             .unwrap_or_else(|| panic!("no listener {name}"))
     }
-}
-
-fn must<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn settings(args: &[&str], toml: &str) -> Settings {
@@ -115,28 +117,12 @@ async fn start(args: &[&str], toml: &str) -> Harness {
         identity::load_or_create(&settings.data_dir, &settings.endpoint_names, None),
         "identity",
     );
-    let tls = Arc::new(must(TlsState::new(&id, AcceptAnyClientCert::shared()), "tls"));
-    let bound = must(ferrocore_server::bind_all(&settings.listeners), "bind");
-    must(bound.write_listeners_json(&data_dir), "listeners.json");
-    let server = must(
-        bound.start(
-            Arc::new(InfoEcho),
-            Some(tls.clone()),
-            ServerOptions::from_settings(&settings),
-        ),
-        "start",
-    );
-    let mut roots = rustls::RootCertStore::empty();
-    let root = must(
-        CertificateDer::from_pem_file(data_dir.join("root-ca.pem")),
-        "root-ca.pem",
-    );
-    must(roots.add(root), "root");
+    let (server, tls) = serve(&settings, &id, Arc::new(InfoEcho), AcceptAnyClientCert);
     Harness {
         _tmp: tmp,
+        roots: root_store(&data_dir),
         data_dir,
         server,
-        roots: Arc::new(roots),
         tls,
     }
 }
