@@ -278,11 +278,7 @@ fn the_ca_must_be_allowed_to_sign_crls() {
     // No keyUsage extension at all: allowed.
     let no_ku = make_ca_with_usages("Test CA", vec![]);
     let crl = raw_crl(&no_ku, Some(1), None, &[entry(&[1], &[])], &[]);
-    assert!(
-        parse_crl(&crl, &no_ku.cert, NOW)
-            .unwrap()
-            .is_revoked("01")
-    );
+    assert!(parse_crl(&crl, &no_ku.cert, NOW).unwrap().is_revoked("01"));
     // A device certificate is not a CA.
     let ca = make_ca("Test CA");
     let leaf = issue_from_csr(csr_pem("d").as_bytes(), &ca.signer(), long()).unwrap();

@@ -376,7 +376,8 @@ mod crl_tests;
 fn indented_pem_is_accepted() {
     let ca = make_ca("Indented CA");
     let indented: String = ca
-        .cert.pem
+        .cert
+        .pem
         .lines()
         .map(|l| format!("    {l}\r\n"))
         .collect();

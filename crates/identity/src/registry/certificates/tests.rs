@@ -17,11 +17,15 @@ fn make_ca(cn: &str) -> TestCa {
 
 /// A device certificate `ca` signs, valid from an hour ago for a year.
 fn sign(ca: &TestCa, cn: &str) -> String {
+    sign_valid(ca, cn, NOW - 3600, NOW + 365 * 86_400)
+}
+
+fn sign_valid(ca: &TestCa, cn: &str, not_before: i64, not_after: i64) -> String {
     ca.sign(
         cn,
         Validity {
-            not_before: NOW - 3600,
-            not_after: NOW + 365 * 86_400,
+            not_before,
+            not_after,
         },
     )
 }
@@ -413,13 +417,7 @@ fn device_certificates_register_under_their_ca() {
     );
 
     // Expired, malformed, missing.
-    let expired = ca.sign(
-        "old",
-        Validity {
-            not_before: NOW - 10 * 86_400,
-            not_after: NOW - 86_400,
-        },
-    );
+    let expired = sign_valid(&ca, "old", NOW - 10 * 86_400, NOW - 86_400);
     for (pem, expected) in [
         (expired.as_str(), "CertificateValidationException"),
         (
@@ -501,25 +499,13 @@ fn certificates_without_a_ca_are_sni_only() {
     assert_eq!(d.certificate_mode, CertificateMode::SniOnly);
     assert_eq!(d.ca_certificate_id, None);
     assert_eq!(d.status, CertificateStatus::Active);
-    let expired = ca.sign(
-        "old",
-        Validity {
-            not_before: NOW - 10 * 86_400,
-            not_after: NOW - 86_400,
-        },
-    );
+    let expired = sign_valid(&ca, "old", NOW - 10 * 86_400, NOW - 86_400);
     let err = run(&mut s, |s, c| {
         register_certificate_without_ca(s, c, req(expired, None))
     })
     .unwrap_err();
     assert_eq!(code_of(err), "CertificateValidationException");
-    let future = ca.sign(
-        "later",
-        Validity {
-            not_before: NOW + 86_400,
-            not_after: NOW + 10 * 86_400,
-        },
-    );
+    let future = sign_valid(&ca, "later", NOW + 86_400, NOW + 10 * 86_400);
     let err = run(&mut s, |s, c| {
         register_certificate_without_ca(s, c, req(future, None))
     })
