@@ -75,30 +75,39 @@ impl TestCa {
         params.signed_by(&new_key(), &self.issuer()).unwrap().pem()
     }
 
-    /// A CRL (PEM) this CA signs: cRLNumber `number`, `thisUpdate` at `this_update`,
-    /// `nextUpdate` a day later, the `revoked` serials revoked a minute before.
+    /// A CRL (PEM) this CA signs, with [`crl_params`].
     pub(crate) fn crl(&self, number: u8, this_update: i64, revoked: &[&[u8]]) -> String {
-        let at = |t: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(t.unsigned_abs());
-        CertificateRevocationListParams {
-            this_update: at(this_update),
-            next_update: at(this_update + 86_400),
-            crl_number: SerialNumber::from_slice(&[number]),
-            issuing_distribution_point: None,
-            revoked_certs: revoked
-                .iter()
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(serial),
-                    revocation_time: at(this_update - 60),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: rcgen::KeyIdMethod::Sha256,
-        }
-        .signed_by(&self.issuer())
-        .unwrap()
-        .pem()
-        .unwrap()
+        crl_params(&[number], this_update, revoked)
+            .signed_by(&self.issuer())
+            .unwrap()
+            .pem()
+            .unwrap()
+    }
+}
+
+/// A CRL's parameters: cRLNumber `number` (big-endian), `thisUpdate` at `this_update`,
+/// `nextUpdate` a day later, the `revoked` serials revoked a minute before.
+pub(crate) fn crl_params(
+    number: &[u8],
+    this_update: i64,
+    revoked: &[&[u8]],
+) -> CertificateRevocationListParams {
+    let at = |t: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(t.unsigned_abs());
+    CertificateRevocationListParams {
+        this_update: at(this_update),
+        next_update: at(this_update + 86_400),
+        crl_number: SerialNumber::from_slice(number),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(serial),
+                revocation_time: at(this_update - 60),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
     }
 }
 

@@ -1,9 +1,10 @@
 //! CRL tests: a child of `x509::tests`, so the CA and CSR helpers there are in scope.
 
 use super::*;
+use crate::testing::crl_params;
 use rcgen::{
     CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint, CrlScope,
-    RevocationReason, RevokedCertParams, SigningKey,
+    SigningKey,
 };
 
 /// `thisUpdate` the hand-built CRLs carry: `NOW - 60` as UTCTime.
@@ -26,32 +27,15 @@ fn raw_serial(cert: &Certificate) -> Vec<u8> {
     x.raw_serial().to_vec()
 }
 
-/// A CRL made by rcgen, signed by `ca`: `thisUpdate` at `this_update`, `nextUpdate` a day
-/// later, cRLNumber 0x1000, the given serials revoked; `edit` may change the parameters.
+/// A CRL made by rcgen, signed by `ca`: [`crl_params`] with cRLNumber 0x1000; `edit` may
+/// change the parameters.
 fn rcgen_crl(
     ca: &TestCa,
     revoked: &[&[u8]],
     this_update: i64,
     edit: impl FnOnce(&mut CertificateRevocationListParams),
 ) -> rcgen::CertificateRevocationList {
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let at = |t: i64| epoch + Duration::from_secs(t.unsigned_abs());
-    let mut params = CertificateRevocationListParams {
-        this_update: at(this_update),
-        next_update: at(this_update + 86_400),
-        crl_number: SerialNumber::from_slice(&[0x10, 0x00]),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|serial| RevokedCertParams {
-                serial_number: SerialNumber::from_slice(serial),
-                revocation_time: at(this_update - 3600),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    };
+    let mut params = crl_params(&[0x10, 0x00], this_update, revoked);
     edit(&mut params);
     params.signed_by(&ca.issuer()).unwrap()
 }
