@@ -14,10 +14,12 @@
 
 mod certificates;
 mod device;
+mod policies;
 mod things;
 
 pub use certificates::*;
 pub use device::*;
+pub use policies::*;
 pub use things::*;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,7 +120,7 @@ impl From<StoreError> for RegistryError {
 }
 
 /// Builds the ARNs of one region and account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Arns {
     pub region: String,
     pub account_id: String,
@@ -214,6 +216,18 @@ pub enum Change {
     RegistrationCode {
         new: Option<String>,
     },
+    /// A policy, with all its versions.
+    Policy {
+        name: String,
+        new: Option<PolicyRecord>,
+    },
+    /// A policy attached to (or detached from) a target: a certificate ARN or a thing-group
+    /// ARN.
+    PolicyAttachment {
+        policy: String,
+        target: String,
+        attached: bool,
+    },
 }
 
 /// The empty answer (`{}`) of the operations that return nothing.
@@ -247,6 +261,15 @@ pub struct RegistryState {
     /// (principal, thing): the same attachments by principal.
     pub principal_things: BTreeSet<(String, String)>,
     pub registration_code: Option<String>,
+    pub policies: BTreeMap<String, PolicyRecord>,
+    /// (policy, target ARN) attachments.
+    pub policy_targets: BTreeSet<(String, String)>,
+    /// (target ARN, policy): the same attachments by target.
+    pub target_policies: BTreeSet<(String, String)>,
+    /// The region and account of the ARNs the state holds (set by [`Registry::open`]).
+    pub arns: Arns,
+    /// Configured limits (not stored; [`Registry::set_policy_limits`]).
+    pub policy_limits: PolicyLimits,
 }
 
 // Record kinds in the store.
@@ -258,6 +281,8 @@ const KIND_CERTIFICATE: &str = "certificate";
 const KIND_CA_CERTIFICATE: &str = "ca_certificate";
 const KIND_THING_PRINCIPAL: &str = "thing_principal";
 const KIND_REGISTRATION_CODE: &str = "registration_code";
+const KIND_POLICY: &str = "policy";
+const KIND_POLICY_ATTACHMENT: &str = "policy_attachment";
 
 /// Separates the two names of a pair key; neither thing nor group names may contain it.
 const PAIR_SEPARATOR: char = '\n';
@@ -267,6 +292,13 @@ const PAIR_SEPARATOR: char = '\n';
 struct Membership {
     group: String,
     thing: String,
+}
+
+/// A policy attachment as stored (key: policy and target).
+#[derive(Serialize, Deserialize)]
+struct PolicyAttachment {
+    policy: String,
+    target: String,
 }
 
 impl RegistryState {
@@ -328,6 +360,22 @@ impl RegistryState {
                 }
             }
             Change::RegistrationCode { new } => self.registration_code = new.clone(),
+            Change::Policy { name, new } => set(&mut self.policies, name, new),
+            Change::PolicyAttachment {
+                policy,
+                target,
+                attached,
+            } => {
+                let by_policy = (policy.clone(), target.clone());
+                let by_target = (target.clone(), policy.clone());
+                if *attached {
+                    self.policy_targets.insert(by_policy);
+                    self.target_policies.insert(by_target);
+                } else {
+                    self.policy_targets.remove(&by_policy);
+                    self.target_policies.remove(&by_target);
+                }
+            }
         }
     }
 
@@ -383,6 +431,18 @@ impl RegistryState {
                     }
                 }
                 KIND_REGISTRATION_CODE => Change::RegistrationCode { new: Some(doc(r)?) },
+                KIND_POLICY => Change::Policy {
+                    name: key,
+                    new: Some(doc(r)?),
+                },
+                KIND_POLICY_ATTACHMENT => {
+                    let a: PolicyAttachment = doc(r)?;
+                    Change::PolicyAttachment {
+                        policy: a.policy,
+                        target: a.target,
+                        attached: true,
+                    }
+                }
                 // A kind written by a newer version: kept in the store, ignored here.
                 _ => continue,
             });
@@ -451,6 +511,23 @@ impl Change {
                 new,
             } => put_or_delete(KIND_THING_PRINCIPAL, &pair(thing, principal), new),
             Change::RegistrationCode { new } => put_or_delete(KIND_REGISTRATION_CODE, "", new),
+            Change::Policy { name, new } => put_or_delete(KIND_POLICY, name, new),
+            Change::PolicyAttachment {
+                policy,
+                target,
+                attached,
+            } => {
+                let key = pair(policy, target);
+                if *attached {
+                    let a = PolicyAttachment {
+                        policy: policy.clone(),
+                        target: target.clone(),
+                    };
+                    put(KIND_POLICY_ATTACHMENT, key, &a)
+                } else {
+                    delete(KIND_POLICY_ATTACHMENT, key)
+                }
+            }
         }
     }
 }
@@ -466,19 +543,53 @@ pub struct Registry {
     store: Store,
     arns: Arns,
     listeners: parking_lot::Mutex<Vec<Listener>>,
+    /// Compiled policy versions ([`Registry::authorization`]).
+    policy_cache: PolicyCache,
 }
 
 impl Registry {
     /// Loads the registry from `store`.
     pub async fn open(store: Store, arns: Arns) -> Result<Registry, RegistryError> {
         let records = store.load_registry().await?;
+        let mut state = RegistryState::from_records(&records)?;
+        state.arns = arns.clone();
         Ok(Registry {
-            state: parking_lot::RwLock::new(RegistryState::from_records(&records)?),
+            state: parking_lot::RwLock::new(state),
             writer: tokio::sync::Mutex::new(()),
             store,
             arns,
             listeners: parking_lot::Mutex::new(Vec::new()),
+            policy_cache: PolicyCache::default(),
         })
+    }
+
+    /// Replaces the policy limits (AWS's quotas by default).
+    pub fn set_policy_limits(&self, limits: PolicyLimits) {
+        self.state.write().policy_limits = limits;
+    }
+
+    /// What a device connecting with `certificate_id` and `client_id` may do: AWS's
+    /// applicable policy set ([`RegistryState::connection_policies`]), compiled from the
+    /// cache (nothing is parsed twice), with the connection's thing and certificate
+    /// variables and what the answer depends on. The lock is held only to resolve.
+    pub fn authorization(
+        &self,
+        certificate_id: &str,
+        client_id: &str,
+    ) -> Result<ConnectionAuthorization, RegistryError> {
+        let (resolved, pem) = self.read(|s| {
+            (
+                s.connection_policies(certificate_id, client_id),
+                s.certificates.get(certificate_id).map(|c| c.pem.clone()),
+            )
+        });
+        let certificate = pem.map(|pem| certificate_context(certificate_id, &pem));
+        ConnectionAuthorization::compile(&self.policy_cache, resolved, certificate)
+    }
+
+    /// The cache of compiled policy versions.
+    pub fn policy_cache(&self) -> &PolicyCache {
+        &self.policy_cache
     }
 
     pub fn arns(&self) -> &Arns {
@@ -519,6 +630,7 @@ impl Registry {
             .collect::<Result<Vec<_>, _>>()?;
         self.store.submit(ops).await?;
         self.state.write().apply(&changes);
+        self.policy_cache.forget(&changes);
         let listeners = self.listeners.lock().clone();
         for listener in &listeners {
             listener(&changes);
