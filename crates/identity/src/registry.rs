@@ -56,6 +56,12 @@ pub enum RegistryError {
     DeleteConflict(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// A policy document that is not a valid IoT policy (the message is
+    /// [`ferrocore_policy::PolicyError`]'s).
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("{0}")]
+    VersionsLimitExceeded(String),
     #[error("{0}")]
     InternalFailure(String),
 }
@@ -74,6 +80,8 @@ impl RegistryError {
             Self::RegistrationCodeValidation(_) => "RegistrationCodeValidationException",
             Self::DeleteConflict(_) => "DeleteConflictException",
             Self::LimitExceeded(_) => "LimitExceededException",
+            Self::MalformedPolicy(_) => "MalformedPolicyException",
+            Self::VersionsLimitExceeded(_) => "VersionsLimitExceededException",
             Self::InternalFailure(_) => "InternalFailureException",
         }
     }
@@ -83,13 +91,15 @@ impl RegistryError {
         match self {
             Self::InvalidRequest(_)
             | Self::CertificateValidation(_)
-            | Self::RegistrationCodeValidation(_) => 400,
+            | Self::RegistrationCodeValidation(_)
+            | Self::MalformedPolicy(_) => 400,
             Self::ResourceNotFound(_) => 404,
             Self::CertificateState(_) => 406,
             Self::ResourceAlreadyExists { .. }
             | Self::VersionConflict(_)
             | Self::CertificateConflict(_)
-            | Self::DeleteConflict(_) => 409,
+            | Self::DeleteConflict(_)
+            | Self::VersionsLimitExceeded(_) => 409,
             Self::LimitExceeded(_) => 410,
             Self::InternalFailure(_) => 500,
         }

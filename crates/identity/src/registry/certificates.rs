@@ -379,7 +379,7 @@ pub struct TokenPage {
 
 /// One page of `items` (creation time in ms, id, item) in creation order, after `page.marker`,
 /// and the marker of the next page. A marker is the hex of `<ms>/<id>` of the last item given.
-fn page_by_creation<'a, T>(
+pub(super) fn page_by_creation<'a, T>(
     items: impl Iterator<Item = (i64, &'a str, &'a T)>,
     page: &MarkerPage,
 ) -> Result<(Vec<&'a T>, Option<String>), RegistryError> {
@@ -939,8 +939,9 @@ pub fn update_certificate(
 }
 
 /// `DeleteCertificate`: not while ACTIVE (`CertificateStateException`) nor while attached to
-/// a thing (`DeleteConflictException`, even with `forceDelete`, which only overrides
-/// attached policies).
+/// a thing (`DeleteConflictException`, even with `forceDelete`); not while policies are
+/// attached (`DeleteConflictException`) unless `forceDelete`, which detaches them in the same
+/// change.
 pub fn delete_certificate(
     state: &RegistryState,
     ctx: &Ctx,
@@ -966,16 +967,20 @@ pub fn delete_certificate(
              (DetachThingPrincipal) before deleting it."
         )));
     }
-    // Policies attached to the certificate are refused here too once policies exist, unless
-    // `force_delete`.
-    let _ = force_delete;
-    Ok((
-        Empty {},
-        vec![Change::Certificate {
-            id: id.clone(),
-            new: None,
-        }],
-    ))
+    let mut changes = super::policies::detach_all(state, &arn);
+    if !changes.is_empty() && !force_delete {
+        let names: Vec<&str> = state.policies_of_target(&arn).map(String::as_str).collect();
+        return Err(RegistryError::DeleteConflict(format!(
+            "The certificate {id} has policies attached ({}): detach them (DetachPolicy) \
+             before deleting it, or delete it with forceDelete.",
+            names.join(", ")
+        )));
+    }
+    changes.push(Change::Certificate {
+        id: id.clone(),
+        new: None,
+    });
+    Ok((Empty {}, changes))
 }
 
 // ---------------------------------------------------------------------------------------

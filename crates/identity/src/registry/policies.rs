@@ -23,11 +23,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ferrocore_policy::{
-    AltNameKind, CertificateContext, CompiledPolicy, DnField, PolicySet, Request, ThingContext,
+    Action, AltNameKind, CertificateContext, CompiledPolicy, Decision, DnField, Effect, Outcome,
+    PolicySet, Request, ThingContext,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Arns, Change, RegistryError, RegistryState, Thing};
+use super::certificates::page_by_creation;
+use super::{
+    Arns, Change, Ctx, DEFAULT_PAGE_SIZE, Empty, MarkerPage, RegistryError, RegistryState, Tag,
+    Thing, decode_token, encode_token, is_name, millis_to_seconds, uuid_v4, validate_name,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Stored records
@@ -565,6 +570,1031 @@ impl ConnectionAuthorization {
             certificate,
             depends_on: resolved.depends_on,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations: requests and answers (AWS's JSON member names)
+
+/// `{policyName, policyArn}` (the model's `Policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummary {
+    pub policy_name: String,
+    pub policy_arn: String,
+}
+
+impl PolicySummary {
+    fn of(ctx: &Ctx, name: &str) -> Self {
+        PolicySummary {
+            policy_name: name.to_owned(),
+            policy_arn: policy_arn(&ctx.arns, name),
+        }
+    }
+}
+
+/// `CreatePolicy` (the name comes from the path).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyRequest {
+    #[serde(skip)]
+    pub policy_name: String,
+    pub policy_document: Option<String>,
+    /// Accepted and ignored (tagging is not served yet).
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyResponse {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPolicyResponse {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub default_version_id: String,
+    pub creation_date: f64,
+    pub last_modified_date: f64,
+    pub generation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPoliciesResponse {
+    pub policies: Vec<PolicySummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// `CreatePolicyVersion` (name from the path, `setAsDefault` from the query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyVersionRequest {
+    #[serde(skip)]
+    pub policy_name: String,
+    pub policy_document: Option<String>,
+    #[serde(skip)]
+    pub set_as_default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePolicyVersionResponse {
+    pub policy_arn: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+    pub is_default_version: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVersionSummary {
+    pub version_id: String,
+    pub is_default_version: bool,
+    pub create_date: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPolicyVersionsResponse {
+    pub policy_versions: Vec<PolicyVersionSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPolicyVersionResponse {
+    pub policy_arn: String,
+    pub policy_name: String,
+    pub policy_document: String,
+    pub policy_version_id: String,
+    pub is_default_version: bool,
+    pub creation_date: f64,
+    pub last_modified_date: f64,
+    pub generation_id: String,
+}
+
+/// The body of `AttachPolicy` and `DetachPolicy`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PolicyTargetBody {
+    pub target: Option<String>,
+}
+
+/// `ListAttachedPolicies` (target from the path, the rest from the query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListAttachedPoliciesRequest {
+    #[serde(skip)]
+    pub target: String,
+    #[serde(default)]
+    pub recursive: bool,
+    pub marker: Option<String>,
+    #[serde(rename = "pageSize")]
+    pub page_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAttachedPoliciesResponse {
+    pub policies: Vec<PolicySummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// `ListTargetsForPolicy` (name from the path, the rest from the query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListTargetsForPolicyRequest {
+    #[serde(skip)]
+    pub policy_name: String,
+    pub marker: Option<String>,
+    #[serde(rename = "pageSize")]
+    pub page_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTargetsForPolicyResponse {
+    pub targets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// `GetEffectivePolicies` (`thingName` from the query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetEffectivePoliciesRequest {
+    pub principal: Option<String>,
+    pub cognito_identity_pool_id: Option<String>,
+    #[serde(skip)]
+    pub thing_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectivePolicyEntry {
+    pub policy_name: String,
+    pub policy_arn: String,
+    pub policy_document: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetEffectivePoliciesResponse {
+    pub effective_policies: Vec<EffectivePolicyEntry>,
+}
+
+/// `authInfo`: an action and the resources (ARNs) it acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+/// `TestAuthorization` (`clientId` from the query string).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestAuthorizationRequest {
+    pub principal: Option<String>,
+    pub cognito_identity_pool_id: Option<String>,
+    pub auth_infos: Option<Vec<AuthInfo>>,
+    #[serde(skip)]
+    pub client_id: Option<String>,
+    pub policy_names_to_add: Option<Vec<String>>,
+    pub policy_names_to_skip: Option<Vec<String>>,
+}
+
+/// `{policies: [...]}` (`allowed`, `implicitDeny`, `explicitDeny`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyList {
+    pub policies: Vec<PolicySummary>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Denied {
+    pub implicit_deny: PolicyList,
+    pub explicit_deny: PolicyList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResult {
+    pub auth_info: AuthInfo,
+    pub allowed: PolicyList,
+    pub denied: Denied,
+    pub auth_decision: String,
+    pub missing_context_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestAuthorizationResponse {
+    pub auth_results: Vec<AuthResult>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and lookups
+
+/// Longest policy name.
+pub const MAX_POLICY_NAME_LEN: usize = 128;
+/// `authInfos` of one `TestAuthorization`.
+pub const MAX_AUTH_INFOS: usize = 10;
+/// Longest resource of an `authInfo`.
+pub const MAX_RESOURCE_LEN: usize = 2048;
+
+/// Policy names: `[\w+=,.@-]{1,128}` (`\w` being ASCII letters, digits and `_`).
+pub fn validate_policy_name(name: &str) -> Result<(), RegistryError> {
+    if is_name(name, MAX_POLICY_NAME_LEN, b"_+=,.@-") {
+        Ok(())
+    } else {
+        Err(RegistryError::invalid(format!(
+            "Policy name '{}' is invalid: it must be 1 to {MAX_POLICY_NAME_LEN} characters of \
+             a-z, A-Z, 0-9 and _+=,.@-",
+            name.chars().take(200).collect::<String>()
+        )))
+    }
+}
+
+/// A `policyDocument`: present and a valid IoT policy (`MalformedPolicyException` with the
+/// policy engine's message otherwise).
+fn validate_document(document: Option<String>) -> Result<String, RegistryError> {
+    let document = document.ok_or_else(|| RegistryError::invalid("policyDocument is required."))?;
+    ferrocore_policy::parse(&document)
+        .map_err(|e| RegistryError::MalformedPolicy(e.to_string()))?;
+    Ok(document)
+}
+
+/// A `policyVersionId` from a path: `[0-9]+`.
+fn parse_version_id(id: &str) -> Result<u64, RegistryError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        id.parse()
+            .map_err(|_| RegistryError::invalid(format!("Policy version id {id} is too large.")))
+    } else {
+        Err(RegistryError::invalid(format!(
+            "Policy version id '{}' is invalid: it must be a number.",
+            id.chars().take(40).collect::<String>()
+        )))
+    }
+}
+
+fn version_not_found(name: &str, version: u64) -> RegistryError {
+    RegistryError::not_found(format!(
+        "Version {version} of policy {name} cannot be found."
+    ))
+}
+
+/// `record` changed now: new `lastModifiedDate` and `generationId`.
+fn touched(ctx: &Ctx, mut record: PolicyRecord) -> Result<Change, RegistryError> {
+    record.last_modified_date_ms = ctx.now_ms;
+    record.generation_id = uuid_v4()?;
+    Ok(Change::Policy {
+        name: record.name.clone(),
+        new: Some(record),
+    })
+}
+
+/// A target given to `AttachPolicy` / `DetachPolicy` / `ListAttachedPolicies`: a certificate
+/// or thing-group ARN of this region and account (`InvalidRequestException` otherwise).
+fn parse_target<'a>(ctx: &Ctx, target: &'a str) -> Result<Target<'a>, RegistryError> {
+    let shown = || target.chars().take(200).collect::<String>();
+    let parsed = Target::parse(&ctx.arns, target).ok_or_else(|| {
+        let what = if !target.starts_with("arn:") && target.contains(':') {
+            "Amazon Cognito identities are not supported by this server"
+        } else {
+            "it must be a certificate ARN or a thing-group ARN of this region and account"
+        };
+        RegistryError::invalid(format!(
+            "Target '{}' is invalid: {what} ({} or {}).",
+            shown(),
+            certificate_arn(&ctx.arns, "<certificateId>"),
+            thing_group_arn(&ctx.arns, "<groupName>")
+        ))
+    })?;
+    let valid = match parsed {
+        Target::Certificate(id) => {
+            id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }
+        Target::ThingGroup(name) => validate_name("Thing group name", name).is_ok(),
+    };
+    if !valid {
+        return Err(RegistryError::invalid(format!(
+            "Target '{}' is invalid: not a certificate id or thing group name.",
+            shown()
+        )));
+    }
+    Ok(parsed)
+}
+
+fn required_target(target: Option<&str>) -> Result<&str, RegistryError> {
+    match target.map(str::trim) {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(RegistryError::invalid("target is required.")),
+    }
+}
+
+/// Checks that `target` exists.
+fn target_exists(state: &RegistryState, target: Target<'_>) -> Result<(), RegistryError> {
+    match target {
+        Target::Certificate(id) => state.certificate(id).map(|_| ()),
+        Target::ThingGroup(name) => state.thing_group(name).map(|_| ()),
+    }
+}
+
+/// The changes that detach every policy from `target` (an ARN): what deleting a thing group,
+/// or a certificate with `forceDelete`, does.
+pub(crate) fn detach_all(state: &RegistryState, target: &str) -> Vec<Change> {
+    state
+        .policies_of_target(target)
+        .map(|policy| Change::PolicyAttachment {
+            policy: policy.clone(),
+            target: target.to_owned(),
+            attached: false,
+        })
+        .collect()
+}
+
+/// A principal given to `GetEffectivePolicies` / `TestAuthorization`: a registered
+/// certificate's ARN; returns its id.
+fn principal_certificate<'a>(
+    state: &RegistryState,
+    ctx: &Ctx,
+    principal: &'a str,
+) -> Result<&'a str, RegistryError> {
+    match parse_target(ctx, principal) {
+        Ok(Target::Certificate(id)) => {
+            state.certificate(id)?;
+            Ok(id)
+        }
+        _ => Err(RegistryError::invalid(format!(
+            "Principal '{}' is invalid: it must be a certificate ARN ({}).",
+            principal.chars().take(200).collect::<String>(),
+            certificate_arn(&ctx.arns, "<certificateId>")
+        ))),
+    }
+}
+
+fn refuse_cognito(pool: Option<&String>) -> Result<(), RegistryError> {
+    match pool {
+        Some(_) => Err(RegistryError::invalid(
+            "cognitoIdentityPoolId: Amazon Cognito identities are not supported by this server.",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One page of the sorted, unique `names` after `marker` (the hex of the last name given).
+fn page_of_names(
+    names: impl Iterator<Item = String>,
+    marker: Option<&str>,
+    page_size: Option<usize>,
+) -> Result<(Vec<String>, Option<String>), RegistryError> {
+    let limit = super::page_size(page_size, DEFAULT_PAGE_SIZE, "Page size")?;
+    let after = match marker {
+        None | Some("") => None,
+        Some(m) => Some(decode_token(m)?),
+    };
+    let mut out = Vec::new();
+    for name in names.filter(|n| after.as_ref().is_none_or(|a| n > a)) {
+        if out.len() == limit {
+            let next = out.last().map(|l: &String| encode_token(l));
+            return Ok((out, next));
+        }
+        out.push(name);
+    }
+    Ok((out, None))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies and versions
+
+/// `CreatePolicy`: version 1, the default. Not idempotent: an existing name is refused with
+/// `ResourceAlreadyExistsException` whatever its document.
+pub fn create_policy(
+    state: &RegistryState,
+    ctx: &Ctx,
+    req: CreatePolicyRequest,
+) -> Result<(CreatePolicyResponse, Vec<Change>), RegistryError> {
+    let name = req.policy_name;
+    validate_policy_name(&name)?;
+    let document = validate_document(req.policy_document)?;
+    if state.policies.contains_key(&name) {
+        return Err(RegistryError::already_exists(
+            format!("Policy {name} already exists; create a new version of it instead."),
+            &name,
+            policy_arn(&ctx.arns, &name),
+        ));
+    }
+    let record = PolicyRecord {
+        name: name.clone(),
+        versions: BTreeMap::from([(
+            1,
+            PolicyVersionRecord {
+                document: document.clone(),
+                create_date_ms: ctx.now_ms,
+            },
+        )]),
+        default_version: 1,
+        next_version: 2,
+        creation_date_ms: ctx.now_ms,
+        last_modified_date_ms: ctx.now_ms,
+        generation_id: uuid_v4()?,
+    };
+    let answer = CreatePolicyResponse {
+        policy_arn: policy_arn(&ctx.arns, &name),
+        policy_name: name.clone(),
+        policy_document: document,
+        policy_version_id: "1".into(),
+    };
+    Ok((
+        answer,
+        vec![Change::Policy {
+            name,
+            new: Some(record),
+        }],
+    ))
+}
+
+/// `GetPolicy`: the default version's document.
+pub fn get_policy(
+    state: &RegistryState,
+    ctx: &Ctx,
+    name: &str,
+) -> Result<GetPolicyResponse, RegistryError> {
+    validate_policy_name(name)?;
+    let p = state.policy(name)?;
+    Ok(GetPolicyResponse {
+        policy_name: p.name.clone(),
+        policy_arn: policy_arn(&ctx.arns, name),
+        policy_document: p.default_document().to_owned(),
+        default_version_id: p.default_version.to_string(),
+        creation_date: millis_to_seconds(p.creation_date_ms),
+        last_modified_date: millis_to_seconds(p.last_modified_date_ms),
+        generation_id: p.generation_id.clone(),
+    })
+}
+
+/// `ListPolicies`: by creation date, newest first unless `isAscendingOrder=true` (as the
+/// certificate listings).
+pub fn list_policies(
+    state: &RegistryState,
+    ctx: &Ctx,
+    page: &MarkerPage,
+) -> Result<ListPoliciesResponse, RegistryError> {
+    let items = state
+        .policies
+        .values()
+        .map(|p| (p.creation_date_ms, p.name.as_str(), p));
+    let (policies, next_marker) = page_by_creation(items, page)?;
+    Ok(ListPoliciesResponse {
+        policies: policies
+            .into_iter()
+            .map(|p| PolicySummary::of(ctx, &p.name))
+            .collect(),
+        next_marker,
+    })
+}
+
+/// `DeletePolicy`: only once its other versions are deleted and it is attached to nothing
+/// (`DeleteConflictException`); a missing policy is not found.
+pub fn delete_policy(
+    state: &RegistryState,
+    _ctx: &Ctx,
+    name: &str,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    validate_policy_name(name)?;
+    let p = state.policy(name)?;
+    if p.versions.len() > 1 {
+        let others: Vec<String> = p
+            .versions
+            .keys()
+            .filter(|v| **v != p.default_version)
+            .map(u64::to_string)
+            .collect();
+        return Err(RegistryError::DeleteConflict(format!(
+            "Policy {name} still has non-default versions ({}); delete them \
+             (DeletePolicyVersion) before deleting the policy.",
+            others.join(", ")
+        )));
+    }
+    if let Some(target) = state.targets_of_policy(name).next() {
+        return Err(RegistryError::DeleteConflict(format!(
+            "Policy {name} is attached to {target}; detach it from every target \
+             (DetachPolicy) before deleting it."
+        )));
+    }
+    Ok((
+        Empty {},
+        vec![Change::Policy {
+            name: name.to_owned(),
+            new: None,
+        }],
+    ))
+}
+
+/// `CreatePolicyVersion`: at most [`MAX_POLICY_VERSIONS`] versions
+/// (`VersionsLimitExceededException`); version ids are never reused.
+pub fn create_policy_version(
+    state: &RegistryState,
+    ctx: &Ctx,
+    req: CreatePolicyVersionRequest,
+) -> Result<(CreatePolicyVersionResponse, Vec<Change>), RegistryError> {
+    let name = &req.policy_name;
+    validate_policy_name(name)?;
+    let document = validate_document(req.policy_document)?;
+    let mut record = state.policy(name)?.clone();
+    if record.versions.len() >= MAX_POLICY_VERSIONS {
+        return Err(RegistryError::VersionsLimitExceeded(format!(
+            "Policy {name} already has {MAX_POLICY_VERSIONS} versions, the most a policy can \
+             have; delete one (DeletePolicyVersion) first."
+        )));
+    }
+    let version = record.next_version;
+    record.next_version = version.saturating_add(1);
+    record.versions.insert(
+        version,
+        PolicyVersionRecord {
+            document: document.clone(),
+            create_date_ms: ctx.now_ms,
+        },
+    );
+    if req.set_as_default {
+        record.default_version = version;
+    }
+    let answer = CreatePolicyVersionResponse {
+        policy_arn: policy_arn(&ctx.arns, name),
+        policy_document: document,
+        policy_version_id: version.to_string(),
+        is_default_version: req.set_as_default,
+    };
+    Ok((answer, vec![touched(ctx, record)?]))
+}
+
+/// `ListPolicyVersions`: newest first (as AWS's examples show).
+pub fn list_policy_versions(
+    state: &RegistryState,
+    _ctx: &Ctx,
+    name: &str,
+) -> Result<ListPolicyVersionsResponse, RegistryError> {
+    validate_policy_name(name)?;
+    let p = state.policy(name)?;
+    Ok(ListPolicyVersionsResponse {
+        policy_versions: p
+            .versions
+            .iter()
+            .rev()
+            .map(|(v, r)| PolicyVersionSummary {
+                version_id: v.to_string(),
+                is_default_version: *v == p.default_version,
+                create_date: millis_to_seconds(r.create_date_ms),
+            })
+            .collect(),
+    })
+}
+
+/// `GetPolicyVersion`: `creationDate` is the version's, `lastModifiedDate` and
+/// `generationId` the policy's.
+pub fn get_policy_version(
+    state: &RegistryState,
+    ctx: &Ctx,
+    name: &str,
+    version_id: &str,
+) -> Result<GetPolicyVersionResponse, RegistryError> {
+    validate_policy_name(name)?;
+    let version = parse_version_id(version_id)?;
+    let p = state.policy(name)?;
+    let v = p
+        .versions
+        .get(&version)
+        .ok_or_else(|| version_not_found(name, version))?;
+    Ok(GetPolicyVersionResponse {
+        policy_arn: policy_arn(&ctx.arns, name),
+        policy_name: p.name.clone(),
+        policy_document: v.document.clone(),
+        policy_version_id: version.to_string(),
+        is_default_version: version == p.default_version,
+        creation_date: millis_to_seconds(v.create_date_ms),
+        last_modified_date: millis_to_seconds(p.last_modified_date_ms),
+        generation_id: p.generation_id.clone(),
+    })
+}
+
+/// `SetDefaultPolicyVersion`: idempotent; applies at once to every connection that has the
+/// policy.
+pub fn set_default_policy_version(
+    state: &RegistryState,
+    ctx: &Ctx,
+    name: &str,
+    version_id: &str,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    validate_policy_name(name)?;
+    let version = parse_version_id(version_id)?;
+    let p = state.policy(name)?;
+    if !p.versions.contains_key(&version) {
+        return Err(version_not_found(name, version));
+    }
+    if p.default_version == version {
+        return Ok((Empty {}, Vec::new()));
+    }
+    let mut record = p.clone();
+    record.default_version = version;
+    Ok((Empty {}, vec![touched(ctx, record)?]))
+}
+
+/// `DeletePolicyVersion`: not the default version (`DeleteConflictException`; delete the
+/// policy instead).
+pub fn delete_policy_version(
+    state: &RegistryState,
+    ctx: &Ctx,
+    name: &str,
+    version_id: &str,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    validate_policy_name(name)?;
+    let version = parse_version_id(version_id)?;
+    let p = state.policy(name)?;
+    if !p.versions.contains_key(&version) {
+        return Err(version_not_found(name, version));
+    }
+    if p.default_version == version {
+        return Err(RegistryError::DeleteConflict(format!(
+            "Version {version} is the default version of policy {name} and cannot be deleted; \
+             make another version the default (SetDefaultPolicyVersion) or delete the policy."
+        )));
+    }
+    let mut record = p.clone();
+    record.versions.remove(&version);
+    Ok((Empty {}, vec![touched(ctx, record)?]))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attachments
+
+/// `AttachPolicy`: the policy and the target (a certificate or a thing group) must exist;
+/// idempotent; a certificate has at most [`PolicyLimits::max_policies_per_certificate`]
+/// policies and a thing group [`PolicyLimits::max_policies_per_thing_group`]
+/// (`LimitExceededException`).
+pub fn attach_policy(
+    state: &RegistryState,
+    ctx: &Ctx,
+    policy: &str,
+    target: Option<&str>,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    validate_policy_name(policy)?;
+    let target = required_target(target)?;
+    let parsed = parse_target(ctx, target)?;
+    state.policy(policy)?;
+    target_exists(state, parsed)?;
+    let key = (target.to_owned(), policy.to_owned());
+    if state.target_policies.contains(&key) {
+        return Ok((Empty {}, Vec::new()));
+    }
+    let (max, what) = match parsed {
+        Target::Certificate(_) => (
+            state.policy_limits.max_policies_per_certificate,
+            "a certificate",
+        ),
+        Target::ThingGroup(_) => (
+            state.policy_limits.max_policies_per_thing_group,
+            "a thing group",
+        ),
+    };
+    if state.policies_of_target(target).count() >= max {
+        return Err(RegistryError::LimitExceeded(format!(
+            "{target} already has {max} policies attached, the most {what} can have; detach \
+             one first."
+        )));
+    }
+    Ok((
+        Empty {},
+        vec![Change::PolicyAttachment {
+            policy: policy.to_owned(),
+            target: target.to_owned(),
+            attached: true,
+        }],
+    ))
+}
+
+/// `DetachPolicy`: idempotent — detaching a policy that is not attached (or does not exist)
+/// succeeds, as the model has no `ResourceNotFoundException` for it.
+pub fn detach_policy(
+    state: &RegistryState,
+    ctx: &Ctx,
+    policy: &str,
+    target: Option<&str>,
+) -> Result<(Empty, Vec<Change>), RegistryError> {
+    validate_policy_name(policy)?;
+    let target = required_target(target)?;
+    parse_target(ctx, target)?;
+    let key = (policy.to_owned(), target.to_owned());
+    if !state.policy_targets.contains(&key) {
+        return Ok((Empty {}, Vec::new()));
+    }
+    Ok((
+        Empty {},
+        vec![Change::PolicyAttachment {
+            policy: key.0,
+            target: key.1,
+            attached: false,
+        }],
+    ))
+}
+
+/// `ListAttachedPolicies`, by name; for a thing group `recursive` adds the policies of its
+/// ancestors (what its things inherit). The target must exist.
+pub fn list_attached_policies(
+    state: &RegistryState,
+    ctx: &Ctx,
+    req: ListAttachedPoliciesRequest,
+) -> Result<ListAttachedPoliciesResponse, RegistryError> {
+    let target = required_target(Some(&req.target))?;
+    let parsed = parse_target(ctx, target)?;
+    target_exists(state, parsed)?;
+    let mut names: BTreeSet<String> = state.policies_of_target(target).cloned().collect();
+    if let (true, Target::ThingGroup(group)) = (req.recursive, parsed) {
+        for g in state.group_ancestors(group) {
+            names.extend(
+                state
+                    .policies_of_target(&thing_group_arn(&ctx.arns, &g.name))
+                    .cloned(),
+            );
+        }
+    }
+    let (names, next_marker) =
+        page_of_names(names.into_iter(), req.marker.as_deref(), req.page_size)?;
+    Ok(ListAttachedPoliciesResponse {
+        policies: names.iter().map(|n| PolicySummary::of(ctx, n)).collect(),
+        next_marker,
+    })
+}
+
+/// `ListTargetsForPolicy`: the ARNs it is attached to, in order.
+pub fn list_targets_for_policy(
+    state: &RegistryState,
+    _ctx: &Ctx,
+    req: ListTargetsForPolicyRequest,
+) -> Result<ListTargetsForPolicyResponse, RegistryError> {
+    validate_policy_name(&req.policy_name)?;
+    state.policy(&req.policy_name)?;
+    let (targets, next_marker) = page_of_names(
+        state.targets_of_policy(&req.policy_name).cloned(),
+        req.marker.as_deref(),
+        req.page_size,
+    )?;
+    Ok(ListTargetsForPolicyResponse {
+        targets,
+        next_marker,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// GetEffectivePolicies and TestAuthorization: the resolver the broker uses
+
+/// `GetEffectivePolicies`, answered by [`RegistryState::connection_policies`]:
+/// - with `principal` (a certificate ARN): what a device connecting with that certificate
+///   and client id `thingName` gets (without `thingName`, the client id matches no thing, so
+///   only an `EXCLUSIVE_THING` attachment brings group policies);
+/// - with `thingName` alone: the policies of the thing's static groups and their ancestors.
+///
+/// Cognito identities are refused (`InvalidRequestException`).
+pub fn get_effective_policies(
+    state: &RegistryState,
+    ctx: &Ctx,
+    req: GetEffectivePoliciesRequest,
+) -> Result<GetEffectivePoliciesResponse, RegistryError> {
+    refuse_cognito(req.cognito_identity_pool_id.as_ref())?;
+    if let Some(thing) = &req.thing_name {
+        validate_name("Thing name", thing)?;
+    }
+    let principal = req
+        .principal
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let policies = match (principal, &req.thing_name) {
+        (Some(principal), thing) => {
+            let id = principal_certificate(state, ctx, principal)?;
+            if let Some(thing) = thing {
+                state.thing(thing)?;
+            }
+            state
+                .connection_policies(id, thing.as_deref().unwrap_or(""))
+                .policies
+        }
+        (None, Some(thing)) => {
+            state.thing(thing)?;
+            let mut out = Vec::new();
+            state.group_policies(&state.thing_group_chain(thing), &mut out);
+            out
+        }
+        (None, None) => {
+            return Err(RegistryError::invalid(
+                "Give a principal (certificate ARN), a thingName, or both.",
+            ));
+        }
+    };
+    Ok(GetEffectivePoliciesResponse {
+        effective_policies: policies
+            .into_iter()
+            .map(|(name, _, document)| EffectivePolicyEntry {
+                policy_arn: policy_arn(&ctx.arns, &name),
+                policy_name: name,
+                policy_document: document,
+            })
+            .collect(),
+    })
+}
+
+/// The action a `TestAuthorization` `actionType` names.
+fn action_of(action_type: Option<&str>) -> Result<Action, RegistryError> {
+    match action_type {
+        Some("PUBLISH") => Ok(Action::Publish),
+        Some("SUBSCRIBE") => Ok(Action::Subscribe),
+        Some("RECEIVE") => Ok(Action::Receive),
+        Some("CONNECT") => Ok(Action::Connect),
+        Some(other) => Err(RegistryError::invalid(format!(
+            "actionType '{}' is invalid: it must be PUBLISH, SUBSCRIBE, RECEIVE or CONNECT.",
+            other.chars().take(40).collect::<String>()
+        ))),
+        None => Err(RegistryError::invalid(
+            "Each authInfo needs an actionType (PUBLISH, SUBSCRIBE, RECEIVE or CONNECT).",
+        )),
+    }
+}
+
+/// `TestAuthorization`: decides each `authInfo` exactly as the broker would for a device
+/// connected with the `principal` certificate and `clientId` — the same resolver
+/// ([`RegistryState::connection_policies`]), the same compiled policies (`cache`) and the same
+/// request context ([`ConnectionAuthorization::request`]: client id, thing, certificate
+/// variables) — with `policyNamesToAdd` added (default versions; they must exist) and
+/// `policyNamesToSkip` left out.
+///
+/// Per `authInfo` (one result each, in order): `authDecision` is `EXPLICIT_DENY` if any of
+/// its resources is explicitly denied, else `IMPLICIT_DENY` if any is not allowed, else
+/// `ALLOWED`. Each policy of the set is listed once: under `explicitDeny` if one of its Deny
+/// statements applies to a resource, else under `allowed` if one of its Allow statements does,
+/// else under `implicitDeny`. `missingContextValues` names the policy variables that could
+/// not be substituted (a statement using one does not apply).
+pub fn test_authorization(
+    state: &RegistryState,
+    ctx: &Ctx,
+    cache: &PolicyCache,
+    req: TestAuthorizationRequest,
+) -> Result<TestAuthorizationResponse, RegistryError> {
+    refuse_cognito(req.cognito_identity_pool_id.as_ref())?;
+    let principal = req
+        .principal
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| RegistryError::invalid("principal (a certificate ARN) is required."))?;
+    let infos = req.auth_infos.unwrap_or_default();
+    if infos.is_empty() || infos.len() > MAX_AUTH_INFOS {
+        return Err(RegistryError::invalid(format!(
+            "authInfos must have 1 to {MAX_AUTH_INFOS} entries; it has {}.",
+            infos.len()
+        )));
+    }
+    let mut actions = Vec::with_capacity(infos.len());
+    for info in &infos {
+        actions.push(action_of(info.action_type.as_deref())?);
+        if info.resources.is_empty() {
+            return Err(RegistryError::invalid(
+                "Each authInfo needs at least one resource (an ARN).",
+            ));
+        }
+        if let Some(r) = info.resources.iter().find(|r| r.len() > MAX_RESOURCE_LEN) {
+            return Err(RegistryError::invalid(format!(
+                "Resource '{}...' is longer than {MAX_RESOURCE_LEN} characters.",
+                r.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    let certificate_id = principal_certificate(state, ctx, principal)?;
+    let client_id = req.client_id.as_deref().unwrap_or("");
+    let mut resolved = state.connection_policies(certificate_id, client_id);
+    let skip = req.policy_names_to_skip.unwrap_or_default();
+    resolved.policies.retain(|(n, _, _)| !skip.contains(n));
+    for name in req.policy_names_to_add.unwrap_or_default() {
+        validate_policy_name(&name)?;
+        let p = state.policy(&name)?;
+        if !resolved.policies.iter().any(|(n, _, _)| *n == name) {
+            resolved.policies.push((
+                name.clone(),
+                p.default_version,
+                p.default_document().to_owned(),
+            ));
+        }
+    }
+    let certificate = state
+        .certificates
+        .get(certificate_id)
+        .map(|c| certificate_context(&c.id, &c.pem));
+    let auth = ConnectionAuthorization::compile(cache, resolved, certificate)?;
+    let mut request = if req.client_id.is_some() {
+        auth.request(client_id)
+    } else {
+        // No client id: `iot:ClientId` has no value.
+        let mut r = Request::new();
+        if let Some(thing) = &auth.thing {
+            r = r.with_thing(thing_context(thing));
+        }
+        if let Some(cert) = &auth.certificate {
+            r = r.with_certificate(cert.clone());
+        }
+        r
+    };
+    request.set_time_ms(ctx.now_ms);
+    let results = infos
+        .into_iter()
+        .zip(actions)
+        .map(|(info, action)| auth_result(ctx, &auth, &request, info, action))
+        .collect();
+    Ok(TestAuthorizationResponse {
+        auth_results: results,
+    })
+}
+
+/// How one policy fared against an `authInfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PolicyVerdict {
+    Implicit,
+    Allows,
+    Denies,
+}
+
+fn auth_result(
+    ctx: &Ctx,
+    auth: &ConnectionAuthorization,
+    request: &Request,
+    info: AuthInfo,
+    action: Action,
+) -> AuthResult {
+    let set = &auth.set;
+    let mut verdicts = vec![PolicyVerdict::Implicit; set.policies().len()];
+    let mut decision = PolicyVerdict::Allows;
+    let mut missing: Vec<String> = Vec::new();
+    for resource in &info.resources {
+        let explanation = set.explain(action, resource, request);
+        debug_assert_eq!(
+            explanation.decision,
+            set.evaluate(action, resource, request)
+        );
+        let this = match explanation.decision {
+            Decision::ExplicitDeny(_) => PolicyVerdict::Denies,
+            Decision::ImplicitDeny => PolicyVerdict::Implicit,
+            Decision::Allowed(_) => PolicyVerdict::Allows,
+        };
+        decision = match (decision, this) {
+            (PolicyVerdict::Denies, _) | (_, PolicyVerdict::Denies) => PolicyVerdict::Denies,
+            (PolicyVerdict::Implicit, _) | (_, PolicyVerdict::Implicit) => PolicyVerdict::Implicit,
+            _ => PolicyVerdict::Allows,
+        };
+        for t in &explanation.statements {
+            match &t.outcome {
+                Outcome::Applies => {
+                    let v = match t.effect {
+                        Effect::Deny => PolicyVerdict::Denies,
+                        Effect::Allow => PolicyVerdict::Allows,
+                    };
+                    if let Some(slot) = verdicts.get_mut(t.id.policy) {
+                        *slot = (*slot).max(v);
+                    }
+                }
+                Outcome::UnresolvedVariable { variable } if !missing.contains(variable) => {
+                    missing.push(variable.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut allowed = PolicyList::default();
+    let mut denied = Denied::default();
+    for (policy, verdict) in set.policies().iter().zip(verdicts) {
+        let entry = PolicySummary::of(ctx, policy.name());
+        match verdict {
+            PolicyVerdict::Denies => denied.explicit_deny.policies.push(entry),
+            PolicyVerdict::Allows => allowed.policies.push(entry),
+            PolicyVerdict::Implicit => denied.implicit_deny.policies.push(entry),
+        }
+    }
+    let auth_decision = match decision {
+        PolicyVerdict::Denies => "EXPLICIT_DENY",
+        PolicyVerdict::Implicit => "IMPLICIT_DENY",
+        PolicyVerdict::Allows => "ALLOWED",
+    };
+    AuthResult {
+        auth_info: info,
+        allowed,
+        denied,
+        auth_decision: auth_decision.to_owned(),
+        missing_context_values: missing,
     }
 }
 

@@ -1527,10 +1527,12 @@ pub fn update_thing_group(
 }
 
 /// `DeleteThingGroup`: succeeds for a missing group (the model has no ResourceNotFound for
-/// it); refused while the group has child groups; its members leave it in the same change.
+/// it); refused while the group has child groups; its members leave it and its policies are
+/// detached in the same change (AWS: the permissions its things had through it no longer
+/// apply).
 pub fn delete_thing_group(
     state: &RegistryState,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: DeleteThingGroupRequest,
 ) -> Result<(Empty, Vec<Change>), RegistryError> {
     let name = &req.thing_group_name;
@@ -1553,6 +1555,10 @@ pub fn delete_thing_group(
             member: false,
         })
         .collect();
+    changes.extend(super::policies::detach_all(
+        state,
+        &thing_group_arn(ctx, name),
+    ));
     changes.push(Change::ThingGroup {
         name: name.clone(),
         new: None,
