@@ -12,6 +12,7 @@
 pub mod error;
 mod extract;
 mod registry_certificates;
+mod registry_policies;
 mod registry_things;
 
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let control = Router::new()
         .merge(registry_things::routes())
         .merge(registry_certificates::routes())
+        .merge(registry_policies::routes())
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());

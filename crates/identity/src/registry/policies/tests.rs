@@ -1027,7 +1027,10 @@ fn test_authorization_allows_denies_and_explains() {
             "IMPLICIT_DENY"
         ]
     );
-    assert_eq!(results[0].auth_info.resources, std::slice::from_ref(&connect));
+    assert_eq!(
+        results[0].auth_info.resources,
+        std::slice::from_ref(&connect)
+    );
     assert_eq!(listed(&results[1].allowed), ["device"]);
     assert_eq!(
         listed(&results[1].denied.implicit_deny),
