@@ -1,130 +1,559 @@
-//! Who a connection is and what it may do. Identity (certificates now; authorizers later)
-//! plugs in through [`Authentication`]; IoT policies will decide per action. Until the policy
-//! engine lands, an authenticated device may do everything.
+//! Who a connection is and what it may do.
+//!
+//! Every connection has a [`Principal`]: its identity (an anonymous client of a listener, a
+//! device certificate) and its authorization — the IoT policies in force for it
+//! ([`PolicySet`], compiled) with the [`Request`] context they are decided in (client id,
+//! source address, server name, the attached thing, the certificate's fields), built once at
+//! CONNECT. The broker asks it at every enforcement point of AWS IoT Core (reference §1.2):
+//!
+//! | action | resource | when |
+//! |---|---|---|
+//! | `iot:Connect` | `client/<clientId>` | CONNECT, with `iot:ConnectAttributes` (`PersistentConnect`, `LastWill`) and `iot:LastWillTopic`; again whenever the policies change |
+//! | `iot:Publish` | `topic/<will topic>` | CONNECT with a will (and `iot:RetainPublish` for a retained will); again when the will is published |
+//! | `iot:Publish` | `topic/<name>` | every PUBLISH |
+//! | `iot:RetainPublish` | `topic/<name>` | every PUBLISH with RETAIN=1 (besides `iot:Publish`) |
+//! | `iot:Subscribe` | `topicfilter/<filter>` | each filter of a SUBSCRIBE, as sent (`$share/<group>/...` included) |
+//! | `iot:Receive` | `topic/<name>` | every delivery (retained ones too; shared subscriptions: the topic itself) |
+//!
+//! The authorization sits behind an [`ArcSwap`], so a policy change reaches an open connection
+//! by swapping it ([`crate::Broker::reauthorize`]); the [`ConnectionIndex`] finds the
+//! connections a change concerns by what their authorization was resolved from
+//! ([`Dependency`]). Denials are counted per action ([`Denials`]) and logged with the
+//! principal, action, resource and the deciding statement, at most
+//! [`DENIALS_LOGGED_PER_MINUTE`] per connection and minute (then a count of the rest).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
+use ferrocore_policy::{
+    Action, Arns, CertificateContext, ConnectContext, Decision, PolicySet, Request, ResourceKind,
+    ThingContext,
+};
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::session::Kick;
 
-/// The authenticated identity of a connection, established at CONNECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Principal {
-    /// A client of an anonymous listener: everything is allowed.
-    Anonymous,
-    /// A device that presented a registered, ACTIVE X.509 certificate (its AWS certificate
-    /// id). Everything is allowed until IoT policies are enforced.
-    Certificate(Arc<str>),
-    /// No identity (a session restored from the store before its client reconnects):
-    /// nothing is allowed beyond queueing for it.
-    Nobody,
+/// What a connection's authorization was resolved from, so that a change to any of them
+/// reaches it: its certificate (status, attached policies, attached things), the thing it
+/// connected as (attributes, type, groups), the thing groups whose policies it inherits, and
+/// the policies themselves (versions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dependency {
+    /// A certificate id.
+    Certificate(String),
+    /// A thing name.
+    Thing(String),
+    /// A thing group name.
+    ThingGroup(String),
+    /// A policy name.
+    Policy(String),
 }
 
-impl Principal {
-    pub fn may_publish(&self, _topic: &str) -> bool {
-        matches!(self, Principal::Anonymous | Principal::Certificate(_))
-    }
-
-    pub fn may_subscribe(&self, _filter: &str) -> bool {
-        matches!(self, Principal::Anonymous | Principal::Certificate(_))
-    }
-
-    /// Checked on every delivery. A restored session keeps receiving until its client
-    /// reconnects with an identity that is checked again.
-    pub fn may_receive(&self, _topic: &str) -> bool {
-        true
-    }
+/// The policies in force for a device and the thing context they are decided in, as the
+/// registry resolves them for a certificate and client id.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub policies: Arc<PolicySet>,
+    /// The thing attached to the certificate whose name is the client id (or the exclusively
+    /// attached thing), for the `iot:Connection.Thing.*` variables.
+    pub thing: Option<ThingContext>,
+    /// What the grant was resolved from; the certificate itself is always added.
+    pub depends_on: Vec<Dependency>,
 }
 
-/// Whether a device certificate may be connected, asked at every MQTT CONNECT that comes with
-/// one. The TLS handshake checked the certificate already, but a resumed TLS session skips
-/// that check, and the status may have changed since.
-pub trait CertificateCheck: Send + Sync + 'static {
-    /// `certificate_id`: AWS's id of the certificate (lowercase hex SHA-256 of its DER), as
-    /// [`crate::TlsInfo::peer_certificate_id`] carries it.
-    fn is_active(&self, certificate_id: &str) -> bool;
+/// Authenticates and authorizes devices by X.509 certificate, asked at every MQTT CONNECT that
+/// presents one (the TLS handshake checked it already, but a resumed TLS session skips that
+/// check and the status may have changed since), and again for open connections when the
+/// registry changes what their grant depends on.
+pub trait CertificateAuthorizer: Send + Sync + 'static {
+    /// The policies in force for `certificate_id` (AWS's id: lowercase hex SHA-256 of the DER)
+    /// connecting as `client_id`, or `None` when the certificate may not connect at all (not
+    /// registered, not ACTIVE, its CA not ACTIVE, revoked). A certificate without policies gets
+    /// an empty set: every action, `iot:Connect` included, is denied.
+    fn authorize(&self, certificate_id: &str, client_id: &str) -> Option<Grant>;
+
+    /// The values of the `iot:Certificate.*` variables, read from the end-entity certificate
+    /// (`der`) once per connection. The default knows only the id.
+    fn certificate_context(&self, certificate_id: &str, der: &[u8]) -> CertificateContext {
+        let _ = der;
+        CertificateContext {
+            id: Some(certificate_id.to_owned()),
+            ..CertificateContext::default()
+        }
+    }
 }
 
 /// How the broker authenticates clients beyond anonymous listeners.
 #[derive(Clone, Default)]
 pub struct Authentication {
     /// Device certificates: a client that presented one over MQTT-over-TLS connects as that
-    /// certificate if this says it is active. Without it, certificates are not accepted and
-    /// only anonymous listeners admit clients.
-    pub certificates: Option<Arc<dyn CertificateCheck>>,
+    /// certificate, with the policies this grants. Without it, certificates are not accepted
+    /// and only anonymous listeners admit clients.
+    pub certificates: Option<Arc<dyn CertificateAuthorizer>>,
 }
 
-impl std::fmt::Debug for Authentication {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authentication")
             .field("certificates", &self.certificates.is_some())
             .finish()
     }
 }
 
-/// Open connections by the certificate they authenticated with, so that a revoked or
-/// deactivated certificate's connections are closed at once.
-#[derive(Default)]
-pub(crate) struct CertificateIndex {
-    by_id: Mutex<HashMap<Arc<str>, Vec<IndexEntry>>>,
+/// Policy denials since the broker started, by action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Denials {
+    pub connect: u64,
+    pub publish: u64,
+    pub retain_publish: u64,
+    pub subscribe: u64,
+    pub receive: u64,
 }
 
-/// A connection (its id) and the way to close it.
-type IndexEntry = (u64, Arc<Kick>);
+impl Denials {
+    pub fn total(&self) -> u64 {
+        self.connect + self.publish + self.retain_publish + self.subscribe + self.receive
+    }
+}
 
-impl CertificateIndex {
-    pub fn insert(&self, id: &Arc<str>, conn_id: u64, kick: &Arc<Kick>) {
-        self.by_id
-            .lock()
-            .entry(id.clone())
-            .or_default()
-            .push((conn_id, kick.clone()));
+/// The counters behind [`Denials`].
+#[derive(Default)]
+pub(crate) struct DenialCounters {
+    counts: [AtomicU64; 5],
+}
+
+impl DenialCounters {
+    fn count(&self, action: Action) {
+        let i = match action {
+            Action::Connect => 0,
+            Action::Publish => 1,
+            Action::RetainPublish => 2,
+            Action::Subscribe => 3,
+            _ => 4,
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn remove(&self, id: &str, conn_id: u64) {
-        let mut by_id = self.by_id.lock();
-        if let Some(conns) = by_id.get_mut(id) {
-            conns.retain(|(c, _)| *c != conn_id);
-            if conns.is_empty() {
-                by_id.remove(id);
+    pub fn snapshot(&self) -> Denials {
+        let c = |i: usize| self.counts[i].load(Ordering::Relaxed);
+        Denials {
+            connect: c(0),
+            publish: c(1),
+            retain_publish: c(2),
+            subscribe: c(3),
+            receive: c(4),
+        }
+    }
+}
+
+/// Denials logged per connection and minute; the rest are counted and summarised.
+pub const DENIALS_LOGGED_PER_MINUTE: u32 = 5;
+const DENIAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// A client without credentials on an anonymous listener (its name).
+    Anonymous(Arc<str>),
+    /// A device certificate (its AWS id).
+    Certificate(Arc<str>),
+    /// No identity: a session restored from the store before its client reconnects. Its
+    /// queue takes every message; they are checked when a client attaches.
+    Nobody,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Anonymous(listener) => write!(f, "anonymous (listener {listener})"),
+            Identity::Certificate(id) => write!(f, "certificate {id}"),
+            Identity::Nobody => f.write_str("nobody"),
+        }
+    }
+}
+
+/// A connection's authorization: policies and the context they are decided in.
+pub(crate) struct Authz {
+    policies: Arc<PolicySet>,
+    request: Request,
+    /// Everything is allowed without evaluating anything: an allow-all anonymous listener, or
+    /// a restored session waiting for its client.
+    unrestricted: bool,
+}
+
+impl Authz {
+    pub fn unrestricted() -> Authz {
+        Authz {
+            policies: Arc::new(PolicySet::default()),
+            request: Request::new(),
+            unrestricted: true,
+        }
+    }
+
+    pub fn new(policies: Arc<PolicySet>, request: Request) -> Authz {
+        Authz {
+            policies,
+            request,
+            unrestricted: false,
+        }
+    }
+
+    pub fn is_unrestricted(&self) -> bool {
+        self.unrestricted
+    }
+
+    fn decide(&self, action: Action, resource: &str, request: &Request) -> Decision {
+        if self.policies.uses_time() {
+            // Rare (time conditions): a copy with the time set.
+            let mut r = request.clone();
+            r.set_time(SystemTime::now());
+            self.policies.evaluate(action, resource, &r)
+        } else {
+            self.policies.evaluate(action, resource, request)
+        }
+    }
+}
+
+/// What a connection's [`Request`] is built from, kept to rebuild it when its thing changes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestBase {
+    pub client_id: Arc<str>,
+    pub source_ip: Option<IpAddr>,
+    pub domain_name: Option<String>,
+    pub certificate: Option<CertificateContext>,
+}
+
+impl RequestBase {
+    pub fn request(&self, thing: Option<ThingContext>) -> Request {
+        let mut r = Request::new().with_client_id(&*self.client_id);
+        if let Some(ip) = self.source_ip {
+            r = r.with_source_ip(ip);
+        }
+        if let Some(d) = &self.domain_name {
+            r = r.with_domain_name(d.clone());
+        }
+        if let Some(c) = &self.certificate {
+            r = r.with_certificate(c.clone());
+        }
+        if let Some(t) = thing {
+            r = r.with_thing(t);
+        }
+        r
+    }
+}
+
+#[derive(Default)]
+struct DenialLog {
+    window_start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// The authenticated identity of a connection and what it may do.
+pub(crate) struct Principal {
+    pub identity: Identity,
+    pub conn_id: u64,
+    base: RequestBase,
+    /// What the CONNECT asked for, for re-deciding `iot:Connect` when the policies change.
+    connect: ConnectContext,
+    authz: ArcSwap<Authz>,
+    kick: Arc<Kick>,
+    log: Mutex<DenialLog>,
+    /// The index keys this connection is filed under (see [`ConnectionIndex`]).
+    deps: Mutex<Vec<Dependency>>,
+}
+
+static NOBODY: LazyLock<Arc<Principal>> = LazyLock::new(|| {
+    Arc::new(Principal {
+        identity: Identity::Nobody,
+        conn_id: 0,
+        base: RequestBase::default(),
+        connect: ConnectContext::default(),
+        authz: ArcSwap::from_pointee(Authz::unrestricted()),
+        kick: Arc::new(Kick::default()),
+        log: Mutex::new(DenialLog::default()),
+        deps: Mutex::new(Vec::new()),
+    })
+});
+
+impl Principal {
+    pub fn new(
+        identity: Identity,
+        conn_id: u64,
+        base: RequestBase,
+        connect: ConnectContext,
+        authz: Authz,
+        kick: Arc<Kick>,
+    ) -> Arc<Principal> {
+        Arc::new(Principal {
+            identity,
+            conn_id,
+            base,
+            connect,
+            authz: ArcSwap::from_pointee(authz),
+            kick,
+            log: Mutex::new(DenialLog::default()),
+            deps: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The principal of a session restored from the store, until its client reconnects.
+    pub fn nobody() -> Arc<Principal> {
+        NOBODY.clone()
+    }
+
+    pub fn client_id(&self) -> &Arc<str> {
+        &self.base.client_id
+    }
+
+    pub fn certificate_id(&self) -> Option<&Arc<str>> {
+        match &self.identity {
+            Identity::Certificate(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn kick(&self) -> &Arc<Kick> {
+        &self.kick
+    }
+
+    pub fn base(&self) -> &RequestBase {
+        &self.base
+    }
+
+    /// The current authorization (a cheap guard; reload after a swap to see the new one).
+    pub fn authz(&self) -> arc_swap::Guard<Arc<Authz>> {
+        self.authz.load()
+    }
+
+    pub fn set_authz(&self, authz: Authz) {
+        self.authz.store(Arc::new(authz));
+    }
+
+    /// Whether `action` on `name` (of `kind`) is allowed; the ARN is written into `buf` (a
+    /// reused buffer) only when there is something to decide. Denials are counted and logged.
+    pub fn allowed(
+        &self,
+        counters: &DenialCounters,
+        arns: &Arns,
+        action: Action,
+        kind: ResourceKind,
+        name: &str,
+        buf: &mut String,
+    ) -> bool {
+        let authz = self.authz.load();
+        if authz.unrestricted {
+            return true;
+        }
+        arns.write(kind, name, buf);
+        self.permits(&authz, counters, action, buf)
+    }
+
+    /// Decides `action` on the ARN `resource` with `authz` (this principal's, loaded by the
+    /// caller); a denial is counted and logged.
+    pub fn permits(
+        &self,
+        authz: &Authz,
+        counters: &DenialCounters,
+        action: Action,
+        resource: &str,
+    ) -> bool {
+        if authz.unrestricted {
+            return true;
+        }
+        let decision = authz.decide(action, resource, &authz.request);
+        if decision.is_allowed() {
+            return true;
+        }
+        counters.count(action);
+        self.log_denial(authz, action, resource, decision);
+        false
+    }
+
+    /// `iot:Connect` on `client/<clientId>` with the CONNECT's attributes.
+    pub fn may_connect(&self, counters: &DenialCounters, arns: &Arns) -> bool {
+        let authz = self.authz.load();
+        if authz.unrestricted {
+            return true;
+        }
+        let resource = arns.client(&self.base.client_id);
+        let mut request = authz.request.clone();
+        request.set_connect(Some(self.connect.clone()));
+        let decision = authz.decide(Action::Connect, &resource, &request);
+        if decision.is_allowed() {
+            return true;
+        }
+        counters.count(Action::Connect);
+        self.log_denial(&authz, Action::Connect, &resource, decision);
+        false
+    }
+
+    fn log_denial(&self, authz: &Authz, action: Action, resource: &str, decision: Decision) {
+        let now = Instant::now();
+        let mut log = self.log.lock();
+        if log
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= DENIAL_LOG_WINDOW)
+        {
+            if log.suppressed > 0 {
+                tracing::info!(
+                    client_id = %self.base.client_id,
+                    principal = %self.identity,
+                    suppressed = log.suppressed,
+                    "more policy denials for this connection in the last minute, not logged one by one"
+                );
+            }
+            *log = DenialLog {
+                window_start: Some(now),
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        if log.logged >= DENIALS_LOGGED_PER_MINUTE {
+            log.suppressed += 1;
+            return;
+        }
+        log.logged += 1;
+        drop(log);
+        let statement = match decision
+            .statement()
+            .and_then(|id| authz.policies.statement(id))
+        {
+            Some(s) => s.to_string(),
+            None => "no statement allows it".to_owned(),
+        };
+        tracing::info!(
+            client_id = %self.base.client_id,
+            principal = %self.identity,
+            action = %action,
+            resource,
+            decision = decision.as_aws_str(),
+            statement,
+            "denied by policy"
+        );
+    }
+
+    /// Logs how many denials went unlogged (at the end of the connection).
+    pub fn flush_denial_log(&self) {
+        let mut log = self.log.lock();
+        if log.suppressed > 0 {
+            tracing::info!(
+                client_id = %self.base.client_id,
+                principal = %self.identity,
+                suppressed = log.suppressed,
+                "more policy denials for this connection, not logged one by one"
+            );
+        }
+        *log = DenialLog::default();
+    }
+}
+
+/// Open connections by what their authorization depends on, so that a registry change reaches
+/// exactly the connections it concerns: a revoked certificate's (closed), those of a changed
+/// policy, thing or group (re-authorized).
+///
+/// Lost updates are excluded by an epoch: whoever is about to look connections up after a
+/// change bumps it first ([`ConnectionIndex::bump`]), and a CONNECT resolves its grant again
+/// until the epoch stayed the same from before its resolution to after it filed itself.
+#[derive(Default)]
+pub(crate) struct ConnectionIndex {
+    by_key: Mutex<HashMap<Dependency, HashMap<u64, Arc<Principal>>>>,
+    epoch: AtomicU64,
+}
+
+impl ConnectionIndex {
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Files `principal` under exactly `deps` (replacing what it was filed under).
+    pub fn set(&self, principal: &Arc<Principal>, mut deps: Vec<Dependency>) {
+        deps.sort();
+        deps.dedup();
+        let mut by_key = self.by_key.lock();
+        let mut filed = principal.deps.lock();
+        for old in filed.iter() {
+            if deps.binary_search(old).is_err()
+                && let Some(conns) = by_key.get_mut(old)
+            {
+                conns.remove(&principal.conn_id);
+                if conns.is_empty() {
+                    by_key.remove(old);
+                }
+            }
+        }
+        for new in &deps {
+            if filed.binary_search(new).is_err() {
+                by_key
+                    .entry(new.clone())
+                    .or_default()
+                    .insert(principal.conn_id, principal.clone());
+            }
+        }
+        *filed = deps;
+    }
+
+    pub fn remove(&self, principal: &Principal) {
+        let mut by_key = self.by_key.lock();
+        let mut filed = principal.deps.lock();
+        for key in filed.drain(..) {
+            if let Some(conns) = by_key.get_mut(&key) {
+                conns.remove(&principal.conn_id);
+                if conns.is_empty() {
+                    by_key.remove(&key);
+                }
             }
         }
     }
 
-    /// Fires the kick of every connection of `id` with `reason`; returns how many.
-    pub fn kick(&self, id: &str, reason: u8) -> usize {
-        let kicks: Vec<Arc<Kick>> = self
-            .by_id
-            .lock()
-            .get(id)
-            .map(|conns| conns.iter().map(|(_, k)| k.clone()).collect())
-            .unwrap_or_default();
-        for k in &kicks {
-            k.fire(reason);
+    /// The connections filed under any of `keys`, each once.
+    pub fn lookup(&self, keys: &[Dependency]) -> Vec<Arc<Principal>> {
+        let by_key = self.by_key.lock();
+        let mut found: HashMap<u64, Arc<Principal>> = HashMap::new();
+        for key in keys {
+            if let Some(conns) = by_key.get(key) {
+                for (id, p) in conns {
+                    found.entry(*id).or_insert_with(|| p.clone());
+                }
+            }
         }
-        kicks.len()
+        found.into_values().collect()
     }
 
-    pub fn ids(&self) -> Vec<String> {
-        self.by_id.lock().keys().map(|k| k.to_string()).collect()
+    pub fn count(&self, key: &Dependency) -> usize {
+        self.by_key.lock().get(key).map_or(0, HashMap::len)
     }
 
-    pub fn connections(&self, id: &str) -> usize {
-        self.by_id.lock().get(id).map_or(0, Vec::len)
+    pub fn certificate_ids(&self) -> Vec<String> {
+        self.by_key
+            .lock()
+            .keys()
+            .filter_map(|k| match k {
+                Dependency::Certificate(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
     }
 }
 
-/// A connection's entry in the [`CertificateIndex`], removed when dropped.
-pub(crate) struct IndexedCertificate {
-    pub index: Arc<CertificateIndex>,
-    pub id: Arc<str>,
-    pub conn_id: u64,
+/// A connection's place in the [`ConnectionIndex`], removed when dropped.
+pub(crate) struct Indexed {
+    pub index: Arc<ConnectionIndex>,
+    pub principal: Arc<Principal>,
 }
 
-impl Drop for IndexedCertificate {
+impl Drop for Indexed {
     fn drop(&mut self) {
-        self.index.remove(&self.id, self.conn_id);
+        self.index.remove(&self.principal);
     }
 }

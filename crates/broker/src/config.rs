@@ -6,11 +6,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compat {
     /// The MQTT specification: QoS 2, retained messages on wildcard subscriptions, SUBACK 0x80
-    /// and dropped PUBLISH on 3.1.1 denials.
+    /// and an acknowledged but dropped PUBLISH on 3.1.1 policy denials.
     #[default]
     Mqtt,
     /// AWS IoT Core exactly: maximum QoS 1, retained messages only on exact-match filters,
-    /// denied PUBLISH / SUBSCRIBE on 3.1.1 close the connection, keep alive clamped to
+    /// a PUBLISH or SUBSCRIBE denied by policy closes a 3.1.1 connection (MQTT 5 clients get
+    /// reason code 0x87 in PUBACK / PUBREC / SUBACK, as on AWS), keep alive clamped to
     /// 30–1200 s, at most 8 topic aliases, and AWS's per-connection quotas ([`AWS_QUOTAS`]).
     Aws,
 }
@@ -68,6 +69,9 @@ pub struct BrokerConfig {
     pub max_keep_alive: u16,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
+    /// The region and account of the resource ARNs policies are decided on
+    /// (`arn:aws:iot:<region>:<account>:topic/...`).
+    pub arns: ferrocore_policy::Arns,
 }
 
 impl Default for BrokerConfig {
@@ -87,6 +91,7 @@ impl Default for BrokerConfig {
             max_topic_aliases: 8,
             max_keep_alive: 0,
             connect_timeout: Duration::from_secs(10),
+            arns: ferrocore_policy::Arns::new("us-east-1", "000000000000"),
         }
     }
 }

@@ -19,15 +19,16 @@ use ferrocore_mqtt::{
     LastWill, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck,
     reason, topic,
 };
+use ferrocore_policy::{Action, ConnectContext, PolicySet, ResourceKind};
 use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::{IndexedCertificate, Principal};
+use crate::auth::{Authz, Dependency, Identity, Indexed, Principal, RequestBase};
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
-use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, Transport};
+use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, Transport, with_arn_buffer};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -103,7 +104,7 @@ where
     let version = connect.protocol;
     let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
     let kick = Arc::new(Kick::default());
-    // `_indexed` keeps the connection in the certificate index until it ends.
+    // `_indexed` keeps the connection in the index of open connections until it ends.
     let Admitted {
         principal,
         client_id,
@@ -235,6 +236,7 @@ where
         broker: broker.clone(),
         session: session.clone(),
         principal,
+        arn: String::new(),
         version,
         outbox: outbox.clone(),
         will: connect.will.clone(),
@@ -250,7 +252,13 @@ where
         .await;
     tracing::debug!(client_id = %client_id, reason = close.why, "connection closing");
 
-    let will = if close.will { conn.will.take() } else { None };
+    // The will is published in the name of the connection's principal: decided again with
+    // the policies in force now.
+    let will = match conn.will.take() {
+        Some(w) if close.will && conn.may_publish_will(&w) => Some(w),
+        _ => None,
+    };
+    conn.principal.flush_denial_log();
     detach(&broker, &session, conn_id, generation, will, conn.expiry);
     if let (Some(code), true) = (close.reason, version.is_v5()) {
         // Reason strings are problem information: sent unless the client asked for none.
@@ -290,15 +298,19 @@ struct Admitted {
     client_id: Arc<str>,
     /// The id we chose for a client that sent none (MQTT 5 Assigned Client Identifier).
     assigned: Option<String>,
-    /// The connection's entry in the certificate index, when a certificate authenticated it.
-    indexed: Option<IndexedCertificate>,
+    /// The connection's place in the index of open connections, when a certificate
+    /// authenticated it.
+    indexed: Option<Indexed>,
 }
 
 /// Checks a CONNECT; the error is the MQTT 5 reason code refusing it.
 ///
 /// A device certificate presented over MQTT-over-TLS (not WebSocket: AWS authenticates those
 /// by SigV4 or authorizer) makes the principal when the broker can check certificates; on any
-/// listener it must be active. Without one, only an anonymous listener admits the client.
+/// listener it must be allowed to connect. Without one, only an anonymous listener admits the
+/// client, with the listener's policy. Then `iot:Connect` is decided on `client/<clientId>`
+/// with the CONNECT's attributes, and `iot:Publish` (and `iot:RetainPublish` for a retained
+/// will) on the will topic.
 fn admit(
     connect: &Connect,
     info: &ConnectionInfo,
@@ -313,14 +325,12 @@ fn admit(
             .and_then(|t| t.peer_certificate_id.as_deref()),
         &broker.auth.certificates,
     ) {
-        (Transport::Tls, Some(id), Some(check)) => Some((Arc::<str>::from(id), check)),
+        (Transport::Tls, Some(id), Some(auth)) => Some((Arc::<str>::from(id), auth.clone())),
         _ => None,
     };
-    let principal = match &certificate {
-        Some((id, _)) => Arc::new(Principal::Certificate(id.clone())),
-        None if info.listener.anonymous => Arc::new(Principal::Anonymous),
-        None => return Err(reason::NOT_AUTHORIZED),
-    };
+    if certificate.is_none() && !info.listener.anonymous {
+        return Err(reason::NOT_AUTHORIZED);
+    }
     let config = &broker.config;
     let (client_id, assigned): (Arc<str>, _) = if connect.client_id.is_empty() {
         if !connect.protocol.is_v5() && !connect.clean_start {
@@ -344,28 +354,85 @@ fn admit(
         if will.qos == QoS::ExactlyOnce && config.compat == Compat::Aws {
             return Err(reason::QOS_NOT_SUPPORTED);
         }
-        if !principal.may_publish(&will.topic) {
+    }
+    let connect_context = ConnectContext {
+        persistent: if connect.protocol.is_v5() {
+            connect.properties.session_expiry_interval.unwrap_or(0) > 0
+        } else {
+            !connect.clean_start
+        },
+        last_will_topic: connect.will.as_ref().map(|w| config.arns.topic(&w.topic)),
+    };
+    let mut base = RequestBase {
+        client_id: client_id.clone(),
+        source_ip: Some(info.peer_addr.ip()),
+        domain_name: info.tls.as_ref().and_then(|t| t.server_name.clone()),
+        certificate: None,
+    };
+    let (principal, indexed) = match certificate {
+        Some((id, auth)) => {
+            if let Some(der) = info.tls.as_ref().and_then(|t| t.peer_certificates.first()) {
+                base.certificate = Some(auth.certificate_context(&id, der));
+            }
+            let request = base.request(None);
+            let principal = Principal::new(
+                Identity::Certificate(id.clone()),
+                conn_id,
+                base,
+                connect_context,
+                Authz::new(Arc::new(PolicySet::default()), request),
+                kick.clone(),
+            );
+            // Indexed before the grant is resolved: a revocation committed meanwhile is either
+            // seen by `authorize` or finds this connection (Broker::disconnect_certificate).
+            broker
+                .index
+                .set(&principal, vec![Dependency::Certificate(id.to_string())]);
+            let indexed = Indexed {
+                index: broker.index.clone(),
+                principal: principal.clone(),
+            };
+            // A policy change committed while the grant was resolved reaches this connection
+            // either through the grant or through the index: resolve again until no change
+            // looked for connections meanwhile (Broker::connections_depending_on).
+            loop {
+                let epoch = broker.index.epoch();
+                let Some(grant) = auth.authorize(&id, &client_id) else {
+                    tracing::debug!(certificate_id = %id, "CONNECT refused: the certificate may not connect");
+                    return Err(reason::NOT_AUTHORIZED);
+                };
+                broker.install_grant(&principal, grant);
+                if broker.index.epoch() == epoch {
+                    break;
+                }
+            }
+            (principal, Some(indexed))
+        }
+        None => {
+            let authz = match &info.listener.anonymous_policy {
+                Some(policies) => Authz::new(policies.clone(), base.request(None)),
+                None => Authz::unrestricted(),
+            };
+            let principal = Principal::new(
+                Identity::Anonymous(info.listener.name.as_str().into()),
+                conn_id,
+                base,
+                connect_context,
+                authz,
+                kick.clone(),
+            );
+            (principal, None)
+        }
+    };
+    if !principal.may_connect(&broker.denials, &config.arns) {
+        return Err(reason::NOT_AUTHORIZED);
+    }
+    if let Some(will) = &connect.will {
+        let mut buf = String::new();
+        if !may_publish(broker, &principal, &will.topic, will.retain, &mut buf) {
             return Err(reason::NOT_AUTHORIZED);
         }
     }
-    let indexed = match certificate {
-        Some((id, check)) => {
-            // Indexed before the check: a revocation committed meanwhile is either seen by
-            // the check or finds this connection in the index (Broker::disconnect_certificate).
-            broker.certificates.insert(&id, conn_id, kick);
-            let indexed = IndexedCertificate {
-                index: broker.certificates.clone(),
-                id,
-                conn_id,
-            };
-            if !check.is_active(&indexed.id) {
-                tracing::debug!(certificate_id = %indexed.id, "CONNECT refused: the certificate is not active");
-                return Err(reason::NOT_AUTHORIZED);
-            }
-            Some(indexed)
-        }
-        None => None,
-    };
     if config.compat == Compat::Aws && broker.connected_too_recently(&client_id) {
         return Err(reason::CONNECTION_RATE_EXCEEDED);
     }
@@ -375,6 +442,33 @@ fn admit(
         assigned,
         indexed,
     })
+}
+
+/// `iot:Publish` on `topic`, and `iot:RetainPublish` too when `retain`.
+fn may_publish(
+    broker: &Broker,
+    principal: &Principal,
+    topic: &str,
+    retain: bool,
+    buf: &mut String,
+) -> bool {
+    let arns = broker.arns();
+    principal.allowed(
+        &broker.denials,
+        arns,
+        Action::Publish,
+        ResourceKind::Topic,
+        topic,
+        buf,
+    ) && (!retain
+        || principal.allowed(
+            &broker.denials,
+            arns,
+            Action::RetainPublish,
+            ResourceKind::Topic,
+            topic,
+            buf,
+        ))
 }
 
 /// Reads until a whole CONNECT has arrived. `Ok(None)`: the client closed first.
@@ -465,6 +559,19 @@ fn attach(
     state.window = window;
     state.protocol = connect.protocol;
     state.principal = principal;
+    if present && !state.queue.is_empty() {
+        // Queued for an earlier identity (or for nobody, after a restart): decided again.
+        let principal = state.principal.clone();
+        let authz = principal.authz();
+        if !authz.is_unrestricted() {
+            with_arn_buffer(|buf| {
+                state.retain_queued(client_id, &broker.store, |d| {
+                    broker.arns().write_topic(&d.message.topic, buf);
+                    principal.permits(&authz, &broker.denials, Action::Receive, buf)
+                });
+            });
+        }
+    }
     let was_persistent = state.persistent();
     state.expiry = expiry;
     let commit = if expiry > 0 {
@@ -583,6 +690,8 @@ struct Connection {
     broker: Arc<Broker>,
     session: Arc<Session>,
     principal: Arc<Principal>,
+    /// Where resource ARNs are written for decisions (reused: no allocation per PUBLISH).
+    arn: String,
     version: ProtocolVersion,
     outbox: Arc<Outbox>,
     will: Option<LastWill>,
@@ -613,12 +722,13 @@ impl Connection {
         loop {
             if let Some(code) = *kick.reason.lock() {
                 return match code {
-                    // The certificate was revoked or deactivated: its will would be published
-                    // in the name of an identity that is no longer authorized.
+                    // The certificate was revoked or deactivated, or the policies no longer
+                    // allow iot:Connect: its will would be published in the name of an
+                    // identity that is no longer authorized.
                     reason::NOT_AUTHORIZED => Close {
                         reason: Some(code),
                         will: false,
-                        why: "the certificate is no longer authorized",
+                        why: "no longer authorized",
                     },
                     _ => Close {
                         reason: Some(code),
@@ -899,7 +1009,15 @@ impl Connection {
         }
         let packet_id = p.packet_id;
         self.publishes_read += 1;
-        if !self.principal.may_publish(&p.topic) {
+        if !may_publish(
+            &self.broker,
+            &self.principal,
+            &p.topic,
+            p.retain,
+            &mut self.arn,
+        ) {
+            // 3.1.1 has no way to say no: AWS closes the connection, the specification
+            // allows acknowledging and dropping the message (our default). MQTT 5 gets 0x87.
             if !self.version.is_v5() && config.compat == Compat::Aws {
                 return Err(Close {
                     reason: None,
@@ -907,7 +1025,12 @@ impl Connection {
                     why: "publish not authorized",
                 });
             }
-            self.ack_publish(p.qos, packet_id, None, reason::NOT_AUTHORIZED);
+            let code = if self.version.is_v5() {
+                reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            };
+            self.ack_publish(p.qos, packet_id, None, code);
             return Ok(());
         }
         if p.qos != QoS::AtMostOnce {
@@ -950,6 +1073,18 @@ impl Connection {
         let wait = hold_back(&self.broker, commit, pressured);
         self.ack_publish(qos, packet_id, wait, reason::SUCCESS);
         Ok(())
+    }
+
+    /// Whether the will may still be published (`iot:Publish`, and `iot:RetainPublish` for a
+    /// retained will, with the policies in force now).
+    fn may_publish_will(&mut self, will: &LastWill) -> bool {
+        may_publish(
+            &self.broker,
+            &self.principal,
+            &will.topic,
+            will.retain,
+            &mut self.arn,
+        )
     }
 
     fn ack_publish(&mut self, qos: QoS, packet_id: u16, commit: Option<AckWait>, code: u8) {
@@ -1010,10 +1145,22 @@ impl Connection {
             }
             let (code, mut deliveries) = if self.over_subscription_quota(index, filter) {
                 (reason::QUOTA_EXCEEDED, Vec::new())
+            } else if topic::validate_topic_filter(filter, &self.broker.config.topic_limits)
+                .is_err()
+            {
+                (reason::TOPIC_FILTER_INVALID, Vec::new())
+            } else if !self.principal.allowed(
+                &self.broker.denials,
+                self.broker.arns(),
+                Action::Subscribe,
+                ResourceKind::TopicFilter,
+                filter,
+                &mut self.arn,
+            ) {
+                (reason::NOT_AUTHORIZED, Vec::new())
             } else {
                 self.broker.subscribe(
                     &self.session,
-                    &self.principal,
                     filter,
                     *options,
                     subscription_id,

@@ -13,9 +13,13 @@ mod session;
 mod throttle;
 mod trie;
 
-pub use auth::{Authentication, CertificateCheck};
+pub use auth::{
+    Authentication, CertificateAuthorizer, DENIALS_LOGGED_PER_MINUTE, Denials, Dependency, Grant,
+};
 pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
+pub use ferrocore_policy;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,13 +27,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrocore_mqtt::{QoS, SubscriptionOptions, reason, topic};
+use ferrocore_policy::{Action, Arns, PolicySet};
 use ferrocore_store::{Commit, OutboundRecord, SessionRecord, Store, SubscriptionRecord, WriteOp};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::auth::{CertificateIndex, Principal};
+use crate::auth::{Authz, ConnectionIndex, DenialCounters, Principal};
 use crate::message::{Message, unix_ms};
 use crate::session::{Delivery, Enqueued, Session, SessionLimits};
 use crate::trie::{Subscriber, Trie};
@@ -40,13 +45,17 @@ pub enum BrokerError {
     Store(#[from] ferrocore_store::StoreError),
 }
 
-/// How a listener lets clients in; identity and policy refine this in later work.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a listener lets clients in.
+#[derive(Debug, Clone, Default)]
 pub struct ListenerAuth {
     /// The listener's name, for logs and `listeners.json`.
     pub name: String,
-    /// Anonymous clients are admitted with an allow-all policy (plain `--dev` listeners).
+    /// Clients without credentials are admitted, with `anonymous_policy`.
     pub anonymous: bool,
+    /// The policies anonymous clients get; `None`: everything is allowed (explicitly open
+    /// development listeners). Decided in the context of the client id, source address and
+    /// server name (`iot:ClientId`, `aws:SourceIp`, `iot:DomainName`).
+    pub anonymous_policy: Option<Arc<PolicySet>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +120,45 @@ pub struct Broker {
     /// AWS mode: when each client id last connected, for the per-client-id connect rate.
     recent_connects: Mutex<HashMap<Arc<str>, Instant>>,
     auth: Authentication,
-    /// Open connections by device certificate.
-    certificates: Arc<CertificateIndex>,
+    /// Open connections by what their authorization depends on (certificate, thing, groups,
+    /// policies).
+    index: Arc<ConnectionIndex>,
+    denials: DenialCounters,
+}
+
+/// An open connection, as [`Broker::connections_depending_on`] finds it, to be given its new
+/// authorization with [`Broker::reauthorize`].
+#[derive(Clone)]
+pub struct OpenConnection(Arc<Principal>);
+
+impl OpenConnection {
+    pub fn client_id(&self) -> &str {
+        self.0.client_id()
+    }
+
+    /// The certificate it authenticated with.
+    pub fn certificate_id(&self) -> Option<&str> {
+        self.0.certificate_id().map(|id| &**id)
+    }
+}
+
+impl std::fmt::Debug for OpenConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenConnection")
+            .field("client_id", &self.client_id())
+            .field("principal", &self.0.identity)
+            .finish()
+    }
+}
+
+/// What [`Broker::reauthorize`] did to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reauthorized {
+    /// The new policies are in force.
+    Updated,
+    /// `iot:Connect` is no longer allowed (or the certificate no longer may connect): the
+    /// connection is being closed (MQTT 5: DISCONNECT 0x87).
+    Disconnected,
 }
 
 impl Broker {
@@ -147,7 +193,8 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             recent_connects: Mutex::new(HashMap::new()),
             auth,
-            certificates: Arc::new(CertificateIndex::default()),
+            index: Arc::new(ConnectionIndex::default()),
+            denials: DenialCounters::default(),
         });
         broker.restore().await?;
         Ok(broker)
@@ -308,9 +355,13 @@ impl Broker {
     /// that changes the certificate's state first and then calls this never misses a
     /// connection: either the CONNECT's check sees the new state, or this sees the connection.
     pub fn disconnect_certificate(&self, certificate_id: &str) -> usize {
-        let n = self
-            .certificates
-            .kick(certificate_id, ferrocore_mqtt::reason::NOT_AUTHORIZED);
+        let conns = self
+            .index
+            .lookup(&[Dependency::Certificate(certificate_id.to_owned())]);
+        for c in &conns {
+            c.kick().fire(reason::NOT_AUTHORIZED);
+        }
+        let n = conns.len();
         if n > 0 {
             tracing::info!(
                 certificate_id,
@@ -323,12 +374,71 @@ impl Broker {
 
     /// Ids of the device certificates with open (or opening) connections.
     pub fn connected_certificates(&self) -> Vec<String> {
-        self.certificates.ids()
+        self.index.certificate_ids()
     }
 
     /// Open (or opening) connections authenticated by `certificate_id`.
     pub fn certificate_connections(&self, certificate_id: &str) -> usize {
-        self.certificates.connections(certificate_id)
+        self.index
+            .count(&Dependency::Certificate(certificate_id.to_owned()))
+    }
+
+    /// The open (or opening) connections whose authorization depends on any of `changed`, to
+    /// be re-authorized ([`Broker::reauthorize`]) after a registry change: call it once the
+    /// change is visible to [`CertificateAuthorizer::authorize`]. A CONNECT that resolved its
+    /// grant before the change and files itself after this call resolves it again, so no
+    /// connection keeps an outdated grant.
+    pub fn connections_depending_on(&self, changed: &[Dependency]) -> Vec<OpenConnection> {
+        self.index.bump();
+        self.index
+            .lookup(changed)
+            .into_iter()
+            .map(OpenConnection)
+            .collect()
+    }
+
+    /// Puts `grant` in force on an open connection: its publishes, subscribes and deliveries
+    /// are decided by it from now on, and it is filed under its new dependencies. When the
+    /// grant is `None` (the certificate may not connect any more) or no longer allows
+    /// `iot:Connect` (with the attributes of its CONNECT), the connection is closed: MQTT 5
+    /// clients get DISCONNECT 0x87, and no will is published.
+    ///
+    /// Existing subscriptions stay, as on AWS: `iot:Receive`, decided for every delivery,
+    /// governs what they still deliver. Messages already queued for the client are sent.
+    pub fn reauthorize(&self, conn: &OpenConnection, grant: Option<Grant>) -> Reauthorized {
+        let p = &conn.0;
+        let Some(grant) = grant else {
+            p.kick().fire(reason::NOT_AUTHORIZED);
+            return Reauthorized::Disconnected;
+        };
+        self.install_grant(p, grant);
+        if p.may_connect(&self.denials, &self.config.arns) {
+            tracing::debug!(client_id = %p.client_id(), principal = %p.identity, "policies updated on an open connection");
+            Reauthorized::Updated
+        } else {
+            tracing::info!(client_id = %p.client_id(), principal = %p.identity, "iot:Connect no longer allowed; closing the connection");
+            p.kick().fire(reason::NOT_AUTHORIZED);
+            Reauthorized::Disconnected
+        }
+    }
+
+    /// Swaps in a grant's authorization and files the connection under its dependencies.
+    pub(crate) fn install_grant(&self, p: &Arc<Principal>, grant: Grant) {
+        let Grant {
+            policies,
+            thing,
+            mut depends_on,
+        } = grant;
+        p.set_authz(Authz::new(policies, p.base().request(thing)));
+        if let Some(id) = p.certificate_id() {
+            depends_on.push(Dependency::Certificate(id.to_string()));
+        }
+        self.index.set(p, depends_on);
+    }
+
+    /// Policy denials since the start, by action.
+    pub fn denials(&self) -> Denials {
+        self.denials.snapshot()
     }
 
     /// Publishes a message the server itself originates (AWS's `$aws/events/...`): QoS 1,
@@ -366,6 +476,10 @@ impl Broker {
 
     pub(crate) fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    pub(crate) fn arns(&self) -> &Arns {
+        &self.config.arns
     }
 
     /// Routes a message to every matching subscription and updates the retained store.
@@ -456,30 +570,43 @@ impl Broker {
             kept.subscription_ids.append(&mut later.subscription_ids);
             true
         });
-        for t in targets {
-            let delivery = Delivery {
-                message: message.clone(),
-                qos: t.qos.min(message.qos),
-                retain: message.retain && t.retain_as_published,
-                subscription_ids: t.subscription_ids,
-                seq: 0,
-            };
-            if self.deliver(&t.session, delivery, commits) == Enqueued::Pressured {
-                pressured.push(t.session);
+        with_arn_buffer(|buf| {
+            let mut arn = TopicArn::new(&self.config.arns, &message.topic, buf);
+            for t in targets {
+                let delivery = Delivery {
+                    message: message.clone(),
+                    qos: t.qos.min(message.qos),
+                    retain: message.retain && t.retain_as_published,
+                    subscription_ids: t.subscription_ids,
+                    seq: 0,
+                };
+                if self.deliver(&t.session, delivery, commits, &mut arn) == Enqueued::Pressured {
+                    pressured.push(t.session);
+                }
             }
-        }
+        });
     }
 
+    /// Offers a delivery to a session, if its principal may receive it (`iot:Receive`,
+    /// decided here for every delivery; a denied one is skipped silently and never queued).
+    /// `arn` is the topic ARN of `delivery`'s message.
     fn deliver(
         &self,
         session: &Session,
         delivery: Delivery,
         commits: &mut Vec<Commit>,
+        arn: &mut TopicArn<'_>,
     ) -> Enqueued {
         let mut state = session.state.lock();
-        if !state.principal.may_receive(&delivery.message.topic) {
+        let authz = state.principal.authz();
+        if !authz.is_unrestricted()
+            && !state
+                .principal
+                .permits(&authz, &self.denials, Action::Receive, arn.get())
+        {
             return Enqueued::Refused;
         }
+        drop(authz);
         let outcome = state.enqueue(
             &session.client_id,
             delivery,
@@ -497,21 +624,15 @@ impl Broker {
 
     /// Adds a subscription for `session`. Returns the SUBACK reason code, the retained
     /// messages to send for it, and the store commit to wait for before acknowledging.
+    /// The filter must be valid and authorized (the caller checked both).
     pub(crate) fn subscribe(
         &self,
         session: &Arc<Session>,
-        principal: &Principal,
         filter: &str,
         mut options: SubscriptionOptions,
         subscription_id: Option<u32>,
         commits: &mut Vec<Commit>,
     ) -> (u8, Vec<Delivery>) {
-        if topic::validate_topic_filter(filter, &self.config.topic_limits).is_err() {
-            return (reason::TOPIC_FILTER_INVALID, Vec::new());
-        }
-        if !principal.may_subscribe(filter) {
-            return (reason::NOT_AUTHORIZED, Vec::new());
-        }
         if self.config.compat == Compat::Aws {
             options.qos = options.qos.min(QoS::AtLeastOnce);
         }
@@ -597,9 +718,13 @@ impl Broker {
     /// Queues retained deliveries after the SUBACK that asked for them.
     pub(crate) fn deliver_retained(&self, session: &Session, deliveries: Vec<Delivery>) {
         let mut commits = Vec::new();
-        for d in deliveries {
-            self.deliver(session, d, &mut commits);
-        }
+        with_arn_buffer(|buf| {
+            for d in deliveries {
+                let message = d.message.clone();
+                let mut arn = TopicArn::new(&self.config.arns, &message.topic, buf);
+                self.deliver(session, d, &mut commits, &mut arn);
+            }
+        });
     }
 
     /// Ends a session: removes its subscriptions and its durable record.
@@ -656,6 +781,47 @@ impl Broker {
             expiry_interval: expiry,
             disconnected_at_ms: disconnected.then(unix_ms),
         })
+    }
+}
+
+thread_local! {
+    /// The buffer topic ARNs of deliveries are written into (one per routing thread).
+    static ARN_BUFFER: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// Runs `f` with this thread's ARN buffer (a fresh one if it is already in use).
+pub(crate) fn with_arn_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    let mut buf = ARN_BUFFER.take();
+    let r = f(&mut buf);
+    ARN_BUFFER.set(buf);
+    r
+}
+
+/// A message's topic ARN for the `iot:Receive` decisions of its deliveries: written into a
+/// reused buffer at most once, and only if some recipient has policies to decide.
+pub(crate) struct TopicArn<'a> {
+    arns: &'a Arns,
+    topic: &'a str,
+    buf: &'a mut String,
+    built: bool,
+}
+
+impl<'a> TopicArn<'a> {
+    pub fn new(arns: &'a Arns, topic: &'a str, buf: &'a mut String) -> Self {
+        TopicArn {
+            arns,
+            topic,
+            buf,
+            built: false,
+        }
+    }
+
+    pub fn get(&mut self) -> &str {
+        if !self.built {
+            self.arns.write_topic(self.topic, self.buf);
+            self.built = true;
+        }
+        self.buf
     }
 }
 

@@ -188,7 +188,7 @@ impl Session {
                 window: 65535,
                 dropped: 0,
                 ended: false,
-                principal: Arc::new(Principal::Nobody),
+                principal: Principal::nobody(),
                 room_wanted: false,
             }),
             room: Notify::new(),
@@ -428,6 +428,38 @@ impl SessionState {
             }]));
         }
         true
+    }
+
+    /// Drops the queued (not yet sent) deliveries `keep` refuses: when a client attaches to
+    /// a resumed session, what was queued for an earlier identity (or for nobody, after a
+    /// restart) is decided again for the new one (`iot:Receive`). In-flight messages were
+    /// sent once already and are sent again.
+    pub fn retain_queued(
+        &mut self,
+        client_id: &str,
+        store: &Store,
+        mut keep: impl FnMut(&Delivery) -> bool,
+    ) {
+        let persistent = self.persistent();
+        let mut ops = Vec::new();
+        let mut removed_bytes = 0;
+        self.queue.retain(|d| {
+            if keep(d) {
+                return true;
+            }
+            removed_bytes += d.cost();
+            if persistent && d.qos != QoS::AtMostOnce {
+                ops.push(WriteOp::DeleteOutbound {
+                    client_id: client_id.to_string(),
+                    seq: d.seq,
+                });
+            }
+            false
+        });
+        self.queued_bytes -= removed_bytes;
+        if !ops.is_empty() {
+            drop(store.submit(ops));
+        }
     }
 
     /// A new connection attached: everything in flight is sent again.

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use ferrocore_broker::ferrocore_policy::{PolicySet, ThingContext};
 use ferrocore_broker::{
-    Authentication, Broker, BrokerConfig, CertificateCheck, Compat, ConnectionInfo, ListenerAuth,
-    TlsInfo, Transport,
+    Authentication, Broker, BrokerConfig, CertificateAuthorizer, Compat, ConnectionInfo,
+    Dependency, Grant, ListenerAuth, Reauthorized, TlsInfo, Transport,
 };
 use ferrocore_mqtt::*;
 use ferrocore_store::{Durability, Store};
@@ -61,6 +62,7 @@ fn info(anonymous: bool) -> ConnectionInfo {
         listener: Arc::new(ListenerAuth {
             name: "test".into(),
             anonymous,
+            anonymous_policy: None,
         }),
     }
 }
@@ -878,11 +880,13 @@ async fn aws_pacing_delays_excess_publishes_without_dropping() {
 // ---------------------------------------------------------------------------------------
 // Device certificates: the principal, the CONNECT check and the index of open connections.
 
-/// Certificates the test declares active; optionally runs a hook inside the check (to
-/// interleave a revocation with a CONNECT).
+/// Certificates the test declares active, with the policies each has (allow-all unless the
+/// test gives some); optionally runs a hook inside the check (to interleave a revocation or a
+/// policy change with a CONNECT).
 #[derive(Default)]
 struct TestCertificates {
     active: parking_lot::Mutex<std::collections::HashSet<String>>,
+    policies: parking_lot::Mutex<std::collections::HashMap<String, Grant>>,
     checked: std::sync::atomic::AtomicUsize,
     #[allow(clippy::type_complexity)]
     during_check: parking_lot::Mutex<Option<Box<dyn FnMut(&str) + Send>>>,
@@ -896,19 +900,55 @@ impl TestCertificates {
     fn deactivate(&self, id: &str) {
         self.active.lock().remove(id);
     }
+
+    /// Gives `id` these policy documents (name, JSON), a thing, and dependencies.
+    fn grant(
+        &self,
+        id: &str,
+        docs: &[(&str, &str)],
+        thing: Option<ThingContext>,
+        deps: Vec<Dependency>,
+    ) {
+        let set = PolicySet::parse(docs.iter().copied()).unwrap();
+        self.policies.lock().insert(
+            id.to_owned(),
+            Grant {
+                policies: Arc::new(set),
+                thing,
+                depends_on: deps,
+            },
+        );
+    }
+
+    fn current(&self, id: &str) -> Option<Grant> {
+        if !self.active.lock().contains(id) {
+            return None;
+        }
+        Some(
+            self.policies
+                .lock()
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| Grant {
+                    policies: Arc::new(PolicySet::allow_all("allow-all")),
+                    thing: None,
+                    depends_on: Vec::new(),
+                }),
+        )
+    }
 }
 
-impl CertificateCheck for TestCertificates {
-    fn is_active(&self, certificate_id: &str) -> bool {
+impl CertificateAuthorizer for TestCertificates {
+    fn authorize(&self, certificate_id: &str, _client_id: &str) -> Option<Grant> {
         self.checked
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // What the check reads, read first: a hook running after it is a change the check
         // did not see.
-        let active = self.active.lock().contains(certificate_id);
+        let grant = self.current(certificate_id);
         if let Some(hook) = self.during_check.lock().as_mut() {
             hook(certificate_id);
         }
-        active
+        grant
     }
 }
 
@@ -1192,4 +1232,630 @@ async fn publish_event_reaches_dollar_aws_subscribers() {
     assert!(!p.retain);
     // `#` does not match `$` topics [MQTT-4.7.2-1].
     assert!(all.try_recv(Duration::from_millis(200)).await.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// IoT policies: every enforcement point, denial behaviour, live swaps, anonymous policies
+
+const ARN: &str = "arn:aws:iot:us-east-1:000000000000";
+
+/// A policy set of one document with `statements` (JSON objects, `{ARN}` replaced).
+fn policy(statements: &str) -> Arc<PolicySet> {
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        statements.replace("{ARN}", ARN)
+    );
+    Arc::new(PolicySet::parse([("test-policy", doc.as_str())]).unwrap())
+}
+
+/// A client of an anonymous listener with `policies` (`None`: allow-all).
+fn anonymous_info(policies: Option<Arc<PolicySet>>) -> ConnectionInfo {
+    ConnectionInfo {
+        listener: Arc::new(ListenerAuth {
+            name: "anon".into(),
+            anonymous: true,
+            anonymous_policy: policies,
+        }),
+        ..info(true)
+    }
+}
+
+async fn anonymous(
+    broker: &Arc<Broker>,
+    policies: &Arc<PolicySet>,
+    version: ProtocolVersion,
+    connect: Connect,
+) -> (Client, ConnAck) {
+    connect_with(
+        broker,
+        anonymous_info(Some(policies.clone())),
+        version,
+        connect,
+    )
+    .await
+}
+
+/// The reason code of the PUBACK (QoS 1) or PUBREC (QoS 2) the client gets next.
+async fn publish_ack(c: &mut Client) -> u8 {
+    match c.recv().await {
+        Packet::PubAck(r) | Packet::PubRec(r) => r.reason,
+        other => panic!("expected PUBACK or PUBREC, got {other:?}"),
+    }
+}
+
+async fn subscribe_many(c: &mut Client, filters: &[&str]) -> Vec<u8> {
+    c.send(Packet::Subscribe(Subscribe {
+        packet_id: 7,
+        filters: filters
+            .iter()
+            .map(|f| {
+                (
+                    (*f).to_owned(),
+                    SubscriptionOptions {
+                        qos: QoS::AtLeastOnce,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+        ..Default::default()
+    }))
+    .await;
+    match c.recv().await {
+        Packet::SubAck(a) => a.reasons,
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+/// A device allowed to connect as `dev-*`, publish under `pub/`, retain under `pub/keep/`,
+/// subscribe to filters under `sub/` and receive `sub/ok/...` only.
+fn device_policy() -> Arc<PolicySet> {
+    policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/dev-*"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/pub/*"},
+           {"Effect":"Allow","Action":"iot:RetainPublish","Resource":"{ARN}:topic/pub/keep/*"},
+           {"Effect":"Allow","Action":"iot:Subscribe","Resource":"{ARN}:topicfilter/sub/*"},
+           {"Effect":"Allow","Action":"iot:Receive","Resource":"{ARN}:topic/sub/ok/*"},
+           {"Sid":"NoSecrets","Effect":"Deny","Action":"iot:Publish","Resource":"{ARN}:topic/pub/secret"}"#,
+    )
+}
+
+#[tokio::test]
+async fn anonymous_policy_decides_connect_for_v5_and_v3() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = device_policy();
+    let v5 = ProtocolVersion::V5;
+    let v3 = ProtocolVersion::V311;
+    let (_c, ack) = anonymous(&h.broker, &p, v5, connect_packet(v5, "intruder", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    let (_c, ack) = anonymous(&h.broker, &p, v3, connect_packet(v3, "intruder", true)).await;
+    assert_eq!(ack.code, reason::v3::NOT_AUTHORIZED);
+    let (_c, ack) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev-1", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    let (_c, ack) = anonymous(&h.broker, &p, v3, connect_packet(v3, "dev-2", true)).await;
+    assert_eq!(ack.code, reason::v3::ACCEPTED);
+    assert_eq!(h.broker.denials().connect, 2);
+    // No policy named: everything is allowed.
+    let (_c, ack) = connect_with(
+        &h.broker,
+        anonymous_info(None),
+        v5,
+        connect_packet(v5, "any", true),
+    )
+    .await;
+    assert_eq!(ack.code, reason::SUCCESS);
+}
+
+#[tokio::test]
+async fn v5_denials_get_reason_codes_and_denied_messages_go_nowhere() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = device_policy();
+    let v5 = ProtocolVersion::V5;
+    let mut watcher = Client::v5(&h.broker, "watcher").await; // allow-all listener
+    watcher.subscribe("#", QoS::AtLeastOnce).await;
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev-1", true)).await;
+
+    d.publish("pub/a", "ok", QoS::AtLeastOnce, false, 1).await;
+    assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    assert_eq!(watcher.expect_publish().await.topic, "pub/a");
+    // Not covered: implicit deny. QoS 1 → PUBACK 0x87, QoS 2 → PUBREC 0x87, QoS 0 → dropped.
+    d.publish("other/a", "no", QoS::AtLeastOnce, false, 2).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    d.publish("other/b", "no", QoS::ExactlyOnce, false, 3).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    d.publish("other/c", "no", QoS::AtMostOnce, false, 0).await;
+    // Explicit deny beats the allow of pub/*.
+    d.publish("pub/secret", "no", QoS::AtLeastOnce, false, 4)
+        .await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    // RETAIN needs iot:RetainPublish too.
+    d.publish("pub/a", "kept?", QoS::AtLeastOnce, true, 5).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    d.publish("pub/keep/a", "kept", QoS::AtLeastOnce, true, 6)
+        .await;
+    assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    let p2 = watcher.expect_publish().await;
+    assert_eq!(
+        (p2.topic.as_str(), &p2.payload[..]),
+        ("pub/keep/a", &b"kept"[..])
+    );
+    assert!(
+        watcher.try_recv(Duration::from_millis(200)).await.is_none(),
+        "a denied PUBLISH reached a subscriber"
+    );
+    // The connection goes on.
+    d.send(Packet::PingReq).await;
+    assert!(matches!(d.recv().await, Packet::PingResp));
+
+    // SUBSCRIBE: each filter on its own, as sent.
+    assert_eq!(
+        subscribe_many(&mut d, &["sub/#", "other/#", "sub/ok/+", "#"]).await,
+        [1, reason::NOT_AUTHORIZED, 1, reason::NOT_AUTHORIZED]
+    );
+    let denials = h.broker.denials();
+    assert_eq!(
+        (denials.publish, denials.retain_publish, denials.subscribe),
+        (4, 1, 2)
+    );
+}
+
+#[tokio::test]
+async fn receive_is_decided_for_every_delivery() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = device_policy();
+    let v5 = ProtocolVersion::V5;
+    let mut publ = Client::v5(&h.broker, "publisher").await;
+    // A retained message the device may not receive, and one it may.
+    publ.publish("sub/no/r", "r1", QoS::AtLeastOnce, true, 1)
+        .await;
+    publish_ack(&mut publ).await;
+    publ.publish("sub/ok/r", "r2", QoS::AtLeastOnce, true, 2)
+        .await;
+    publish_ack(&mut publ).await;
+
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev-r", true)).await;
+    assert_eq!(subscribe_many(&mut d, &["sub/#"]).await, [1]);
+    let r = d.expect_publish().await;
+    assert_eq!((r.topic.as_str(), r.retain), ("sub/ok/r", true));
+    for (topic, qos) in [
+        ("sub/no/x", QoS::AtMostOnce),
+        ("sub/ok/x", QoS::AtMostOnce),
+        ("sub/no/y", QoS::AtLeastOnce),
+        ("sub/ok/y", QoS::AtLeastOnce),
+    ] {
+        publ.publish(topic, topic, qos, false, 3).await;
+        if qos != QoS::AtMostOnce {
+            publish_ack(&mut publ).await;
+        }
+    }
+    assert_eq!(d.expect_publish().await.topic, "sub/ok/x");
+    let y = d.expect_publish().await;
+    assert_eq!(y.topic, "sub/ok/y");
+    d.send(Packet::PubAck(PubResp {
+        packet_id: y.packet_id,
+        ..Default::default()
+    }))
+    .await;
+    assert!(d.try_recv(Duration::from_millis(200)).await.is_none());
+    assert_eq!(h.broker.denials().receive, 3);
+}
+
+#[tokio::test]
+async fn v3_default_mode_acknowledges_and_drops_and_refuses_filters_with_0x80() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = device_policy();
+    let v3 = ProtocolVersion::V311;
+    let mut watcher = Client::v5(&h.broker, "watcher").await;
+    watcher.subscribe("#", QoS::AtLeastOnce).await;
+    let (mut d, _) = anonymous(&h.broker, &p, v3, connect_packet(v3, "dev-3", true)).await;
+    d.publish("other/a", "no", QoS::AtLeastOnce, false, 1).await;
+    match d.recv().await {
+        Packet::PubAck(r) => assert_eq!(r.packet_id, 1),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    d.publish("other/b", "no", QoS::ExactlyOnce, false, 2).await;
+    assert!(matches!(d.recv().await, Packet::PubRec(r) if r.packet_id == 2));
+    d.send(Packet::PubRel(PubResp {
+        packet_id: 2,
+        ..Default::default()
+    }))
+    .await;
+    assert!(matches!(d.recv().await, Packet::PubComp(r) if r.packet_id == 2));
+    d.publish("pub/a", "yes", QoS::AtLeastOnce, false, 3).await;
+    assert!(matches!(d.recv().await, Packet::PubAck(_)));
+    assert_eq!(watcher.expect_publish().await.topic, "pub/a");
+    assert!(watcher.try_recv(Duration::from_millis(200)).await.is_none());
+    assert_eq!(
+        subscribe_many(&mut d, &["sub/a", "nope/#"]).await,
+        [1, reason::v3::SUBACK_FAILURE]
+    );
+}
+
+#[tokio::test]
+async fn compat_aws_closes_a_v3_connection_on_denial_and_answers_v5_with_0x87() {
+    let h = harness(aws()).await;
+    let p = device_policy();
+    let v3 = ProtocolVersion::V311;
+    let v5 = ProtocolVersion::V5;
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let id = format!("dev-pub-{}", qos as u8);
+        let (mut d, _) = anonymous(&h.broker, &p, v3, connect_packet(v3, &id, true)).await;
+        d.publish("other/a", "no", qos, false, 1).await;
+        assert!(
+            d.try_recv(Duration::from_secs(5)).await.is_none(),
+            "a denied 3.1.1 PUBLISH (QoS {}) closes the connection",
+            qos as u8
+        );
+    }
+    let (mut d, _) = anonymous(&h.broker, &p, v3, connect_packet(v3, "dev-sub", true)).await;
+    d.send(Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: vec![("nope/#".into(), SubscriptionOptions::default())],
+        ..Default::default()
+    }))
+    .await;
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+
+    // MQTT 5 has reason codes: AWS answers with them and keeps the connection.
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev-5", true)).await;
+    d.publish("other/a", "no", QoS::AtLeastOnce, false, 1).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    assert_eq!(
+        subscribe_many(&mut d, &["nope/#"]).await,
+        [reason::NOT_AUTHORIZED]
+    );
+    d.send(Packet::PingReq).await;
+    assert!(matches!(d.recv().await, Packet::PingResp));
+}
+
+#[tokio::test]
+async fn connect_attributes_and_the_will_topic_are_decided_at_connect() {
+    let h = harness(BrokerConfig::default()).await;
+    // Clean sessions only; wills only on will/<clientId>, retained wills nowhere.
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/*",
+            "Condition":{"ForAllValues:StringEquals":{"iot:ConnectAttributes":["LastWill"]}}},
+           {"Effect":"Deny","Action":"iot:Connect","Resource":"{ARN}:client/*",
+            "Condition":{"ArnLike":{"iot:LastWillTopic":"{ARN}:topic/forbidden/*"}}},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/will/${iot:ClientId}"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/forbidden/*"}"#,
+    );
+    let v5 = ProtocolVersion::V5;
+    let v3 = ProtocolVersion::V311;
+    let with_will = |version, id: &str, topic: &str, retain: bool| {
+        let mut c = connect_packet(version, id, true);
+        c.will = Some(LastWill {
+            topic: topic.into(),
+            payload: Bytes::from_static(b"bye"),
+            retain,
+            ..LastWill::default()
+        });
+        c
+    };
+    let (_c, ack) = anonymous(&h.broker, &p, v5, connect_packet(v5, "clean", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    // PersistentConnect: 3.1.1 CleanSession=0, MQTT 5 session expiry > 0.
+    let (_c, ack) = anonymous(&h.broker, &p, v3, connect_packet(v3, "p3", false)).await;
+    assert_eq!(ack.code, reason::v3::NOT_AUTHORIZED);
+    let mut c = connect_packet(v5, "p5", true);
+    c.properties.session_expiry_interval = Some(60);
+    let (_c, ack) = anonymous(&h.broker, &p, v5, c).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    // LastWill is allowed, on the client's own will topic.
+    let (_c, ack) = anonymous(&h.broker, &p, v5, with_will(v5, "w1", "will/w1", false)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    // iot:Publish on the will topic.
+    let (_c, ack) = anonymous(&h.broker, &p, v5, with_will(v5, "w2", "will/w1", false)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    // ... and iot:RetainPublish for a retained will.
+    let (_c, ack) = anonymous(&h.broker, &p, v3, with_will(v3, "w3", "will/w3", true)).await;
+    assert_eq!(ack.code, reason::v3::NOT_AUTHORIZED);
+    // iot:LastWillTopic in a Deny.
+    let (_c, ack) = anonymous(&h.broker, &p, v5, with_will(v5, "w4", "forbidden/x", false)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    let d = h.broker.denials();
+    assert_eq!((d.connect, d.publish, d.retain_publish), (3, 1, 1));
+}
+
+#[tokio::test]
+async fn shared_subscriptions_are_decided_on_the_filter_as_sent() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Subscribe","Resource":"{ARN}:topicfilter/$share/workers/jobs/*"},
+           {"Effect":"Allow","Action":"iot:Receive","Resource":"{ARN}:topic/jobs/*"}"#,
+    );
+    let v5 = ProtocolVersion::V5;
+    let (mut w, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "worker", true)).await;
+    assert_eq!(
+        subscribe_many(
+            &mut w,
+            &["$share/workers/jobs/#", "jobs/#", "$share/other/jobs/#"]
+        )
+        .await,
+        [1, reason::NOT_AUTHORIZED, reason::NOT_AUTHORIZED]
+    );
+    let mut publ = Client::v5(&h.broker, "publisher").await;
+    publ.publish("jobs/1", "j", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(w.expect_publish().await.topic, "jobs/1");
+}
+
+#[tokio::test]
+async fn a_resumed_session_delivers_only_what_its_new_principal_may_receive() {
+    let h = harness(BrokerConfig::default()).await;
+    let v5 = ProtocolVersion::V5;
+    let mut c = connect_packet(v5, "dev-q", false);
+    c.properties.session_expiry_interval = Some(300);
+    // First connected with allow-all: everything is queued while it is away.
+    let (mut d, _) = connect_with(&h.broker, anonymous_info(None), v5, c.clone()).await;
+    assert_eq!(subscribe_many(&mut d, &["sub/#"]).await, [1]);
+    d.send(Packet::Disconnect(Disconnect::default())).await;
+    drop(d);
+    let mut publ = Client::v5(&h.broker, "publisher").await;
+    for topic in ["sub/no/1", "sub/ok/1"] {
+        publ.publish(topic, topic, QoS::AtLeastOnce, false, 1).await;
+        publish_ack(&mut publ).await;
+    }
+    // Back with the device policy: the queue is decided again.
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Receive","Resource":"{ARN}:topic/sub/ok/*"}"#,
+    );
+    c.clean_start = false;
+    let (mut d, ack) = anonymous(&h.broker, &p, v5, c).await;
+    assert!(ack.session_present);
+    assert_eq!(d.expect_publish().await.topic, "sub/ok/1");
+    assert!(d.try_recv(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn denials_are_counted_every_time_and_the_connection_survives_a_flood() {
+    let h = harness(BrokerConfig::default()).await;
+    let p = device_policy();
+    let v5 = ProtocolVersion::V5;
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev-flood", true)).await;
+    for i in 1..=200u16 {
+        d.publish("other/x", "no", QoS::AtLeastOnce, false, i).await;
+        assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    }
+    assert_eq!(h.broker.denials().publish, 200);
+}
+
+/// A certificate-harness grant of one policy named `name`.
+fn grant_of(name: &str, statements: &str, deps: Vec<Dependency>) -> Grant {
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        statements.replace("{ARN}", ARN)
+    );
+    Grant {
+        policies: Arc::new(PolicySet::parse([(name, doc.as_str())]).unwrap()),
+        thing: None,
+        depends_on: deps,
+    }
+}
+
+const CONNECT_AND_RECEIVE_ALL: &str = r#"{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Receive","iot:Publish"],"Resource":"*"}"#;
+
+#[tokio::test]
+async fn a_new_grant_swaps_into_an_open_connection() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("c1");
+    let policy_key = Dependency::Policy("p".into());
+    *certs.policies.lock() = [(
+        "c1".to_owned(),
+        grant_of("p", CONNECT_AND_RECEIVE_ALL, vec![policy_key.clone()]),
+    )]
+    .into();
+    let v5 = ProtocolVersion::V5;
+    let (mut d, ack) = connect_as(&h.broker, "c1", v5, connect_packet(v5, "d1", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(d.subscribe("t/#", QoS::AtLeastOnce).await.reasons, [1]);
+    let mut publ = Client::v5(&h.broker, "publisher").await;
+    publ.publish("t/a", "1", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(&d.expect_publish().await.payload[..], b"1");
+
+    // The policy changes: Receive only t/ok/*.
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&policy_key));
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].certificate_id(), Some("c1"));
+    assert_eq!(conns[0].client_id(), "d1");
+    let narrowed = grant_of(
+        "p",
+        r#"{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe","iot:Publish"],"Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Receive","Resource":"{ARN}:topic/t/ok/*"}"#,
+        vec![policy_key.clone(), Dependency::Thing("lamp".into())],
+    );
+    assert_eq!(
+        h.broker.reauthorize(&conns[0], Some(narrowed)),
+        Reauthorized::Updated
+    );
+    // The subscription stays; Receive governs what it delivers.
+    publ.publish("t/a", "2", QoS::AtMostOnce, false, 0).await;
+    publ.publish("t/ok/a", "3", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(&d.expect_publish().await.payload[..], b"3");
+    // Filed under its new dependencies (and its certificate), no more under others.
+    assert_eq!(
+        h.broker
+            .connections_depending_on(&[Dependency::Thing("lamp".into())])
+            .len(),
+        1
+    );
+    assert_eq!(
+        h.broker
+            .connections_depending_on(&[Dependency::Certificate("c1".into())])
+            .len(),
+        1
+    );
+
+    // Connect no longer allowed: closed with 0x87.
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&policy_key));
+    let no_connect = grant_of(
+        "p",
+        r#"{"Effect":"Allow","Action":"iot:Receive","Resource":"*"}"#,
+        vec![policy_key.clone()],
+    );
+    assert_eq!(
+        h.broker.reauthorize(&conns[0], Some(no_connect)),
+        Reauthorized::Disconnected
+    );
+    match d.recv().await {
+        Packet::Disconnect(x) => assert_eq!(x.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+    eventually("index emptied", || {
+        h.broker
+            .connections_depending_on(std::slice::from_ref(&policy_key))
+            .is_empty()
+    })
+    .await;
+
+    // A grant of None (the certificate may not connect any more) closes too.
+    let (mut d2, _) = connect_as(&h.broker, "c1", v5, connect_packet(v5, "d2", true)).await;
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&policy_key));
+    assert_eq!(
+        h.broker.reauthorize(&conns[0], None),
+        Reauthorized::Disconnected
+    );
+    assert!(matches!(d2.recv().await, Packet::Disconnect(_)));
+}
+
+#[tokio::test]
+async fn a_certificate_without_policies_may_not_even_connect() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("bare");
+    certs.grant("bare", &[], None, Vec::new());
+    let v5 = ProtocolVersion::V5;
+    let (_c, ack) = connect_as(&h.broker, "bare", v5, connect_packet(v5, "x", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    assert_eq!(h.broker.denials().connect, 1);
+    assert!(h.broker.connected_certificates().is_empty());
+}
+
+#[tokio::test]
+async fn thing_and_certificate_variables_come_from_the_grant() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("cv");
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/${{iot:Connection.Thing.ThingName}}"}},
+            {{"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/${{iot:CertificateId}}/${{iot:Connection.Thing.Attributes[site]}}/*"}}]}}"#
+    );
+    certs.grant(
+        "cv",
+        &[("thing-policy", doc.as_str())],
+        Some(ThingContext::new("lamp-1").with_attribute("site", "s7")),
+        Vec::new(),
+    );
+    let v5 = ProtocolVersion::V5;
+    let (mut d, ack) = connect_as(&h.broker, "cv", v5, connect_packet(v5, "lamp-1", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    d.publish("cv/s7/t", "x", QoS::AtLeastOnce, false, 1).await;
+    assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    d.publish("cv/s8/t", "x", QoS::AtLeastOnce, false, 2).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_policy_change_racing_a_connect_is_never_missed() {
+    // The grant is resolved from the old state; then the change commits and its listener
+    // looks for the connections it concerns before the CONNECT filed itself under the
+    // policy: the CONNECT sees that a change happened and resolves its grant again.
+    let (h, certs) = cert_harness().await;
+    certs.activate("racy");
+    let key = Dependency::Policy("p".into());
+    *certs.policies.lock() = [(
+        "racy".to_owned(),
+        grant_of("p", CONNECT_AND_RECEIVE_ALL, vec![key.clone()]),
+    )]
+    .into();
+    let weak = Arc::downgrade(&h.broker);
+    let hook_certs = Arc::downgrade(&certs);
+    let hook_key = key.clone();
+    let found = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let found_in_hook = found.clone();
+    *certs.during_check.lock() = Some(Box::new(move |id: &str| {
+        if let (Some(certs), Some(broker)) = (hook_certs.upgrade(), weak.upgrade()) {
+            if found_in_hook.load(std::sync::atomic::Ordering::SeqCst) != usize::MAX {
+                return; // only the first resolution races
+            }
+            // The registry commits the change: no more Receive...
+            certs.policies.lock().insert(
+                id.to_owned(),
+                grant_of(
+                    "p",
+                    r#"{"Effect":"Allow","Action":["iot:Connect","iot:Subscribe"],"Resource":"*"}"#,
+                    vec![hook_key.clone()],
+                ),
+            );
+            // ... and its listener looks for the connections of the policy.
+            let n = broker
+                .connections_depending_on(std::slice::from_ref(&hook_key))
+                .len();
+            found_in_hook.store(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }));
+    let v5 = ProtocolVersion::V5;
+    let (mut d, ack) = connect_as(&h.broker, "racy", v5, connect_packet(v5, "r", true)).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(
+        found.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the listener ran before the connection was filed under the policy"
+    );
+    assert_eq!(
+        certs.checked.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "resolved again"
+    );
+    assert_eq!(d.subscribe("t/#", QoS::AtMostOnce).await.reasons, [0]);
+    let mut publ = Client::v5(&h.broker, "publisher").await;
+    publ.publish("t/a", "x", QoS::AtMostOnce, false, 0).await;
+    assert!(
+        d.try_recv(Duration::from_millis(300)).await.is_none(),
+        "the outdated grant (Receive allowed) stayed in force"
+    );
+}
+
+#[tokio::test]
+async fn a_will_no_longer_allowed_is_not_published() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("w");
+    let key = Dependency::Policy("p".into());
+    *certs.policies.lock() = [(
+        "w".to_owned(),
+        grant_of("p", CONNECT_AND_RECEIVE_ALL, vec![key.clone()]),
+    )]
+    .into();
+    let mut watcher = Client::v5(&h.broker, "watcher").await;
+    watcher.subscribe("will/#", QoS::AtMostOnce).await;
+    let v5 = ProtocolVersion::V5;
+    let mut c = connect_packet(v5, "dev", true);
+    c.will = Some(LastWill {
+        topic: "will/dev".into(),
+        payload: Bytes::from_static(b"gone"),
+        ..LastWill::default()
+    });
+    let (dev, ack) = connect_as(&h.broker, "w", v5, c).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&key));
+    h.broker.reauthorize(
+        &conns[0],
+        Some(grant_of(
+            "p",
+            r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}"#,
+            vec![key],
+        )),
+    );
+    drop(dev); // connection lost: the will would be published
+    assert!(watcher.try_recv(Duration::from_millis(300)).await.is_none());
+    assert_eq!(h.broker.denials().publish, 1);
 }
