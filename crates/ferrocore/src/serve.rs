@@ -107,13 +107,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     ferrocore_server::remove_listeners_json(&data_dir);
 
     if settings.dev {
+        let open = settings
+            .listeners
+            .iter()
+            .any(|l| l.anonymous && l.anonymous_policy.is_none());
         warn!("==================================================================");
-        warn!("DEVELOPMENT MODE (--dev): plain MQTT without TLS, and ANONYMOUS");
-        warn!("clients may publish and subscribe to ANYTHING. Never in production.");
+        if open {
+            warn!("DEVELOPMENT MODE (--dev): plain MQTT without TLS, and ANONYMOUS");
+            warn!("clients may publish and subscribe to ANYTHING. Never in production.");
+        } else {
+            warn!("DEVELOPMENT MODE (--dev): plain MQTT without TLS for ANONYMOUS");
+            warn!("clients (limited by --anonymous-policy). Never in production.");
+        }
         warn!("==================================================================");
     }
     for l in settings.listeners.iter().filter(|l| l.anonymous) {
-        warn!(listener = %l.name, address = %l.address, "listener admits anonymous clients with an allow-all policy");
+        match &l.anonymous_policy {
+            None => {
+                warn!(listener = %l.name, address = %l.address, "listener admits anonymous clients with an allow-all policy")
+            }
+            Some(p) => {
+                info!(listener = %l.name, address = %l.address, policy = %p.path.display(), "listener admits anonymous clients with their policy")
+            }
+        }
     }
     if let Some(limit) = raise_open_files_limit(settings.admission.max_connections)
         && (settings.admission.max_connections as u64) > limit

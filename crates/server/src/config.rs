@@ -17,16 +17,28 @@
 //! transport = "mqtts"        # mqtt | mqtts | https | ws
 //! tls = true                 # optional; only "mqtt" may change it (true makes it mqtts)
 //! proxy_protocol = true      # a PROXY protocol v1/v2 header is required first
-//! anonymous = false          # admit clients without credentials, allow-all policy
+//! anonymous = false          # admit clients without credentials
+//! anonymous_policy = "anon.json"  # their IoT policy (relative to this file); else allow-all
 //! ```
+//!
+//! **Anonymous clients** (of `--dev`'s plain listener and of `anonymous = true` listeners) get
+//! the IoT policy their listener names: its `anonymous_policy`, else the top-level
+//! `anonymous_policy` / `--anonymous-policy FILE` / `FERROCORE_ANONYMOUS_POLICY`, else
+//! everything is allowed (the listener is open on purpose; `serve` says so loudly). The file
+//! is one policy document in the AWS IoT policy language (without AWS's 2048-character limit);
+//! `${iot:ClientId}`, `${aws:SourceIp}` and `${iot:DomainName}` have values for anonymous
+//! clients. It is read at start.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::ValueEnum;
 use ferrocore_broker::{BrokerConfig, Compat};
+use ferrocore_policy::{Arns, CompiledPolicy, ParseOptions, PolicySet};
 use ferrocore_store::Durability;
 
 use crate::admission::AdmissionConfig;
@@ -120,7 +132,8 @@ pub struct ServeFlags {
     pub listen_mqtt: Option<String>,
 
     /// Development mode: adds a plain MQTT listener on 127.0.0.1:1883 (or --listen-mqtt) whose
-    /// anonymous clients may do anything. Never use it in production. [config: dev]
+    /// anonymous clients may do anything (or what --anonymous-policy allows). Never use it in
+    /// production. [config: dev]
     #[arg(
         long,
         env = "FERROCORE_DEV",
@@ -132,6 +145,17 @@ pub struct ServeFlags {
         help_heading = "Listeners"
     )]
     pub dev: Option<bool>,
+
+    /// IoT policy (a JSON policy document) for the clients of anonymous listeners that name
+    /// none of their own (`anonymous_policy` in `[[listener]]`); without one they may do
+    /// everything. [config: anonymous_policy]
+    #[arg(
+        long,
+        env = "FERROCORE_ANONYMOUS_POLICY",
+        value_name = "FILE",
+        help_heading = "Listeners"
+    )]
+    pub anonymous_policy: Option<PathBuf>,
 
     /// Host name devices use to reach this server (repeatable, or comma-separated): put in the
     /// server certificate besides localhost, 127.0.0.1, ::1 and the host name.
@@ -372,11 +396,62 @@ pub struct ListenerSpec {
     pub address: SocketAddr,
     pub transport: TransportName,
     pub proxy_protocol: bool,
-    /// Clients without credentials are admitted with an allow-all policy.
+    /// Clients without credentials are admitted, with `anonymous_policy`.
     pub anonymous: bool,
+    /// The policy anonymous clients get; `None`: everything is allowed.
+    pub anonymous_policy: Option<AnonymousPolicy>,
     /// Where to change this listener, completing "cannot listen on ...; " (e.g. "choose
     /// another with --listen-mqtts").
     pub hint: String,
+}
+
+/// An anonymous listener's policy file, read and compiled.
+#[derive(Clone)]
+pub struct AnonymousPolicy {
+    pub path: PathBuf,
+    pub policies: Arc<PolicySet>,
+}
+
+impl PartialEq for AnonymousPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for AnonymousPolicy {}
+
+impl std::fmt::Debug for AnonymousPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnonymousPolicy")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnonymousPolicy {
+    /// Reads and compiles the policy document at `path` (`from` names the setting in errors).
+    /// The policy is named after the file in logs (`policy "anon.json" statement 1`).
+    pub fn load(path: &Path, from: &str) -> Result<AnonymousPolicy, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{from}: cannot read the policy file {} ({e})",
+                path.display()
+            ))
+        })?;
+        let options = ParseOptions { max_chars: None };
+        let doc = ferrocore_policy::parse_with(&text, &options)
+            .map_err(|e| ConfigError(format!("{from}: {}: {e}", path.display())))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let compiled = CompiledPolicy::compile(name, &doc)
+            .map_err(|e| ConfigError(format!("{from}: {}: {e}", path.display())))?;
+        Ok(AnonymousPolicy {
+            path: path.to_path_buf(),
+            policies: Arc::new(PolicySet::new([Arc::new(compiled)])),
+        })
+    }
 }
 
 impl ListenerSpec {
@@ -437,6 +512,7 @@ pub struct FileListener {
     pub tls: Option<bool>,
     pub proxy_protocol: Option<bool>,
     pub anonymous: Option<bool>,
+    pub anonymous_policy: Option<String>,
 }
 
 /// The configuration file, every key optional.
@@ -449,6 +525,7 @@ pub struct FileConfig {
     pub listen_https: Option<String>,
     pub listen_mqtt: Option<String>,
     pub dev: Option<bool>,
+    pub anonymous_policy: Option<String>,
     pub endpoint_names: Option<Vec<String>>,
     pub durability: Option<DurabilityArg>,
     pub compat: Option<CompatArg>,
@@ -483,6 +560,7 @@ const TOP_KEYS: &[&str] = &[
     "listen_https",
     "listen_mqtt",
     "dev",
+    "anonymous_policy",
     "endpoint_names",
     "endpoint_name",
     "durability",
@@ -519,6 +597,7 @@ const LISTENER_KEYS: &[&str] = &[
     "tls",
     "proxy_protocol",
     "anonymous",
+    "anonymous_policy",
 ];
 
 /// Reads typed values out of a TOML table, with errors naming the key.
@@ -766,6 +845,7 @@ impl FileConfig {
                         tls: lr.boolean("tls")?,
                         proxy_protocol: lr.boolean("proxy_protocol")?,
                         anonymous: lr.boolean("anonymous")?,
+                        anonymous_policy: lr.string("anonymous_policy")?,
                     });
                 }
             }
@@ -782,6 +862,7 @@ impl FileConfig {
             listen_https: r.string("listen_https")?,
             listen_mqtt: r.string("listen_mqtt")?,
             dev: r.boolean("dev")?,
+            anonymous_policy: r.string("anonymous_policy")?,
             endpoint_names,
             durability: r.choice("durability")?,
             compat: r.choice("compat")?,
@@ -1316,6 +1397,17 @@ impl Settings {
             max_topic_aliases: aliases,
             max_keep_alive: keep_alive_secs,
             connect_timeout: connect_timeout.value,
+            arns: Arns::new(&aws.region, &aws.account_id),
+        };
+
+        // The policy of anonymous clients, for anonymous listeners that name none.
+        let anonymous_policy = match (flags.anonymous_policy, file.anonymous_policy) {
+            (Some(path), _) => Some(AnonymousPolicy::load(&path, "--anonymous-policy")?),
+            (None, Some(path)) => Some(AnonymousPolicy::load(
+                &relative_to_file(fp, &path),
+                &format!("`anonymous_policy` in {}", fp.display()),
+            )?),
+            (None, None) => None,
         };
 
         // Listeners: the flag shortcuts first, then [[listener]] tables.
@@ -1356,6 +1448,7 @@ impl Settings {
                 transport: TransportName::Mqtts,
                 proxy_protocol: false,
                 anonymous: false,
+                anonymous_policy: None,
                 hint: "choose another with --listen-mqtts".into(),
             });
         }
@@ -1372,6 +1465,7 @@ impl Settings {
                 transport: TransportName::Https,
                 proxy_protocol: false,
                 anonymous: false,
+                anonymous_policy: None,
                 hint: "choose another with --listen-https".into(),
             });
         }
@@ -1389,11 +1483,16 @@ impl Settings {
                 transport: TransportName::Mqtt,
                 proxy_protocol: false,
                 anonymous: dev,
+                anonymous_policy: anonymous_policy.clone().filter(|_| dev),
                 hint: "choose another with --listen-mqtt".into(),
             });
         }
         for (i, l) in file.listeners.into_iter().enumerate() {
-            listeners.push(file_listener(i, l, fp)?);
+            let mut spec = file_listener(i, l, fp)?;
+            if spec.anonymous && spec.anonymous_policy.is_none() {
+                spec.anonymous_policy = anonymous_policy.clone();
+            }
+            listeners.push(spec);
         }
         let mut seen = HashSet::new();
         for l in &listeners {
@@ -1545,6 +1644,19 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         }
         _ => {}
     }
+    let anonymous = l.anonymous.unwrap_or(false);
+    let anonymous_policy = match l.anonymous_policy {
+        Some(_) if !anonymous => {
+            return err(format!(
+                "{ctx}: `anonymous_policy` is for anonymous listeners; add anonymous = true"
+            ));
+        }
+        Some(path) => Some(AnonymousPolicy::load(
+            &relative_to_file(fp, &path),
+            &format!("{ctx}: `anonymous_policy`"),
+        )?),
+        None => None,
+    };
     Ok(ListenerSpec {
         hint: format!(
             "choose another `address` for [[listener]] \"{name}\" in {}",
@@ -1554,8 +1666,21 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         address,
         transport,
         proxy_protocol: l.proxy_protocol.unwrap_or(false),
-        anonymous: l.anonymous.unwrap_or(false),
+        anonymous,
+        anonymous_policy,
     })
+}
+
+/// A path from the configuration file: relative ones are relative to the file's directory.
+fn relative_to_file(file: &Path, path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    if p.is_absolute() {
+        return p;
+    }
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+        _ => p,
+    }
 }
 
 #[cfg(test)]

@@ -8,21 +8,33 @@
 //!   authentication, need none. It also runs JITR: an unknown certificate issued by an
 //!   auto-registering CA is refused, registered as PENDING_ACTIVATION and announced on
 //!   `$aws/events/certificates/registered/<caCertificateId>`.
-//! - [`DeviceAuth`], the broker's [`CertificateCheck`] at MQTT CONNECT (a resumed TLS session
-//!   skips the verifier, and the status may have changed since the handshake).
-//! - [`watch_registry`], the registry listener that closes the open connections of every
+//! - [`DeviceAuth`], the broker's [`CertificateAuthorizer`] at MQTT CONNECT: the certificate
+//!   must still pass the registry's check (a resumed TLS session skips the verifier, and the
+//!   status may have changed since the handshake), and the IoT policies in force for it are
+//!   AWS's applicable set ([`RegistryState::connection_policies`]: the certificate's policies
+//!   and those of its thing's groups and their ancestors), compiled once per policy version.
+//!   A certificate without policies may do nothing, `iot:Connect` included (least privilege,
+//!   as on AWS).
+//! - [`watch_registry`], the registry listener that (a) closes the open connections of every
 //!   certificate a committed change made fail the check (revoked, deactivated, deleted, its CA
-//!   deactivated or deleted, listed by a new CRL). It runs after the change is applied and the
-//!   broker indexes a connection before checking it at CONNECT, so no connection slips
-//!   between the two. No polling.
+//!   deactivated or deleted, listed by a new CRL), and (b) re-authorizes every open connection
+//!   whose policies a change may alter — a policy's versions or default version, a policy
+//!   attachment, a thing's attributes or type, a group membership or group (deleted, moved),
+//!   a thing-principal attachment — found through the broker's index of open connections by
+//!   certificate, thing, group and policy ([`Broker::connections_depending_on`]); a connection
+//!   no longer allowed `iot:Connect` is closed (MQTT 5: DISCONNECT 0x87). It runs after the
+//!   change is applied and the broker indexes a connection before resolving its grant at
+//!   CONNECT, so no connection slips between the two. No polling.
 
 use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferrocore_broker::{Broker, CertificateCheck};
+use ferrocore_broker::ferrocore_policy::CertificateContext;
+use ferrocore_broker::{Broker, CertificateAuthorizer, Dependency, Grant, Reauthorized};
 use ferrocore_identity::registry::{
-    CaCache, CertificateRegisteredEvent, Change, DeviceCheck, Refusal, Registry, RegistryState,
-    auto_register,
+    CaCache, CertificateRegisteredEvent, Change, ConnectionAuthorization, DependencyKey,
+    DeviceCheck, Refusal, Registry, RegistryState, auto_register, certificate_context,
+    thing_context,
 };
 use rustls::CertificateError;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -58,19 +70,61 @@ impl DeviceAuth {
     }
 }
 
-impl CertificateCheck for DeviceAuth {
-    fn is_active(&self, certificate_id: &str) -> bool {
+impl CertificateAuthorizer for DeviceAuth {
+    fn authorize(&self, certificate_id: &str, client_id: &str) -> Option<Grant> {
         let now = unix_seconds();
-        match self
-            .registry
-            .read(|s| self.check_id(s, certificate_id, now))
-        {
-            Ok(()) => true,
+        let resolved = self.registry.read(|s| {
+            self.check_id(s, certificate_id, now)
+                .map(|()| s.connection_policies(certificate_id, client_id))
+        });
+        let resolved = match resolved {
+            Ok(r) => r,
             Err(reason) => {
-                info!(certificate_id, %reason, "device certificate refused at CONNECT");
-                false
+                info!(certificate_id, %reason, "device certificate refused");
+                return None;
+            }
+        };
+        // The certificate variables come from certificate_context, once per connection.
+        match ConnectionAuthorization::compile(self.registry.policy_cache(), resolved, None) {
+            Ok(a) => Some(grant(a)),
+            Err(e) => {
+                warn!(certificate_id, error = %e, "cannot compile the certificate's policies; refusing it");
+                None
             }
         }
+    }
+
+    fn certificate_context(&self, certificate_id: &str, _der: &[u8]) -> CertificateContext {
+        // The registered certificate is the presented one (the id is the SHA-256 of its DER).
+        match self
+            .registry
+            .read(|s| s.certificates.get(certificate_id).map(|c| c.pem.clone()))
+        {
+            Some(pem) => certificate_context(certificate_id, &pem),
+            None => CertificateContext {
+                id: Some(certificate_id.to_owned()),
+                ..CertificateContext::default()
+            },
+        }
+    }
+}
+
+/// The broker's grant of a resolved and compiled authorization.
+fn grant(a: ConnectionAuthorization) -> Grant {
+    let depends_on = a.depends_on.keys().into_iter().map(dependency).collect();
+    Grant {
+        policies: a.set,
+        thing: a.thing.as_ref().map(thing_context),
+        depends_on,
+    }
+}
+
+fn dependency(key: DependencyKey) -> Dependency {
+    match key {
+        DependencyKey::Certificate(id) => Dependency::Certificate(id),
+        DependencyKey::Thing(t) => Dependency::Thing(t),
+        DependencyKey::ThingGroup(g) => Dependency::ThingGroup(g),
+        DependencyKey::Policy(p) => Dependency::Policy(p),
     }
 }
 
@@ -185,7 +239,9 @@ impl ClientCertCheck for DeviceVerifier {
 
 /// Subscribes to `auth`'s registry: after every committed batch that touches certificates or
 /// CAs, the open connections of each certificate that no longer passes the check are closed
-/// ([`Broker::disconnect_certificate`]). Holds both weakly.
+/// ([`Broker::disconnect_certificate`]); after every batch that may change the policies of
+/// open connections, those connections are re-authorized ([`reauthorize`]). Holds both
+/// weakly.
 pub fn watch_registry(auth: &Arc<DeviceAuth>, broker: &Arc<Broker>) {
     let weak_auth = Arc::downgrade(auth);
     let weak_broker = Arc::downgrade(broker);
@@ -194,7 +250,55 @@ pub fn watch_registry(auth: &Arc<DeviceAuth>, broker: &Arc<Broker>) {
             return;
         };
         sweep(&auth, &broker, changes);
+        reauthorize(&auth, &broker, changes);
     }));
+}
+
+/// What [`reauthorize`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reauthorizations {
+    /// Connections whose new policies are in force.
+    pub updated: usize,
+    /// Connections closed: `iot:Connect` no longer allowed, or the certificate refused.
+    pub disconnected: usize,
+}
+
+/// Puts the policies `changes` may have changed in force on the open connections they
+/// concern: those whose authorization depends on a certificate, thing, thing group or policy
+/// the changes touch ([`Change::dependency_keys`]). Each is resolved again from the registry
+/// (which already has the changes) and swapped in; a connection that may no longer connect is
+/// closed. Runs in the registry's listener, so changes apply in commit order.
+pub fn reauthorize(auth: &DeviceAuth, broker: &Broker, changes: &[Change]) -> Reauthorizations {
+    let arns = auth.registry.arns();
+    let mut keys: Vec<Dependency> = changes
+        .iter()
+        .flat_map(|c| c.dependency_keys(arns))
+        .map(dependency)
+        .collect();
+    let mut done = Reauthorizations::default();
+    if keys.is_empty() {
+        return done;
+    }
+    keys.sort();
+    keys.dedup();
+    for conn in broker.connections_depending_on(&keys) {
+        let Some(certificate_id) = conn.certificate_id() else {
+            continue;
+        };
+        let grant = auth.authorize(certificate_id, conn.client_id());
+        match broker.reauthorize(&conn, grant) {
+            Reauthorized::Updated => done.updated += 1,
+            Reauthorized::Disconnected => done.disconnected += 1,
+        }
+    }
+    if done != Reauthorizations::default() {
+        info!(
+            updated = done.updated,
+            disconnected = done.disconnected,
+            "applied a registry change to the policies of open connections"
+        );
+    }
+    done
 }
 
 /// Closes the connections `changes` made unauthorized; returns the certificates closed.

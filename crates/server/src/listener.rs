@@ -209,6 +209,7 @@ impl BoundServer {
                 auth: Arc::new(ListenerAuth {
                     name: b.spec.name.clone(),
                     anonymous: b.spec.anonymous,
+                    anonymous_policy: b.spec.anonymous_policy.as_ref().map(|p| p.policies.clone()),
                 }),
                 spec: b.spec,
                 local: b.local,

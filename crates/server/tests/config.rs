@@ -562,3 +562,89 @@ fn identity_refuses_a_ca_without_its_key() {
     let id = identity::load_or_create(tmp.path(), &[], None).unwrap_or_else(|e| panic!("{e}"));
     assert!(id.issued_server_cert);
 }
+
+#[test]
+fn anonymous_policies_from_flag_file_and_listener() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        p.to_string_lossy().into_owned()
+    };
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+    let global = write("global.json", doc);
+    let own = write("own.json", doc);
+    let text = format!(
+        "anonymous_policy = \"{global}\"\n\
+         [[listener]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ntransport = \"ws\"\nanonymous = true\n\
+         [[listener]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\ntransport = \"mqtt\"\nanonymous = true\nanonymous_policy = \"{own}\"\n\
+         [[listener]]\nname = \"c\"\naddress = \"127.0.0.1:0\"\ntransport = \"mqtt\"\n"
+    );
+    let s = resolve(&["--dev", "--listen-mqtt", "127.0.0.1:0"], &text);
+    let policy_of = |name: &str| {
+        s.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.anonymous_policy.as_ref())
+            .map(|p| p.path.file_name().map(|f| f.to_string_lossy().into_owned()))
+    };
+    // The dev listener and anonymous listeners without their own get the top-level one.
+    assert_eq!(policy_of("mqtt"), Some(Some("global.json".into())));
+    assert_eq!(policy_of("a"), Some(Some("global.json".into())));
+    assert_eq!(policy_of("b"), Some(Some("own.json".into())));
+    assert_eq!(policy_of("c"), None);
+    // The flag beats the file.
+    let s = resolve(
+        &[
+            "--dev",
+            "--listen-mqtt",
+            "127.0.0.1:0",
+            "--anonymous-policy",
+            &own,
+        ],
+        &format!("anonymous_policy = \"{global}\""),
+    );
+    let p = s
+        .listeners
+        .iter()
+        .find(|l| l.name == "mqtt")
+        .and_then(|l| l.anonymous_policy.clone());
+    assert_eq!(p.map(|p| p.path), Some(dir.path().join("own.json")));
+    // None named: allow-all (no policy).
+    let s = resolve(&["--dev"], "");
+    assert!(s.listeners.iter().all(|l| l.anonymous_policy.is_none()));
+
+    // Errors say which setting and what is wrong.
+    let bad = write(
+        "bad.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"iot:Connect","Resource":"*"}]}"#,
+    );
+    let e = resolve_err(&["--anonymous-policy", &bad], "").to_string();
+    assert!(
+        e.starts_with("--anonymous-policy: ") && e.contains("bad.json") && e.contains("Malformed"),
+        "{e}"
+    );
+    let missing = dir.path().join("missing.json");
+    let e = resolve_err(&["--anonymous-policy", &missing.to_string_lossy()], "").to_string();
+    assert!(
+        e.contains("cannot read the policy file") && e.contains("missing.json"),
+        "{e}"
+    );
+    let e = file_err(&format!(
+        "[[listener]]\nname = \"x\"\naddress = \"127.0.0.1:0\"\ntransport = \"mqtt\"\nanonymous_policy = \"{own}\"\n"
+    ));
+    assert!(e.contains("add anonymous = true"), "{e}");
+}
+
+#[test]
+fn relative_anonymous_policy_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+    std::fs::write(dir.path().join("anon.json"), doc).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("ferrocore.toml");
+    let f = FileConfig::parse(&cfg, "anonymous_policy = \"anon.json\"\ndev = true\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = Settings::resolve(ServeFlags::default(), f).unwrap_or_else(|e| panic!("{e}"));
+    let p = s.listeners.iter().find_map(|l| l.anonymous_policy.clone());
+    assert_eq!(p.map(|p| p.path), Some(dir.path().join("anon.json")));
+}

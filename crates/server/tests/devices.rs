@@ -13,7 +13,8 @@ use clap::Parser;
 use ferrocore_broker::{Authentication, Broker, BrokerConfig};
 use ferrocore_identity::registry::{
     Arns, CaCertificateRecord, CaStatus, CertificateMode, CertificateRecord, CertificateStatus,
-    Change, Registry,
+    Change, PolicyRecord, PolicyVersionRecord, Registry, Thing, ThingGroup, ThingPrincipal,
+    certificate_arn, thing_group_arn,
 };
 use ferrocore_identity::x509::{self, CaSigner, Certificate, Validity};
 use ferrocore_mqtt::{
@@ -74,7 +75,7 @@ async fn start() -> Harness {
             store.clone(),
             Arns {
                 region: "us-east-1".into(),
-                account_id: "123456789012".into(),
+                account_id: ACCOUNT.into(),
             },
         )
         .await,
@@ -83,7 +84,10 @@ async fn start() -> Harness {
     let devices = DeviceAuth::new(registry.clone());
     let broker = must(
         Broker::start_with_auth(
-            BrokerConfig::default(),
+            BrokerConfig {
+                arns: ferrocore_policy::Arns::new("us-east-1", ACCOUNT),
+                ..BrokerConfig::default()
+            },
             store,
             Authentication {
                 certificates: Some(devices.clone()),
@@ -95,14 +99,23 @@ async fn start() -> Harness {
     watch_registry(&devices, &broker);
     let verifier = DeviceVerifier::new(devices, &broker);
     let (server, _) = serve(&settings, &id, broker.clone(), verifier);
-    Harness {
+    let h = Harness {
         _tmp: tmp,
         server,
         roots: root_store(&data_dir),
         registry,
         broker,
-    }
+    };
+    h.policy(
+        "allow-all",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#,
+    )
+    .await;
+    h
 }
+
+const ACCOUNT: &str = "123456789012";
+const ARN: &str = "arn:aws:iot:us-east-1:123456789012";
 
 impl Harness {
     fn addr(&self, name: &str) -> SocketAddr {
@@ -118,13 +131,61 @@ impl Harness {
         );
     }
 
+    /// Registers `d` with the `allow-all` policy attached.
     async fn register(&self, d: &Device, status: CertificateStatus, ca: Option<&TestCa>) {
+        self.register_bare(d, status, ca).await;
+        self.attach("allow-all", &d.cert.id, true).await;
+    }
+
+    /// Registers `d` without policies.
+    async fn register_bare(&self, d: &Device, status: CertificateStatus, ca: Option<&TestCa>) {
         let ca_id = ca.map(|c| c.cert.id.clone());
         let mode = CertificateMode::Default;
         let record = CertificateRecord::new(&self.registry.ctx(), &d.cert, status, ca_id, mode);
         self.put(Change::Certificate {
             id: d.cert.id.clone(),
             new: Some(must(record, "certificate record")),
+        })
+        .await;
+    }
+
+    /// Creates policy `name` with `document`, or adds it as a new default version.
+    async fn policy(&self, name: &str, document: &str) {
+        let now = self.registry.ctx().now_ms;
+        let version = PolicyVersionRecord {
+            document: document.replace("{ARN}", ARN),
+            create_date_ms: now,
+        };
+        let record = match self.registry.read(|s| s.policies.get(name).cloned()) {
+            Some(mut p) => {
+                p.versions.insert(p.next_version, version);
+                p.default_version = p.next_version;
+                p.next_version += 1;
+                p
+            }
+            None => PolicyRecord {
+                name: name.into(),
+                versions: [(1, version)].into(),
+                default_version: 1,
+                next_version: 2,
+                creation_date_ms: now,
+                last_modified_date_ms: now,
+                generation_id: "g".into(),
+            },
+        };
+        self.put(Change::Policy {
+            name: name.into(),
+            new: Some(record),
+        })
+        .await;
+    }
+
+    /// Attaches (or detaches) policy `name` to a certificate.
+    async fn attach(&self, name: &str, certificate_id: &str, attached: bool) {
+        self.put(Change::PolicyAttachment {
+            policy: name.into(),
+            target: certificate_arn(self.registry.arns(), certificate_id),
+            attached,
         })
         .await;
     }
@@ -337,6 +398,18 @@ async fn mqtt_tls(
     Ok((m, ack))
 }
 
+/// [`mqtt_tls`] with a given client id.
+async fn mqtt_tls_as(
+    h: &Harness,
+    config: Arc<rustls::ClientConfig>,
+    client_id: &str,
+) -> (Mqtt<tokio_rustls::client::TlsStream<TcpStream>>, ConnAck) {
+    let stream = must(h.tls("mqtts", config).await, "TLS");
+    let mut m = Mqtt::new(stream);
+    let ack = must(m.connect(client_id).await, "connect");
+    (m, ack)
+}
+
 fn alert_of(r: std::io::Result<impl Sized>) -> String {
     match r {
         Ok(_) => panic!("connected, expected a TLS alert"),
@@ -519,11 +592,236 @@ async fn jitr_registers_pending_activation_and_announces_it() {
     let again: serde_json::Value = must(serde_json::from_slice(&p.payload), "json");
     assert_eq!(again["certificateRegistrationTimestamp"], registered_at);
 
-    // Activated by the operator (the JITR flow's last step): it connects.
+    // Activated by the operator (the JITR flow's last step), given a policy: it connects.
     h.set_status(&dev, CertificateStatus::Active).await;
+    h.attach("allow-all", &dev.cert.id, true).await;
     let (_m, ack) = must(
         mqtt_tls(&h, "mqtts", h.config(Some(&dev), false)).await,
         "activated",
     );
     assert_eq!(ack.code, reason::SUCCESS);
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Mqtt<S> {
+    async fn subscribe(&mut self, filter: &str) -> Vec<u8> {
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![(
+                filter.into(),
+                SubscriptionOptions {
+                    qos: QoS::AtMostOnce,
+                    ..Default::default()
+                },
+            )],
+            properties: Default::default(),
+        }))
+        .await
+        .unwrap();
+        match self.recv().await.unwrap() {
+            Packet::SubAck(a) => a.reasons,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    async fn publish(&mut self, topic: &str) {
+        self.send(Packet::Publish(ferrocore_mqtt::Publish {
+            topic: topic.into(),
+            payload: bytes::Bytes::copy_from_slice(topic.as_bytes()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    }
+
+    /// The topic of the next PUBLISH, or `None` if none comes within `wait` (PINGRESP ends
+    /// the wait early: send a PINGREQ after what should have been delivered).
+    async fn next_topic(&mut self) -> Option<String> {
+        self.send(Packet::PingReq).await.unwrap();
+        match self.recv().await.unwrap() {
+            Packet::Publish(p) => {
+                // Its PINGRESP follows.
+                assert!(matches!(self.recv().await.unwrap(), Packet::PingResp));
+                Some(p.topic)
+            }
+            Packet::PingResp => None,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn expect_not_authorized_disconnect<S: AsyncRead + AsyncWrite + Unpin>(m: &mut Mqtt<S>) {
+    match m.recv().await.unwrap() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    assert!(m.recv().await.is_err());
+}
+
+#[tokio::test]
+async fn a_certificate_without_policies_is_refused_at_connect() {
+    let h = start().await;
+    let dev = device_of(&make_ca("own"), "bare");
+    h.register_bare(&dev, CertificateStatus::Active, None).await;
+    let (_m, ack) = mqtt_tls_as(&h, h.config(Some(&dev), false), "bare").await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    assert_eq!(h.broker.denials().connect, 1);
+}
+
+#[tokio::test]
+async fn policy_versions_and_attachments_reach_open_connections() {
+    let h = start().await;
+    let dev = device_of(&make_ca("own"), "d");
+    h.register_bare(&dev, CertificateStatus::Active, None).await;
+    h.policy(
+        "dev",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/${iot:ClientId}"},
+            {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"{ARN}:topic/t/*"},
+            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"{ARN}:topicfilter/t/*"}]}"#,
+    )
+    .await;
+    h.attach("dev", &dev.cert.id, true).await;
+    let (mut m, ack) = mqtt_tls_as(&h, h.config(Some(&dev), false), "d1").await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(m.subscribe("t/#").await, [0]);
+    assert_eq!(m.subscribe("u/#").await, [reason::NOT_AUTHORIZED]);
+    m.publish("t/a").await;
+    assert_eq!(m.next_topic().await.as_deref(), Some("t/a"));
+
+    // A new default version: Receive only under t/ok/.
+    h.policy(
+        "dev",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/${iot:ClientId}"},
+            {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/t/*"},
+            {"Effect":"Allow","Action":"iot:Receive","Resource":"{ARN}:topic/t/ok/*"}]}"#,
+    )
+    .await;
+    m.publish("t/a").await;
+    assert_eq!(m.next_topic().await, None);
+    m.publish("t/ok/b").await;
+    assert_eq!(m.next_topic().await.as_deref(), Some("t/ok/b"));
+
+    // Detached: no policy left, no iot:Connect: closed.
+    h.attach("dev", &dev.cert.id, false).await;
+    expect_not_authorized_disconnect(&mut m).await;
+    for _ in 0..500 {
+        if h.broker.connected_certificates().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the closed connection stayed in the index");
+}
+
+#[tokio::test]
+async fn thing_attributes_groups_and_attachments_reach_open_connections() {
+    let h = start().await;
+    let dev = device_of(&make_ca("own"), "lamp");
+    h.register_bare(&dev, CertificateStatus::Active, None).await;
+    let thing = |site: &str| Thing {
+        name: "lamp-1".into(),
+        id: "t-1".into(),
+        type_name: None,
+        attributes: [("site".to_owned(), site.to_owned())].into(),
+        version: 1,
+    };
+    h.put(Change::Thing {
+        name: "lamp-1".into(),
+        new: Some(thing("s1")),
+    })
+    .await;
+    h.put(Change::ThingPrincipal {
+        thing: "lamp-1".into(),
+        principal: certificate_arn(h.registry.arns(), &dev.cert.id),
+        new: Some(ThingPrincipal {
+            thing: "lamp-1".into(),
+            principal: certificate_arn(h.registry.arns(), &dev.cert.id),
+            exclusive: false,
+        }),
+    })
+    .await;
+    // The policy comes from the thing's group's parent.
+    for (name, parent) in [("site", None), ("lamps", Some("site"))] {
+        h.put(Change::ThingGroup {
+            name: name.into(),
+            new: Some(ThingGroup {
+                name: name.into(),
+                id: format!("g-{name}"),
+                parent: parent.map(str::to_owned),
+                description: None,
+                attributes: Default::default(),
+                version: 1,
+                creation_date_ms: 0,
+            }),
+        })
+        .await;
+    }
+    h.put(Change::GroupMembership {
+        group: "lamps".into(),
+        thing: "lamp-1".into(),
+        member: true,
+    })
+    .await;
+    h.policy(
+        "site",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/${iot:Connection.Thing.ThingName}"},
+            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"*"},
+            {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],
+             "Resource":"{ARN}:topic/${iot:Connection.Thing.Attributes[site]}/*"}]}"#,
+    )
+    .await;
+    h.put(Change::PolicyAttachment {
+        policy: "site".into(),
+        target: thing_group_arn(h.registry.arns(), "site"),
+        attached: true,
+    })
+    .await;
+
+    // Another client id is not the thing: no thing, no group policies, no Connect.
+    let (_x, ack) = mqtt_tls_as(&h, h.config(Some(&dev), false), "other").await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    let (mut m, ack) = mqtt_tls_as(&h, h.config(Some(&dev), false), "lamp-1").await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(m.subscribe("#").await, [0]);
+    m.publish("s1/a").await;
+    assert_eq!(m.next_topic().await.as_deref(), Some("s1/a"));
+
+    // The attribute changes: the variable follows.
+    h.put(Change::Thing {
+        name: "lamp-1".into(),
+        new: Some(thing("s2")),
+    })
+    .await;
+    m.publish("s1/b").await;
+    assert_eq!(m.next_topic().await, None);
+    m.publish("s2/b").await;
+    assert_eq!(m.next_topic().await.as_deref(), Some("s2/b"));
+
+    // Out of the group: no policy any more, closed.
+    h.put(Change::GroupMembership {
+        group: "lamps".into(),
+        thing: "lamp-1".into(),
+        member: false,
+    })
+    .await;
+    expect_not_authorized_disconnect(&mut m).await;
+
+    // Back in the group, connected; then the thing is detached from the certificate.
+    h.put(Change::GroupMembership {
+        group: "lamps".into(),
+        thing: "lamp-1".into(),
+        member: true,
+    })
+    .await;
+    let (mut m, ack) = mqtt_tls_as(&h, h.config(Some(&dev), false), "lamp-1").await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    h.put(Change::ThingPrincipal {
+        thing: "lamp-1".into(),
+        principal: certificate_arn(h.registry.arns(), &dev.cert.id),
+        new: None,
+    })
+    .await;
+    expect_not_authorized_disconnect(&mut m).await;
 }
