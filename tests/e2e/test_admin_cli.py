@@ -128,6 +128,18 @@ def test_device_connects_with_its_files_until_revoked(broker, tmp_path):
     out = tmp_path / "device"
     device = create_device(broker, out)
     assert device.get("port"), device
+    # Devices need a policy (least privilege by default): one for its own thing.
+    iot = aws.iot(broker)
+    policy = uid("pol")
+    thing = "${iot:Connection.Thing.ThingName}"
+    iot.create_policy(policyName=policy, policyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"arn:aws:iot:*:*:client/{thing}"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"arn:aws:iot:*:*:topic/e2e/{thing}/*"},
+        ],
+    }))
+    iot.attach_policy(policyName=policy, target=device["certificateArn"])
     rc = connect_with(out, "localhost", device["port"])
     assert not rc.is_failure, rc
 

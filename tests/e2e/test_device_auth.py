@@ -18,8 +18,9 @@ import urllib.request
 import pytest
 
 import aws
+import pki as _pki
 from clients import WAIT, Paho, rc_value, topic, uid
-from pki import Ca, Device, api_device, register_ca, register_device, self_signed
+from pki import Ca, Device, cert_arn, register_ca, self_signed
 
 pytestmark = pytest.mark.ferrocore_only
 
@@ -28,7 +29,32 @@ CLOSE_WITHIN = 5.0  # generous: only to avoid hangs
 
 
 # ---------------------------------------------------------------------------------------------
-# certificates on disk
+# certificates with a policy that allows everything (authorization is test_policy_enforcement's)
+
+ALLOW_ALL = "e2e-device-auth-allow-all"
+
+
+def allow_everything(iot, dev: Device) -> None:
+    try:
+        iot.create_policy(policyName=ALLOW_ALL, policyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
+        }))
+    except iot.exceptions.ResourceAlreadyExistsException:
+        pass
+    iot.attach_policy(policyName=ALLOW_ALL, target=cert_arn(dev.id))
+
+
+def api_device(iot, root, active: bool = True) -> Device:
+    dev = _pki.api_device(iot, root, active)
+    allow_everything(iot, dev)
+    return dev
+
+
+def register_device(iot, ca: Ca, cn: str) -> Device:
+    dev = _pki.register_device(iot, ca, cn)
+    allow_everything(iot, dev)
+    return dev
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +272,7 @@ def test_deleting_a_certificate_closes_its_connection(broker, pki):
         p.connect()
         iot.update_certificate(certificateId=dev.id, newStatus="INACTIVE")
         assert_closed_by_server(p, 5)
-    iot.delete_certificate(certificateId=dev.id)
+    iot.delete_certificate(certificateId=dev.id, forceDelete=True)  # detaches its policy
     refused(device_client(broker, dev))
 
 
@@ -322,8 +348,9 @@ def test_jitr_registers_pending_activation_and_announces_it(broker, pki):
         assert again["certificateId"] == dev.id
         assert again["certificateRegistrationTimestamp"] == registered_at
 
-    # The operator (or a rule) activates it: it connects.
+    # The operator (or a rule) activates it and gives it a policy: it connects.
     iot.update_certificate(certificateId=dev.id, newStatus="ACTIVE")
+    allow_everything(iot, dev)
     with device_client(broker, dev) as p:
         p.connect()
         roundtrip(p)
