@@ -387,7 +387,7 @@ pub(super) fn page_by_creation<'a, T>(
     let after = match page.marker.as_deref() {
         None | Some("") => None,
         Some(m) => {
-            let bad = || RegistryError::invalid("The marker is invalid.");
+            let bad = || RegistryError::invalid("The pagination token is invalid.");
             let key = decode_token(m)?;
             let (ms, id) = key.split_once('/').ok_or_else(bad)?;
             Some((ms.parse::<i64>().map_err(|_| bad())?, id.to_owned()))

@@ -664,7 +664,10 @@ fn pairs_of<'a>(
 }
 
 impl RegistryState {
+    /// The thing called `name`: a 400 when the name is not a valid thing name, else a 404
+    /// when there is none.
     pub fn thing(&self, name: &str) -> Result<&Thing, RegistryError> {
+        validate_name("Thing name", name)?;
         self.things
             .get(name)
             .ok_or_else(|| RegistryError::not_found(format!("Thing {name} cannot be found.")))

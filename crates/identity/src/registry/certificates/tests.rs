@@ -1011,6 +1011,11 @@ fn thing_principals_attach_exclusively_or_not() {
     }
     let err = run(&mut s, |s, c| attach_thing_principal(s, c, "a", None, None)).unwrap_err();
     assert_eq!(code_of(err), "InvalidRequestException");
+    // An invalid thing name is a 400 like in every other thing operation, not a 404.
+    let err = attach(&mut s, "no/such thing", one.as_str(), None).unwrap_err();
+    assert_eq!(code_of(err), "InvalidRequestException");
+    let err = list_thing_principals(&s, &ctx(), "bad name", &TokenPage::default()).unwrap_err();
+    assert_eq!(code_of(err), "InvalidRequestException");
 
     // Listings.
     let page = TokenPage::default();
