@@ -148,6 +148,8 @@ const THING: &str = "fuzz-thing";
 const THING_TYPE: &str = "fuzz-type";
 const GROUP: &str = "fuzz-group";
 const CHILD_GROUP: &str = "fuzz-child";
+const POLICY: &str = "fuzz-policy";
+const POLICY_DOCUMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:*:*:topic/${iot:ClientId}/*"}]}"#;
 
 /// The routes, and the fixtures' resources under them.
 const PREFIXES: &[&str] = &[
@@ -185,6 +187,15 @@ const PREFIXES: &[&str] = &[
     "/principals/things",
     "/principals/things-v2",
     "/endpoint",
+    "/policies",
+    "/policies/fuzz-policy",
+    "/policies/fuzz-policy/version",
+    "/policies/fuzz-policy/version/1",
+    "/target-policies/fuzz-policy",
+    "/attached-policies/",
+    "/policy-targets/fuzz-policy",
+    "/effective-policies",
+    "/test-authorization",
 ];
 
 const METHODS: [Method; 6] = [
@@ -762,6 +773,18 @@ fn fixtures(env: &Env) {
             &format!("/cacertificate/{CA_ID}/crl"),
             &[],
             json!({"crlPem": CRL}),
+        ),
+        Input::new(
+            Method::POST,
+            &format!("/policies/{POLICY}"),
+            &[],
+            json!({"policyDocument": POLICY_DOCUMENT}),
+        ),
+        Input::new(
+            Method::PUT,
+            &format!("/target-policies/{POLICY}"),
+            &[],
+            json!({"target": principal}),
         ),
     ];
     for step in steps {
