@@ -116,6 +116,7 @@ pub mod condition;
 pub mod document;
 mod error;
 mod json;
+pub mod lint;
 mod matcher;
 mod request;
 mod template;
