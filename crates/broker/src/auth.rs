@@ -22,8 +22,9 @@
 //! principal, action, resource and the deciding statement, at most
 //! [`DENIALS_LOGGED_PER_MINUTE`] per connection and minute (then a count of the rest).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -180,6 +181,8 @@ impl fmt::Display for Identity {
 
 /// A connection's authorization: policies and the context they are decided in.
 pub(crate) struct Authz {
+    /// Unique per authorization ever made: what [`AllowedTopics`] entries were decided with.
+    id: u64,
     policies: Arc<PolicySet>,
     request: Request,
     /// Everything is allowed without evaluating anything: an allow-all anonymous listener, or
@@ -187,9 +190,12 @@ pub(crate) struct Authz {
     unrestricted: bool,
 }
 
+static NEXT_AUTHZ_ID: AtomicU64 = AtomicU64::new(1);
+
 impl Authz {
     pub fn unrestricted() -> Authz {
         Authz {
+            id: NEXT_AUTHZ_ID.fetch_add(1, Ordering::Relaxed),
             policies: Arc::new(PolicySet::default()),
             request: Request::new(),
             unrestricted: true,
@@ -198,6 +204,7 @@ impl Authz {
 
     pub fn new(policies: Arc<PolicySet>, request: Request) -> Authz {
         Authz {
+            id: NEXT_AUTHZ_ID.fetch_add(1, Ordering::Relaxed),
             policies,
             request,
             unrestricted: false,
@@ -206,6 +213,16 @@ impl Authz {
 
     pub fn is_unrestricted(&self) -> bool {
         self.unrestricted
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether decisions may be remembered: they depend on nothing but the resource (no
+    /// time conditions).
+    pub fn cacheable(&self) -> bool {
+        !self.policies.uses_time()
     }
 
     fn decide(&self, action: Action, resource: &str, request: &Request) -> Decision {
@@ -355,6 +372,31 @@ impl Principal {
         self.permits(&authz, counters, action, buf)
     }
 
+    /// [`Principal::allowed`] for an action on a topic, remembering allowed topics in `cache`
+    /// (a hit costs a string comparison or a hash lookup instead of building the ARN and
+    /// evaluating). Denials are never cached: each is evaluated, counted and logged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn allowed_topic(
+        &self,
+        cache: &mut AllowedTopics,
+        counters: &DenialCounters,
+        arns: &Arns,
+        action: Action,
+        topic: &str,
+        buf: &mut String,
+    ) -> bool {
+        let authz = self.authz.load();
+        if authz.unrestricted || cache.contains(authz.id, topic) {
+            return true;
+        }
+        arns.write(ResourceKind::Topic, topic, buf);
+        let allowed = self.permits(&authz, counters, action, buf);
+        if allowed && authz.cacheable() {
+            cache.insert(topic);
+        }
+        allowed
+    }
+
     /// Decides `action` on the ARN `resource` with `authz` (this principal's, loaded by the
     /// caller); a denial is counted and logged.
     pub fn permits(
@@ -451,6 +493,71 @@ impl Principal {
             );
         }
         *log = DenialLog::default();
+    }
+}
+
+/// Topics recently allowed for one action under one authorization (a per-connection cache in
+/// front of the policy evaluation on the hot paths: a device publishes to, and a subscriber
+/// receives from, few topics again and again). Bounded: cleared when full; emptied when the
+/// authorization changes. Only allowed decisions are kept, so every denial is still evaluated,
+/// counted and logged.
+#[derive(Default)]
+pub(crate) struct AllowedTopics {
+    /// [`Authz::id`] of the entries.
+    authz: u64,
+    /// The topic allowed last (the commonest hit: one topic over and over).
+    last: Option<Box<str>>,
+    set: HashSet<Box<str>, BuildHasherDefault<Fnv>>,
+}
+
+/// Topics an [`AllowedTopics`] holds at most (then it starts over).
+const MAX_ALLOWED_TOPICS: usize = 64;
+
+impl AllowedTopics {
+    /// Whether `topic` was allowed under authorization `authz` (forgets everything when the
+    /// authorization changed).
+    pub fn contains(&mut self, authz: u64, topic: &str) -> bool {
+        if self.authz != authz {
+            self.authz = authz;
+            self.last = None;
+            self.set = HashSet::default();
+            return false;
+        }
+        self.last.as_deref() == Some(topic) || self.set.contains(topic)
+    }
+
+    /// Remembers `topic` as allowed under the authorization last passed to `contains`.
+    pub fn insert(&mut self, topic: &str) {
+        if self.set.len() >= MAX_ALLOWED_TOPICS {
+            self.set.clear();
+        }
+        let topic: Box<str> = topic.into();
+        self.set.insert(topic.clone());
+        self.last = Some(topic);
+    }
+}
+
+/// FNV-1a: fast on short keys. The set is bounded, so colliding topics a client chooses cost
+/// at most a scan of [`MAX_ALLOWED_TOPICS`] entries.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 
@@ -555,5 +662,41 @@ pub(crate) struct Indexed {
 impl Drop for Indexed {
     fn drop(&mut self) {
         self.index.remove(&self.principal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_topics_are_forgotten_when_the_authorization_changes_and_bounded() {
+        let mut c = AllowedTopics::default();
+        assert!(!c.contains(1, "a"));
+        c.insert("a");
+        assert!(c.contains(1, "a"));
+        c.insert("b");
+        assert!(c.contains(1, "a") && c.contains(1, "b") && !c.contains(1, "c"));
+        // Another authorization: nothing is known.
+        assert!(!c.contains(2, "a"));
+        assert!(!c.contains(2, "b"));
+        for i in 0..MAX_ALLOWED_TOPICS {
+            c.insert(&format!("t/{i}"));
+        }
+        assert!(c.set.len() <= MAX_ALLOWED_TOPICS);
+        c.insert("one more");
+        assert!(c.set.len() <= MAX_ALLOWED_TOPICS);
+        assert!(c.contains(2, "one more"));
+    }
+
+    #[test]
+    fn fnv_matches_its_reference_values() {
+        let hash = |s: &str| {
+            let mut h = Fnv::default();
+            h.write(s.as_bytes());
+            h.finish()
+        };
+        assert_eq!(hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(hash("foobar"), 0x8594_4171_f739_67e8);
     }
 }

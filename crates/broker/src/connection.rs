@@ -24,7 +24,7 @@ use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::{Authz, Dependency, Identity, Indexed, Principal, RequestBase};
+use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
@@ -237,6 +237,7 @@ where
         session: session.clone(),
         principal,
         arn: String::new(),
+        publish_cache: AllowedTopics::default(),
         version,
         outbox: outbox.clone(),
         will: connect.will.clone(),
@@ -429,7 +430,7 @@ fn admit(
     }
     if let Some(will) = &connect.will {
         let mut buf = String::new();
-        if !may_publish(broker, &principal, &will.topic, will.retain, &mut buf) {
+        if !may_publish(broker, &principal, None, &will.topic, will.retain, &mut buf) {
             return Err(reason::NOT_AUTHORIZED);
         }
     }
@@ -444,31 +445,40 @@ fn admit(
     })
 }
 
-/// `iot:Publish` on `topic`, and `iot:RetainPublish` too when `retain`.
+/// `iot:Publish` on `topic` (remembered in `cache` when there is one), and
+/// `iot:RetainPublish` too when `retain`.
 fn may_publish(
     broker: &Broker,
     principal: &Principal,
+    cache: Option<&mut AllowedTopics>,
     topic: &str,
     retain: bool,
     buf: &mut String,
 ) -> bool {
     let arns = broker.arns();
-    principal.allowed(
-        &broker.denials,
-        arns,
-        Action::Publish,
-        ResourceKind::Topic,
-        topic,
-        buf,
-    ) && (!retain
-        || principal.allowed(
+    let publish = match cache {
+        Some(cache) => {
+            principal.allowed_topic(cache, &broker.denials, arns, Action::Publish, topic, buf)
+        }
+        None => principal.allowed(
             &broker.denials,
             arns,
-            Action::RetainPublish,
+            Action::Publish,
             ResourceKind::Topic,
             topic,
             buf,
-        ))
+        ),
+    };
+    publish
+        && (!retain
+            || principal.allowed(
+                &broker.denials,
+                arns,
+                Action::RetainPublish,
+                ResourceKind::Topic,
+                topic,
+                buf,
+            ))
 }
 
 /// Reads until a whole CONNECT has arrived. `Ok(None)`: the client closed first.
@@ -692,6 +702,8 @@ struct Connection {
     principal: Arc<Principal>,
     /// Where resource ARNs are written for decisions (reused: no allocation per PUBLISH).
     arn: String,
+    /// Topics this connection was allowed to publish to (`iot:Publish`).
+    publish_cache: AllowedTopics,
     version: ProtocolVersion,
     outbox: Arc<Outbox>,
     will: Option<LastWill>,
@@ -1012,6 +1024,7 @@ impl Connection {
         if !may_publish(
             &self.broker,
             &self.principal,
+            Some(&mut self.publish_cache),
             &p.topic,
             p.retain,
             &mut self.arn,
@@ -1081,6 +1094,7 @@ impl Connection {
         may_publish(
             &self.broker,
             &self.principal,
+            None,
             &will.topic,
             will.retain,
             &mut self.arn,

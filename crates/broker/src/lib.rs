@@ -598,13 +598,22 @@ impl Broker {
         arn: &mut TopicArn<'_>,
     ) -> Enqueued {
         let mut state = session.state.lock();
-        let authz = state.principal.authz();
+        let st = &mut *state;
+        let authz = st.principal.authz();
         if !authz.is_unrestricted()
-            && !state
+            && !st
+                .receive_cache
+                .contains(authz.id(), &delivery.message.topic)
+        {
+            if !st
                 .principal
                 .permits(&authz, &self.denials, Action::Receive, arn.get())
-        {
-            return Enqueued::Refused;
+            {
+                return Enqueued::Refused;
+            }
+            if authz.cacheable() {
+                st.receive_cache.insert(&delivery.message.topic);
+            }
         }
         drop(authz);
         let outcome = state.enqueue(

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
+use crate::auth::{AllowedTopics, Principal};
 use crate::message::Message;
 
 /// One delivery of a message to a session.
@@ -145,6 +145,8 @@ pub(crate) struct SessionState {
     pub ended: bool,
     /// Who the attached (or last) connection authenticated as; checked on every delivery.
     pub principal: Arc<Principal>,
+    /// Topics `principal` was allowed to receive (`iot:Receive`), decided under this lock.
+    pub receive_cache: AllowedTopics,
     /// A publisher is held back until this queue has room again.
     room_wanted: bool,
 }
@@ -189,6 +191,7 @@ impl Session {
                 dropped: 0,
                 ended: false,
                 principal: Principal::nobody(),
+                receive_cache: AllowedTopics::default(),
                 room_wanted: false,
             }),
             room: Notify::new(),

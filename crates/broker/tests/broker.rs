@@ -1859,3 +1859,48 @@ async fn a_will_no_longer_allowed_is_not_published() {
     assert!(watcher.try_recv(Duration::from_millis(300)).await.is_none());
     assert_eq!(h.broker.denials().publish, 1);
 }
+
+#[tokio::test]
+async fn remembered_publish_decisions_are_forgotten_by_a_swap() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("pc");
+    let key = Dependency::Policy("p".into());
+    *certs.policies.lock() = [(
+        "pc".to_owned(),
+        grant_of("p", CONNECT_AND_RECEIVE_ALL, vec![key.clone()]),
+    )]
+    .into();
+    let v5 = ProtocolVersion::V5;
+    let (mut d, _) = connect_as(&h.broker, "pc", v5, connect_packet(v5, "pc", true)).await;
+    for i in 1..=3 {
+        d.publish("t/a", "x", QoS::AtLeastOnce, false, i).await;
+        assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    }
+    // Many topics: the remembered set starts over, decisions stay right.
+    for i in 0..200u16 {
+        d.publish(&format!("t/{i}"), "x", QoS::AtLeastOnce, false, 10 + i)
+            .await;
+        assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    }
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&key));
+    let only_b = grant_of(
+        "p",
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/t/b"}"#,
+        vec![key],
+    );
+    assert_eq!(
+        h.broker.reauthorize(&conns[0], Some(only_b)),
+        Reauthorized::Updated
+    );
+    d.publish("t/a", "x", QoS::AtLeastOnce, false, 300).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    d.publish("t/b", "x", QoS::AtLeastOnce, false, 301).await;
+    assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    // A denied topic is evaluated (and counted) every time.
+    d.publish("t/a", "x", QoS::AtLeastOnce, false, 302).await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    assert_eq!(h.broker.denials().publish, 2);
+}
