@@ -1598,5 +1598,8 @@ fn auth_result(
     }
 }
 
+mod explain;
+pub use explain::*;
+
 #[cfg(test)]
 mod tests;
