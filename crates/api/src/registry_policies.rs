@@ -7,6 +7,12 @@
 //! its target (an ARN, percent-encoded) in the path; `TestAuthorization` takes `clientId` and
 //! `GetEffectivePolicies` `thingName` in the query string. GetEffectivePolicies and
 //! TestAuthorization are answered by the resolver and compiled policies the broker enforces.
+//!
+//! Beyond AWS: `POST /explain-authorization` (`ExplainAuthorization`, behind `ferrocore policy
+//! explain`): a JSON body naming a principal (certificate ARN or id) or a thing, or policy
+//! documents, with an action, a resource (full or short form) and optional variables; the
+//! answer is the decision, the statement that made it and every statement's outcome, from the
+//! same resolver and compiled policies (see `ferrocore_identity::registry::explain_authorization`).
 
 use axum::Router;
 use axum::extract::State;
@@ -14,9 +20,9 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use bytes::Bytes;
 use ferrocore_identity::registry::{
-    self, CreatePolicyRequest, CreatePolicyVersionRequest, GetEffectivePoliciesRequest,
-    ListAttachedPoliciesRequest, ListTargetsForPolicyRequest, MarkerPage, PolicyTargetBody,
-    TestAuthorizationRequest,
+    self, CreatePolicyRequest, CreatePolicyVersionRequest, ExplainAuthorizationRequest,
+    GetEffectivePoliciesRequest, ListAttachedPoliciesRequest, ListTargetsForPolicyRequest,
+    MarkerPage, PolicyTargetBody, TestAuthorizationRequest,
 };
 use serde::Deserialize;
 
@@ -51,6 +57,7 @@ pub(crate) fn routes() -> Router<Shared> {
         )
         .route("/effective-policies", post(get_effective_policies))
         .route("/test-authorization", post(test_authorization))
+        .route("/explain-authorization", post(explain_authorization))
 }
 
 async fn create_policy(
@@ -223,6 +230,18 @@ async fn test_authorization(
     let cache = state.registry.policy_cache();
     read_json(&state, |s, ctx| {
         registry::test_authorization(s, ctx, cache, req)
+    })
+}
+
+/// `ExplainAuthorization` (a Ferrocore extension).
+async fn explain_authorization(
+    State(state): State<Shared>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: ExplainAuthorizationRequest = json_body(&body)?;
+    let cache = state.registry.policy_cache();
+    read_json(&state, |s, ctx| {
+        registry::explain_authorization(s, ctx, cache, req)
     })
 }
 
