@@ -45,6 +45,31 @@ use crate::request::Request;
 use crate::template::{self, Piece};
 use crate::var::{Key, Select};
 
+/// The code of every check (see the module documentation).
+pub const CODES: &[&str] = &[
+    "allow-all",
+    "broad-connect",
+    "broad-topic",
+    "broad-subscribe",
+    "broad-thing",
+    "broad-action",
+    "not-action-allow",
+    "not-resource-allow",
+    "literal-variable",
+    "unknown-variable",
+    "multi-valued-variable",
+    "never-resolves",
+    "client-id-over-http",
+    "deny-variable",
+    "client-id-filter",
+    "deny-subscribe-only",
+    "resource-kind-mismatch",
+    "unknown-action",
+    "unknown-condition-key",
+    "connect-only-key",
+    "too-long",
+];
+
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -214,9 +214,8 @@ fn allow_all() {
         r#"{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}"#.to_owned(),
         r#"{"Effect": "Allow", "Action": "*", "Resource": "*"}"#.to_owned(),
         allow("iot:*", "*"),
-        format!(
-            r#"{{"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"], "Resource": "arn:aws:iot:*:*:*"}}"#
-        ),
+        r#"{"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"], "Resource": "arn:aws:iot:*:*:*"}"#
+            .to_owned(),
     ] {
         let f = only(&s);
         assert_eq!((f.code, f.severity), ("allow-all", Severity::Error), "{s}");
@@ -508,4 +507,20 @@ fn findings_display_with_statement_and_sid() {
         Principals::from_name("anonymous"),
         Some(Principals::Anonymous)
     );
+}
+
+#[test]
+fn every_code_is_listed_documented_and_used() {
+    let module = include_str!("../lint.rs");
+    for code in CODES {
+        assert!(
+            module.contains(&format!("| `{code}` |")),
+            "{code} is not in the table"
+        );
+        // Once in CODES, at least once where a finding is made.
+        assert!(
+            module.matches(&format!("\"{code}\"")).count() >= 2,
+            "{code} is never used"
+        );
+    }
 }
