@@ -1,5 +1,5 @@
-//! `ferrocore`: the gateway binary (`serve`), its admin commands (`thing`, `cert`, `ca`) and
-//! its load generator (`bench`).
+//! `ferrocore`: the gateway binary (`serve`), its admin commands (`thing`, `cert`, `ca`,
+//! `policy`) and its load generator (`bench`).
 
 mod admin;
 mod bench;
@@ -30,6 +30,9 @@ enum Command {
     Cert(Box<admin::CertArgs>),
     /// CA certificates: list, describe, set or clear a CRL. Talks to a running server.
     Ca(Box<admin::CaArgs>),
+    /// IoT policies: explain a decision (which statement allows or denies, for a certificate,
+    /// a thing or policy files) and lint policy documents.
+    Policy(Box<admin::PolicyArgs>),
     /// Generate MQTT load against a broker and report throughput and latency.
     Bench(Box<bench::BenchArgs>),
 }
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Thing(args) => admin::run_thing(*args),
         Command::Cert(args) => admin::run_cert(*args),
         Command::Ca(args) => admin::run_ca(*args),
+        Command::Policy(args) => admin::run_policy(*args),
     }
 }

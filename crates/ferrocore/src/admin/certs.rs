@@ -13,7 +13,7 @@ use super::things::print_json;
 
 /// Which listing an ID prefix is looked up in.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Device,
     Ca,
 }
@@ -29,7 +29,11 @@ impl Kind {
 
 /// A full certificate ID from an ID or a unique prefix of one (at least 4 hex digits), as
 /// `git` does for commits.
-async fn resolve_id(client: &Client, given: &str, kind: Kind) -> Result<String, Failure> {
+pub(super) async fn resolve_id(
+    client: &Client,
+    given: &str,
+    kind: Kind,
+) -> Result<String, Failure> {
     let given = given.trim().to_ascii_lowercase();
     let hex = !given.is_empty() && given.bytes().all(|b| b.is_ascii_hexdigit());
     if hex && given.len() == 64 {

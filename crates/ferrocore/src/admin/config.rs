@@ -37,7 +37,7 @@ pub struct ConnFlags {
     )]
     pub data_dir: Option<PathBuf>,
     /// The server's TOML configuration file: only its `data_dir` is read, when --data-dir
-    /// is not given.
+    /// is not given (and, by `policy explain --policy`, its `region` and `account_id`).
     #[arg(
         long,
         env = "FERROCORE_CONFIG",

@@ -1,4 +1,5 @@
-//! Admin commands: `ferrocore thing ...`, `ferrocore cert ...`, `ferrocore ca ...`.
+//! Admin commands: `ferrocore thing ...`, `ferrocore cert ...`, `ferrocore ca ...`,
+//! `ferrocore policy ...`.
 //!
 //! Every command is a SigV4-signed HTTPS request to a running server's `iot` control plane
 //! (never a read of its database), so a change made here raises the same events as one made
@@ -11,6 +12,7 @@ mod csv;
 mod device;
 mod ops;
 mod output;
+mod policy;
 mod things;
 
 use std::future::Future;
@@ -18,6 +20,7 @@ use std::future::Future;
 use clap::Subcommand;
 
 pub use config::ConnFlags;
+pub use policy::PolicyArgs;
 
 use client::{CallError, Client};
 
@@ -210,6 +213,21 @@ pub fn run_ca(args: CaArgs) -> ! {
             CaCommand::Crl(CrlCommand::Clear { ca_id }) => certs::crl_clear(&client, &ca_id).await,
         }
     })
+}
+
+/// Runs a `ferrocore policy` command and exits with its status: 0 allowed / clean, 1 denied /
+/// findings, 2 with one `error: ...` line when it could not run (as `grep` and `diff`).
+pub fn run_policy(args: PolicyArgs) -> ! {
+    let result = policy::run(args);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {m}");
+            std::process::exit(2)
+        }
+        Err(Failure::Reported) => std::process::exit(2),
+    }
 }
 
 /// Resolves the connection, runs `command` on a small runtime, and exits: 0 on success, 1
