@@ -182,6 +182,7 @@ class Ferrocore(BrokerBase):
             "--listen-mqtt", f"{HOST}:0",
             "--listen-mqtts", f"{HOST}:0",
             "--listen-https", f"{HOST}:0",
+            "--listen-metrics", f"{HOST}:0",
         ]
         cfg = self.config_text()
         if cfg:

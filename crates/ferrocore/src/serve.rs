@@ -9,10 +9,11 @@ use ferrocore_api::{ApiConfig, ApiState};
 use ferrocore_broker::{Authentication, Broker};
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
+use ferrocore_server::config::MetricsListen;
 use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
-use ferrocore_server::{credentials, identity};
+use ferrocore_server::{ListenerAddress, credentials, identity, metrics};
 use ferrocore_store::Store;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
@@ -45,6 +46,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(()) => Ok(()),
         Err(e) => fail(format!("{e:#}")),
     }
+}
+
+/// Serves `/metrics` where the settings say. The default address being taken is a warning
+/// (metrics are not worth refusing to start over); an address the user chose is an error.
+async fn start_metrics(
+    metrics: Option<MetricsListen>,
+    broker: &Arc<Broker>,
+    store: &Store,
+) -> anyhow::Result<Option<ListenerAddress>> {
+    let Some(m) = metrics else {
+        return Ok(None);
+    };
+    let listener = match tokio::net::TcpListener::bind(m.address).await {
+        Ok(l) => l,
+        Err(e) if !m.explicit => {
+            warn!(address = %m.address, error = %e, "no metrics: the default metrics address is not available (choose one with --listen-metrics, or off)");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot listen for metrics on {}: {e} (choose another with --listen-metrics, or \"off\")",
+                m.address
+            ));
+        }
+    };
+    let address = listener.local_addr()?;
+    let (broker, store) = (broker.clone(), store.clone());
+    let router = metrics::router(Arc::new(move || metrics::Snapshot::of(&broker, &store)));
+    tokio::spawn(metrics::serve(listener, router));
+    Ok(Some(ListenerAddress {
+        name: "metrics".into(),
+        transport: "metrics".into(),
+        address,
+        tls: false,
+        proxy_protocol: false,
+        anonymous: false,
+    }))
 }
 
 /// Prints one line and exits non-zero (the default `Error: ...` of `main` would add a
@@ -223,7 +261,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let handler: Arc<dyn ConnectionHandler> = broker.clone();
     let mut running = bound.start(handler, Some(tls), options)?;
-    ferrocore_server::write_listeners_json(&data_dir, running.addresses())?;
+    let mut addresses = running.addresses().to_vec();
+    addresses.extend(start_metrics(settings.metrics, &broker, &store).await?);
+    ferrocore_server::write_listeners_json(&data_dir, &addresses)?;
     let endpoint_url = running
         .addresses()
         .iter()

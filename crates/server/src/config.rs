@@ -131,6 +131,17 @@ pub struct ServeFlags {
     )]
     pub listen_mqtt: Option<String>,
 
+    /// Prometheus metrics at /metrics (plain HTTP; keep it on loopback), "off" disables it.
+    /// When the default port is taken the server starts without metrics and says so.
+    /// [default: 127.0.0.1:9464] [config: listen_metrics]
+    #[arg(
+        long,
+        env = "FERROCORE_LISTEN_METRICS",
+        value_name = "ADDR",
+        help_heading = "Listeners"
+    )]
+    pub listen_metrics: Option<String>,
+
     /// Development mode: adds a plain MQTT listener on 127.0.0.1:1883 (or --listen-mqtt) whose
     /// anonymous clients may do anything (or what --anonymous-policy allows). Never use it in
     /// production. [config: dev]
@@ -482,6 +493,15 @@ pub struct Settings {
     pub broker: BrokerConfig,
     pub admission: AdmissionConfig,
     pub aws: AwsSettings,
+    pub metrics: Option<MetricsListen>,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen {
+    pub address: SocketAddr,
+    /// Given by flag, environment or file (a bind failure is then an error, not a warning).
+    pub explicit: bool,
 }
 
 /// How the AWS-compatible APIs present themselves.
@@ -500,6 +520,7 @@ pub const DEFAULT_DATA_DIR: &str = "./ferrocore-data";
 pub const DEFAULT_MQTTS: &str = "0.0.0.0:8883";
 pub const DEFAULT_HTTPS: &str = "0.0.0.0:8443";
 pub const DEFAULT_DEV_MQTT: &str = "127.0.0.1:1883";
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
 /// Largest MQTT packet: 4-byte remaining length maximum plus a 5-byte fixed header.
 const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
 
@@ -524,6 +545,7 @@ pub struct FileConfig {
     pub listen_mqtts: Option<String>,
     pub listen_https: Option<String>,
     pub listen_mqtt: Option<String>,
+    pub listen_metrics: Option<String>,
     pub dev: Option<bool>,
     pub anonymous_policy: Option<String>,
     pub endpoint_names: Option<Vec<String>>,
@@ -559,6 +581,7 @@ const TOP_KEYS: &[&str] = &[
     "listen_mqtts",
     "listen_https",
     "listen_mqtt",
+    "listen_metrics",
     "dev",
     "anonymous_policy",
     "endpoint_names",
@@ -861,6 +884,7 @@ impl FileConfig {
             listen_mqtts: r.string("listen_mqtts")?,
             listen_https: r.string("listen_https")?,
             listen_mqtt: r.string("listen_mqtt")?,
+            listen_metrics: r.string("listen_metrics")?,
             dev: r.boolean("dev")?,
             anonymous_policy: r.string("anonymous_policy")?,
             endpoint_names,
@@ -1487,6 +1511,18 @@ impl Settings {
                 hint: "choose another with --listen-mqtt".into(),
             });
         }
+        let metrics_explicit = flags.listen_metrics.is_some() || file.listen_metrics.is_some();
+        let metrics = shortcut(
+            flags.listen_metrics,
+            file.listen_metrics,
+            "--listen-metrics",
+            "listen_metrics",
+            Some(DEFAULT_METRICS),
+        )?
+        .map(|address| MetricsListen {
+            address,
+            explicit: metrics_explicit,
+        });
         for (i, l) in file.listeners.into_iter().enumerate() {
             let mut spec = file_listener(i, l, fp)?;
             if spec.anonymous && spec.anonymous_policy.is_none() {
@@ -1515,6 +1551,7 @@ impl Settings {
             broker,
             admission,
             aws,
+            metrics,
         })
     }
 }

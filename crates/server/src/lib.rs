@@ -34,6 +34,7 @@ pub mod devices;
 mod http;
 pub mod identity;
 mod listener;
+pub mod metrics;
 pub mod proxy;
 pub mod tls;
 

@@ -648,3 +648,22 @@ fn relative_anonymous_policy_paths_are_relative_to_the_config_file() {
     let p = s.listeners.iter().find_map(|l| l.anonymous_policy.clone());
     assert_eq!(p.map(|p| p.path), Some(dir.path().join("anon.json")));
 }
+
+#[test]
+fn metrics_listener_defaults_to_loopback_and_can_be_moved_or_turned_off() {
+    let default = resolve(&[], "").metrics.expect("metrics listener");
+    assert_eq!(default.address.to_string(), "127.0.0.1:9464");
+    assert!(!default.explicit);
+    let moved = resolve(&["--listen-metrics", "127.0.0.1:0"], "")
+        .metrics
+        .expect("metrics listener");
+    assert_eq!(moved.address.port(), 0);
+    assert!(moved.explicit);
+    let from_file = resolve(&[], "listen_metrics = \"127.0.0.1:9999\"\n")
+        .metrics
+        .expect("metrics listener");
+    assert_eq!((from_file.address.port(), from_file.explicit), (9999, true));
+    assert!(resolve(&["--listen-metrics", "off"], "").metrics.is_none());
+    let err = resolve_err(&["--listen-metrics", "nowhere"], "");
+    assert!(err.to_string().contains("--listen-metrics"), "{err}");
+}
