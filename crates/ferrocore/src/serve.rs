@@ -212,6 +212,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("cannot load the registry")?,
     );
+    registry.set_policy_limits(settings.policy_limits);
     // Device certificates: checked against the registry in every TLS handshake and again at
     // MQTT CONNECT; a registry change that makes one fail closes its connections.
     let devices = DeviceAuth::new(registry.clone());

@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use ferrocore_broker::{BrokerConfig, Compat};
+use ferrocore_identity::registry::PolicyLimits;
 use ferrocore_policy::{Arns, CompiledPolicy, ParseOptions, PolicySet};
 use ferrocore_store::Durability;
 
@@ -263,6 +264,26 @@ pub struct ServeFlags {
     /// [default: 10s] [config: connect_timeout]
     #[arg(long, env = "FERROCORE_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Admission")]
     pub connect_timeout: Option<Duration>,
+
+    /// IoT policies one certificate may have attached (AWS's quota).
+    /// [default: 10] [config: max_policies_per_certificate]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_POLICIES_PER_CERTIFICATE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_policies_per_certificate: Option<usize>,
+
+    /// IoT policies one thing group may have attached (AWS's quota).
+    /// [default: 2] [config: max_policies_per_thing_group]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_POLICIES_PER_THING_GROUP",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_policies_per_thing_group: Option<usize>,
 
     /// Bytes in a client id. [default: 128] [config: max_client_id_len]
     #[arg(
@@ -494,6 +515,7 @@ pub struct Settings {
     pub admission: AdmissionConfig,
     pub aws: AwsSettings,
     pub metrics: Option<MetricsListen>,
+    pub policy_limits: PolicyLimits,
 }
 
 /// Where `/metrics` is served.
@@ -560,6 +582,8 @@ pub struct FileConfig {
     pub max_connect_rate_per_ip: Option<u32>,
     pub tls_handshake_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
+    pub max_policies_per_certificate: Option<usize>,
+    pub max_policies_per_thing_group: Option<usize>,
     pub max_client_id_len: Option<usize>,
     pub max_payload_size: Option<usize>,
     pub max_packet_size: Option<usize>,
@@ -598,6 +622,8 @@ const TOP_KEYS: &[&str] = &[
     "tls_handshake_timeout",
     "connect_timeout",
     "max_client_id_len",
+    "max_policies_per_certificate",
+    "max_policies_per_thing_group",
     "max_payload_size",
     "max_packet_size",
     "max_topic_length",
@@ -900,6 +926,8 @@ impl FileConfig {
             tls_handshake_timeout: r.duration("tls_handshake_timeout")?,
             connect_timeout: r.duration("connect_timeout")?,
             max_client_id_len: r.integer("max_client_id_len")?,
+            max_policies_per_certificate: r.integer("max_policies_per_certificate")?,
+            max_policies_per_thing_group: r.integer("max_policies_per_thing_group")?,
             max_payload_size: r.size("max_payload_size")?,
             max_packet_size: r.size("max_packet_size")?,
             max_topic_length: r.integer("max_topic_length")?,
@@ -1218,6 +1246,31 @@ impl Settings {
         if connect_timeout.value.is_zero() {
             return err(format!("{}: must be more than 0s", connect_timeout.from));
         }
+        let policies_per_certificate = pick_or(
+            flags.max_policies_per_certificate,
+            file.max_policies_per_certificate,
+            "--max-policies-per-certificate",
+            "max_policies_per_certificate",
+            fp,
+            PolicyLimits::default().max_policies_per_certificate,
+        );
+        let policies_per_group = pick_or(
+            flags.max_policies_per_thing_group,
+            file.max_policies_per_thing_group,
+            "--max-policies-per-thing-group",
+            "max_policies_per_thing_group",
+            fp,
+            PolicyLimits::default().max_policies_per_thing_group,
+        );
+        for limit in [&policies_per_certificate, &policies_per_group] {
+            if limit.value == 0 {
+                return err(format!("{}: must be at least 1", limit.from));
+            }
+        }
+        let policy_limits = PolicyLimits {
+            max_policies_per_certificate: policies_per_certificate.value,
+            max_policies_per_thing_group: policies_per_group.value,
+        };
         let client_id = pick_or(
             flags.max_client_id_len,
             file.max_client_id_len,
@@ -1552,6 +1605,7 @@ impl Settings {
             admission,
             aws,
             metrics,
+            policy_limits,
         })
     }
 }

@@ -667,3 +667,32 @@ fn metrics_listener_defaults_to_loopback_and_can_be_moved_or_turned_off() {
     let err = resolve_err(&["--listen-metrics", "nowhere"], "");
     assert!(err.to_string().contains("--listen-metrics"), "{err}");
 }
+
+#[test]
+fn policy_limits_default_to_aws_quotas_and_can_be_raised() {
+    let d = resolve(&[], "").policy_limits;
+    assert_eq!(
+        (
+            d.max_policies_per_certificate,
+            d.max_policies_per_thing_group
+        ),
+        (10, 2)
+    );
+    let s = resolve(
+        &["--max-policies-per-certificate", "20"],
+        "max_policies_per_thing_group = 5\n",
+    )
+    .policy_limits;
+    assert_eq!(
+        (
+            s.max_policies_per_certificate,
+            s.max_policies_per_thing_group
+        ),
+        (20, 5)
+    );
+    let err = resolve_err(&["--max-policies-per-thing-group", "0"], "");
+    assert!(
+        err.to_string().contains("--max-policies-per-thing-group"),
+        "{err}"
+    );
+}
