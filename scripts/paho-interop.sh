@@ -18,12 +18,18 @@
 #                           default ${FERROCORE_CACHE_DIR:-$HOME/.cache/ferrocore}/target)
 #   PAHO_TIMEOUT            seconds per test (default 120)
 #   PAHO_SUITES             which suites: "3 5" (default), "3" or "5"
-#   PAHO_ALLOWED_FAILURES   tests allowed to fail (default "test_subscribe_failure": it needs a
-#                           policy denying test/nosubscribe, which comes with authorization)
+#   PAHO_ALLOWED_FAILURES   tests allowed to fail, by name or suite.name. Ferrocore runs with
+#                           scripts/paho-policy.json as the anonymous policy, which denies
+#                           subscribing to test/nosubscribe as test_subscribe_failure needs: the
+#                           3.1.1 test passes; the MQTT 5 one is allowed to fail because the
+#                           suite's own SUBACK parser refuses 0x87 (Not authorized), a valid
+#                           MQTT 5 SUBACK code (default "client_test5.test_subscribe_failure";
+#                           for Mosquitto, which has no such ACL here, "test_subscribe_failure")
 #   PAHO_LOG_DIR            where each test's output and server log go (default: a temp dir)
-#   PAHO_SERVER_ARGS        extra `ferrocore serve` flags (default "--max-keep-alive 60":
-#                           test_server_keep_alive expects the broker to impose a 60 s keep
-#                           alive on a client asking for 120 s, i.e. that configuration)
+#   PAHO_SERVER_ARGS        extra `ferrocore serve` flags (default "--max-keep-alive 60
+#                           --anonymous-policy scripts/paho-policy.json": test_server_keep_alive
+#                           expects the broker to impose a 60 s keep alive on a client asking
+#                           for 120 s, i.e. that configuration)
 #
 # Exit status: 0 when every test passed except the allowed ones.
 set -euo pipefail
@@ -32,7 +38,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 suite_dir=$1
@@ -48,7 +54,12 @@ suite_dir=$(cd "$suite_dir" && pwd)
 target=${PAHO_TARGET:-ferrocore}
 per_test=${PAHO_TIMEOUT:-120}
 suites=${PAHO_SUITES:-3 5}
-allowed=" ${PAHO_ALLOWED_FAILURES-test_subscribe_failure} "
+if [ "$target" = ferrocore ]; then
+  default_allowed=client_test5.test_subscribe_failure
+else
+  default_allowed=test_subscribe_failure
+fi
+allowed=" ${PAHO_ALLOWED_FAILURES-$default_allowed} "
 logs=${PAHO_LOG_DIR:-$(mktemp -d /tmp/paho-interop.XXXXXX)}
 mkdir -p "$logs"
 python=${PYTHON:-python3}
@@ -107,7 +118,7 @@ start_broker() {
   if [ "$target" = ferrocore ]; then
     # shellcheck disable=SC2086 # PAHO_SERVER_ARGS is a list of flags
     "$FERROCORE_BIN" serve --data-dir "$dir/data" --dev --listen-mqtt 127.0.0.1:0 \
-      --listen-mqtts off --listen-https off ${PAHO_SERVER_ARGS---max-keep-alive 60} \
+      --listen-mqtts off --listen-https off ${PAHO_SERVER_ARGS---max-keep-alive 60 --anonymous-policy $here/paho-policy.json} \
       </dev/null >"$dir/server.log" 2>&1 &
     broker_pid=$!
     port=$("$python" - "$dir/data/listeners.json" "$broker_pid" <<'PY'
@@ -174,7 +185,7 @@ for v in $suites; do
     fi
     verdict=FAIL
     [ "$rc" = 124 ] || [ "$rc" = 137 ] && verdict=TIMEOUT
-    if [[ "$allowed" == *" $t "* ]]; then
+    if [[ "$allowed" == *" $t "* ]] || [[ "$allowed" == *" $name "* ]]; then
       printf '%-8s %s (allowed)\n' "$verdict" "$name"
       allowed_failed+=("$name")
     else
