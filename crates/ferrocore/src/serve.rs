@@ -282,7 +282,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         endpoint_url.as_deref(),
         &identity.root_ca_path(),
     )?;
-    for l in running.addresses() {
+    for l in &addresses {
         info!(listener = %l.name, transport = %l.transport, address = %l.address, "listening");
     }
     info!(data_dir = %data_dir.display(), "ferrocore is ready");
