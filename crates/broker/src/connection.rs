@@ -28,7 +28,10 @@ use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal
 use crate::message::Message;
 use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
-use crate::{AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, Transport, with_arn_buffer};
+use crate::{
+    AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, SERVICE_TOPIC_PREFIX, Transport,
+    with_arn_buffer,
+};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -1066,6 +1069,10 @@ impl Connection {
                     "receive maximum exceeded",
                 ));
             }
+        }
+        if p.topic.starts_with(SERVICE_TOPIC_PREFIX) {
+            self.broker
+                .offer_to_topic_service(&p.topic, &p.payload, Some(&self.session.client_id));
         }
         let qos = p.qos;
         let message = Arc::new(Message::from_publish(p, Some(self.session.key)));

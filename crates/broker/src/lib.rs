@@ -22,8 +22,8 @@ pub use ferrocore_policy;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferrocore_mqtt::{QoS, SubscriptionOptions, reason, topic};
@@ -44,6 +44,25 @@ pub enum BrokerError {
     #[error(transparent)]
     Store(#[from] ferrocore_store::StoreError),
 }
+
+/// Answers publishes to topics the server serves itself (AWS's device-shadow topics);
+/// installed once with [`Broker::set_topic_service`].
+pub trait TopicService: Send + Sync + 'static {
+    /// Called for every authorized publish (MQTT PUBLISH, and HTTP publishes through
+    /// [`Broker::publish_http`]) whose topic starts with `$aws/`, before it is routed to
+    /// subscribers (it is still routed as usual). Must not block: spawn if work is needed.
+    fn published(&self, topic: &str, payload: &bytes::Bytes, origin: &PublishOrigin);
+}
+
+/// Who published a message handed to a [`TopicService`].
+#[derive(Debug, Clone)]
+pub struct PublishOrigin {
+    /// MQTT client id; `None` for HTTP publishes.
+    pub client_id: Option<Arc<str>>,
+}
+
+/// Topics under this prefix are offered to the [`TopicService`].
+pub(crate) const SERVICE_TOPIC_PREFIX: &str = "$aws/";
 
 /// How a listener lets clients in.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +143,7 @@ pub struct Broker {
     /// policies).
     index: Arc<ConnectionIndex>,
     denials: DenialCounters,
+    topic_service: OnceLock<Arc<dyn TopicService>>,
 }
 
 /// An open connection, as [`Broker::connections_depending_on`] finds it, to be given its new
@@ -195,6 +215,7 @@ impl Broker {
             auth,
             index: Arc::new(ConnectionIndex::default()),
             denials: DenialCounters::default(),
+            topic_service: OnceLock::new(),
         });
         broker.restore().await?;
         Ok(broker)
@@ -451,6 +472,30 @@ impl Broker {
             ..ferrocore_mqtt::Publish::default()
         };
         drop(self.publish(Arc::new(Message::from_publish(publish, None))));
+    }
+
+    /// Installs the service that answers publishes to `$aws/...` topics. Only the first
+    /// installation counts; later ones are ignored with a warning.
+    pub fn set_topic_service(&self, service: Arc<dyn TopicService>) {
+        if self.topic_service.set(service).is_err() {
+            tracing::warn!("a topic service is installed already; ignoring another one");
+        }
+    }
+
+    /// Hands an authorized publish to `$aws/...` (the caller checked the prefix) to the topic
+    /// service, if one is installed.
+    pub(crate) fn offer_to_topic_service(
+        &self,
+        topic: &str,
+        payload: &bytes::Bytes,
+        client_id: Option<&Arc<str>>,
+    ) {
+        if let Some(service) = self.topic_service.get() {
+            let origin = PublishOrigin {
+                client_id: client_id.cloned(),
+            };
+            service.published(topic, payload, &origin);
+        }
     }
 
     /// Whether `client_id` connected less than AWS's minimum interval ago (else records now).

@@ -1904,3 +1904,90 @@ async fn remembered_publish_decisions_are_forgotten_by_a_swap() {
     assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
     assert_eq!(h.broker.denials().publish, 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The topic service: publishes to `$aws/...` handed to the server's own services
+
+/// Records what the broker hands it.
+#[derive(Default)]
+struct RecordingService {
+    seen: parking_lot::Mutex<Vec<(String, Bytes, Option<String>)>>,
+}
+
+impl ferrocore_broker::TopicService for RecordingService {
+    fn published(&self, topic: &str, payload: &Bytes, origin: &ferrocore_broker::PublishOrigin) {
+        self.seen.lock().push((
+            topic.to_owned(),
+            payload.clone(),
+            origin.client_id.as_deref().map(str::to_owned),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_topic_service_sees_authorized_dollar_aws_publishes_only() {
+    let h = harness(BrokerConfig::default()).await;
+    let service = Arc::new(RecordingService::default());
+    h.broker.set_topic_service(service.clone());
+    let mut watcher = Client::v5(&h.broker, "watcher").await;
+    watcher
+        .subscribe("$aws/things/+/shadow/#", QoS::AtMostOnce)
+        .await;
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/$aws/things/lamp/*"}"#,
+    );
+    let v5 = ProtocolVersion::V5;
+    let mut c = connect_packet(v5, "lamp", true);
+    c.will = Some(LastWill {
+        topic: "$aws/things/lamp/shadow/update".into(),
+        payload: Bytes::from_static(b"will"),
+        ..LastWill::default()
+    });
+    let (mut d, _) = anonymous(&h.broker, &p, v5, c).await;
+    d.publish(
+        "$aws/things/lamp/shadow/update",
+        "{}",
+        QoS::AtLeastOnce,
+        false,
+        1,
+    )
+    .await;
+    assert_eq!(publish_ack(&mut d).await, reason::SUCCESS);
+    // Still routed as usual.
+    assert_eq!(
+        watcher.expect_publish().await.topic,
+        "$aws/things/lamp/shadow/update"
+    );
+    // Denied: neither handed over nor routed.
+    d.publish(
+        "$aws/things/other/shadow/update",
+        "{}",
+        QoS::AtLeastOnce,
+        false,
+        2,
+    )
+    .await;
+    assert_eq!(publish_ack(&mut d).await, reason::NOT_AUTHORIZED);
+    // Not under `$aws/`: not handed over.
+    let mut plain = Client::v5(&h.broker, "plain").await;
+    plain
+        .publish("things/lamp", "x", QoS::AtLeastOnce, false, 1)
+        .await;
+    publish_ack(&mut plain).await;
+    // Wills are not handed over.
+    drop(d);
+    assert_eq!(
+        watcher.expect_publish().await.payload,
+        Bytes::from_static(b"will")
+    );
+    let seen = service.seen.lock().clone();
+    assert_eq!(
+        seen,
+        [(
+            "$aws/things/lamp/shadow/update".to_owned(),
+            Bytes::from_static(b"{}"),
+            Some("lamp".to_owned())
+        )]
+    );
+}
