@@ -1,8 +1,10 @@
-//! Durable state of the gateway: retained messages, persistent MQTT sessions and the records of
-//! the control-plane registry (things, groups, certificates, ...).
+//! Durable state of the gateway: retained messages, persistent MQTT sessions, device shadows and
+//! the records of the control-plane registry (things, groups, certificates, ...).
 //!
 //! The broker and the registry keep their working state in memory and use the store as a
-//! write-ahead record they reload on start. Registry records are opaque documents keyed by
+//! write-ahead record they reload on start. Shadows are read one at a time instead
+//! ([`Store::get_shadow`], [`Store::list_shadow_names`]): a fleet's shadows need not fit in
+//! memory. Registry records are opaque documents keyed by
 //! (kind, key): the registry serialises its own types, so the store does not depend on them and
 //! a new kind of record needs no migration. Writes are submitted as operations, applied
 //! strictly in submission order by one writer, and committed in groups (group commit): every
@@ -123,6 +125,20 @@ pub struct RegistryRecord {
     pub document: Bytes,
 }
 
+/// One device shadow as stored. The document is opaque to the store (the shadow service's JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowRecord {
+    pub thing_name: String,
+    /// "" for the classic (unnamed) shadow.
+    pub shadow_name: String,
+    pub version: u64,
+    /// `None`: the shadow was deleted; the row keeps its version (AWS continues the numbering
+    /// when a shadow is re-created soon after) and when it was deleted (`updated_at_ms`).
+    pub document: Option<Bytes>,
+    /// Unix time in milliseconds of the last change.
+    pub updated_at_ms: u64,
+}
+
 /// One change to durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
@@ -169,6 +185,15 @@ pub enum WriteOp {
     DeleteRegistry {
         kind: String,
         key: String,
+    },
+    /// Creates or replaces a shadow, keyed by thing and shadow name; with `document: None` it
+    /// is a tombstone (the shadow was deleted, its version is kept).
+    PutShadow(ShadowRecord),
+    /// Removes a shadow's row entirely, tombstone included; removing one that does not exist is
+    /// not an error.
+    DeleteShadow {
+        thing_name: String,
+        shadow_name: String,
     },
 }
 
@@ -341,6 +366,42 @@ impl Store {
         // collation may order text by locale. Keys are unique, so unstable is exact.
         records.sort_unstable_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
         Ok(records)
+    }
+
+    /// The shadow `shadow_name` ("" for the classic one) of `thing_name`, tombstones included.
+    ///
+    /// Reads committed state only: it sees every write whose [`Commit`] resolved before the
+    /// call, and nothing still queued.
+    pub async fn get_shadow(
+        &self,
+        thing_name: &str,
+        shadow_name: &str,
+    ) -> Result<Option<ShadowRecord>, StoreError> {
+        match &self.inner.reader {
+            Reader::Sqlite(pool) => sqlite::get_shadow(pool, thing_name, shadow_name).await,
+        }
+        .map_err(closed_pool)
+    }
+
+    /// Names of the live named shadows of `thing_name` (neither the classic shadow nor
+    /// tombstones) in byte-wise order (Rust's `str` order), those strictly after `after` when
+    /// given, at most `limit` of them. Reads committed state only, like [`Store::get_shadow`].
+    ///
+    /// The order, the `after` comparison and the limit are applied by the database (paging
+    /// cannot be sorted afterwards): the name columns are byte-wise text in every dialect.
+    pub async fn list_shadow_names(
+        &self,
+        thing_name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        // "" is the classic shadow's name and below every other, so "after it" is "named".
+        let after = after.unwrap_or("");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match &self.inner.reader {
+            Reader::Sqlite(pool) => sqlite::list_shadow_names(pool, thing_name, after, limit).await,
+        }
+        .map_err(closed_pool)
     }
 
     /// Flushes and stops the writer.

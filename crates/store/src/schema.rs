@@ -9,7 +9,10 @@
 //!
 //! Text compares byte-wise in SQLite but by locale under PostgreSQL's usual default collation,
 //! so where a load promises an order of text it sorts in Rust ([`crate::Store::load_registry`]);
-//! `ORDER BY` in SQL only saves that sort work, or groups rows.
+//! `ORDER BY` in SQL only saves that sort work, or groups rows. Where SQL itself must order or
+//! compare text (a page of rows after a key, with a limit: [`crate::Store::list_shadow_names`]),
+//! a Rust-side sort cannot help, so the column is declared `{bytewise_text}`, which PostgreSQL
+//! makes `TEXT COLLATE "C"` (byte-wise, Rust's `str` order); its index then has that order too.
 //!
 //! There are no foreign keys: rows of a session are tied to it by `client_id` and removed with it
 //! explicitly (`DeleteSession`). A foreign key would make one stray operation (say a
@@ -33,6 +36,15 @@ impl Dialect {
         }
     }
 
+    /// Type of text columns compared or ordered in SQL, where the order must be byte-wise.
+    /// SQLite's default collation (BINARY) already compares bytes; PostgreSQL's "C" does.
+    fn bytewise_text(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "TEXT",
+            Dialect::Postgres => "TEXT COLLATE \"C\"",
+        }
+    }
+
     /// The `n`th (1-based) bind parameter of a generated statement. SQLite gets anonymous `?`
     /// (bound in order): its `$n` names are found by a linear search per parameter, which makes
     /// binding a statement with hundreds of parameters quadratic.
@@ -45,7 +57,9 @@ impl Dialect {
 
     /// Expands the placeholders of a migration statement.
     pub(crate) fn statement(self, template: &str) -> String {
-        template.replace("{blob}", self.blob())
+        template
+            .replace("{blob}", self.blob())
+            .replace("{bytewise_text}", self.bytewise_text())
     }
 }
 
@@ -58,7 +72,8 @@ pub(crate) const INSERT_VERSION: &str =
 
 pub(crate) struct Migration {
     pub(crate) version: i64,
-    /// Statements, each with `{blob}` for the binary type.
+    /// Statements, with `{blob}` for the binary type and `{bytewise_text}` for text ordered
+    /// byte-wise in SQL.
     pub(crate) statements: &'static [&'static str],
 }
 
@@ -123,6 +138,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             record_key TEXT NOT NULL,
             document {blob} NOT NULL,
             PRIMARY KEY (kind, record_key)
+        )",
+        ],
+    },
+    Migration {
+        version: 3,
+        statements: &[
+            // Device shadows; `document` is opaque (the shadow service's JSON), NULL for a
+            // deleted shadow whose row keeps its version. The names are byte-wise text because
+            // `list_shadow_names` pages through them in SQL.
+            "CREATE TABLE shadows (
+            thing_name {bytewise_text} NOT NULL,
+            shadow_name {bytewise_text} NOT NULL,
+            version BIGINT NOT NULL,
+            document {blob},
+            updated_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (thing_name, shadow_name)
         )",
         ],
     },

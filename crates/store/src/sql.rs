@@ -53,6 +53,13 @@ pub(crate) const PUT_REGISTRY: &str = "INSERT INTO registry (kind, record_key, d
      ON CONFLICT (kind, record_key) DO UPDATE SET document = excluded.document";
 pub(crate) const DELETE_REGISTRY: &str = "DELETE FROM registry WHERE kind = $1 AND record_key = $2";
 
+pub(crate) const PUT_SHADOW: &str = "INSERT INTO shadows \
+     (thing_name, shadow_name, version, document, updated_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (thing_name, shadow_name) DO UPDATE SET version = excluded.version, \
+     document = excluded.document, updated_at_ms = excluded.updated_at_ms";
+pub(crate) const DELETE_SHADOW: &str =
+    "DELETE FROM shadows WHERE thing_name = $1 AND shadow_name = $2";
+
 /// Columns bound per row of [`put_outbound`], in order.
 pub(crate) const OUTBOUND_COLUMNS: usize = 11;
 
@@ -170,6 +177,14 @@ pub(crate) const LOAD_OUTBOUND_NEXT: &str = "SELECT client_id, seq, state, packe
 /// since PostgreSQL may collate text by locale.
 pub(crate) const LOAD_REGISTRY: &str =
     "SELECT kind, record_key, document FROM registry ORDER BY kind, record_key";
+pub(crate) const GET_SHADOW: &str = "SELECT version, document, updated_at_ms FROM shadows \
+     WHERE thing_name = $1 AND shadow_name = $2";
+/// Live named shadows after `$2` ('' for from the start: it is the classic shadow's name), at
+/// most `$3`. Byte-wise in every dialect: the name columns are `{bytewise_text}` (see
+/// [`crate::schema`]), and the primary key's index serves the range and the order.
+pub(crate) const LIST_SHADOW_NAMES: &str = "SELECT shadow_name FROM shadows \
+     WHERE thing_name = $1 AND shadow_name > $2 AND document IS NOT NULL \
+     ORDER BY shadow_name LIMIT $3";
 pub(crate) const LOAD_INBOUND_QOS2: &str =
     "SELECT client_id, packet_id FROM inbound_qos2 ORDER BY client_id, packet_id";
 

@@ -16,7 +16,7 @@ use crate::schema::{self, Dialect};
 use crate::sql::{self, corrupt, narrow};
 use crate::{
     Durability, LoadedSession, OutboundRecord, RegistryRecord, RetainedMessage, SessionRecord,
-    StoreError, StoredMessage, SubscriptionRecord, WriteOp, writer,
+    ShadowRecord, StoreError, StoredMessage, SubscriptionRecord, WriteOp, writer,
 };
 
 type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
@@ -306,6 +306,26 @@ async fn single(conn: &mut SqliteConnection, op: WriteOp) -> Result<(), StoreErr
                 .execute(conn)
                 .await?;
         }
+        WriteOp::PutShadow(r) => {
+            sqlx::query(sql::PUT_SHADOW)
+                .bind(r.thing_name)
+                .bind(r.shadow_name)
+                .bind(sql::u64_to_sql(r.version))
+                .bind(r.document.map(Vec::from))
+                .bind(sql::u64_to_sql(r.updated_at_ms))
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::DeleteShadow {
+            thing_name,
+            shadow_name,
+        } => {
+            sqlx::query(sql::DELETE_SHADOW)
+                .bind(thing_name)
+                .bind(shadow_name)
+                .execute(conn)
+                .await?;
+        }
         // Batched by `plan`; kept correct if called directly.
         WriteOp::PutOutbound(record) => {
             bind_outbound(sqlx::query(sql::put_outbound(Dialect::Sqlite, 1)), record)
@@ -399,6 +419,47 @@ pub(crate) async fn load_registry(pool: &SqlitePool) -> Result<Vec<RegistryRecor
                 document: blob(row, T, "document")?,
             })
         })
+        .collect()
+}
+
+pub(crate) async fn get_shadow(
+    pool: &SqlitePool,
+    thing_name: &str,
+    shadow_name: &str,
+) -> Result<Option<ShadowRecord>, StoreError> {
+    const T: &str = "shadows";
+    let row = sqlx::query(sql::GET_SHADOW)
+        .bind(thing_name)
+        .bind(shadow_name)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| {
+        Ok(ShadowRecord {
+            thing_name: thing_name.to_owned(),
+            shadow_name: shadow_name.to_owned(),
+            version: sql::u64_from_sql(get(&row, T, "version")?),
+            document: get_opt::<Vec<u8>>(&row, T, "document")?.map(Bytes::from),
+            updated_at_ms: sql::u64_from_sql(get(&row, T, "updated_at_ms")?),
+        })
+    })
+    .transpose()
+}
+
+/// See [`crate::Store::list_shadow_names`]; `after` is "" for from the start.
+pub(crate) async fn list_shadow_names(
+    pool: &SqlitePool,
+    thing_name: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(sql::LIST_SHADOW_NAMES)
+        .bind(thing_name)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| get(row, "shadows", "shadow_name"))
         .collect()
 }
 
