@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::{
     LoadedSession, OutboundRecord, OutboundState, RegistryRecord, RetainedMessage, SessionRecord,
-    Store, StoreError, StoredMessage, SubscriptionRecord, WriteOp,
+    ShadowRecord, Store, StoreError, StoredMessage, SubscriptionRecord, WriteOp,
 };
 
 /// Opens stores of one backend for the suite.
@@ -45,6 +45,11 @@ macro_rules! conformance_tests {
             registry_interleaved_with_other_ops,
             registry_unusual_keys_and_large_documents,
             registry_load_order,
+            shadow_round_trips,
+            shadow_tombstones,
+            shadow_order_within_a_group,
+            shadow_list_order_and_paging,
+            shadow_reads_see_resolved_commits,
         );
     };
     (@each $harness:expr; $($check:ident),* $(,)?) => {
@@ -129,6 +134,29 @@ pub fn delete_registry(kind: &str, key: &str) -> WriteOp {
     }
 }
 
+/// A shadow with `document` (`None`: a tombstone), changed at a time derived from `version`.
+pub fn shadow(
+    thing_name: &str,
+    shadow_name: &str,
+    version: u64,
+    document: Option<&[u8]>,
+) -> ShadowRecord {
+    ShadowRecord {
+        thing_name: thing_name.to_owned(),
+        shadow_name: shadow_name.to_owned(),
+        version,
+        document: document.map(Bytes::copy_from_slice),
+        updated_at_ms: 1_700_000_000_000 + version,
+    }
+}
+
+pub fn delete_shadow(thing_name: &str, shadow_name: &str) -> WriteOp {
+    WriteOp::DeleteShadow {
+        thing_name: thing_name.to_owned(),
+        shadow_name: shadow_name.to_owned(),
+    }
+}
+
 pub fn loaded(session: SessionRecord) -> LoadedSession {
     LoadedSession {
         session,
@@ -156,6 +184,39 @@ async fn retained_all(store: &Store) -> Vec<RetainedMessage> {
 
 async fn registry_all(store: &Store) -> Vec<RegistryRecord> {
     store.load_registry().await.expect("load registry")
+}
+
+async fn get_shadow(store: &Store, thing_name: &str, shadow_name: &str) -> Option<ShadowRecord> {
+    store
+        .get_shadow(thing_name, shadow_name)
+        .await
+        .expect("get shadow")
+}
+
+async fn shadow_names(
+    store: &Store,
+    thing_name: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<String> {
+    store
+        .list_shadow_names(thing_name, after, limit)
+        .await
+        .expect("list shadow names")
+}
+
+/// Every live named shadow of `thing_name`, paging `page` names at a time.
+async fn all_shadow_names(store: &Store, thing_name: &str, page: usize) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let next = shadow_names(store, thing_name, names.last().map(String::as_str), page).await;
+        assert!(next.len() <= page, "a page of {page}: {next:?}");
+        let done = next.len() < page;
+        names.extend(next);
+        if done {
+            return names;
+        }
+    }
 }
 
 /// Closes `store`, reopens the database and loads its registry.
@@ -1213,6 +1274,605 @@ pub async fn registry_load_order(h: &dyn Harness) {
     }
     let (store, got) = reopen_registry(h, "registry_load_order", store).await;
     assert_eq!(keys(&got), expected, "after reopen");
+    store.close().await.expect("close");
+}
+
+/// Shadows, classic and named, are created, read back exactly, replaced and removed, and stay
+/// so through reopens; they are keyed by thing and name, and touch no other kind of state.
+pub async fn shadow_round_trips(h: &dyn Harness) {
+    let store = open(h, "shadow").await;
+    assert_eq!(
+        get_shadow(&store, "sensor-1", "").await,
+        None,
+        "a new store"
+    );
+    assert!(shadow_names(&store, "sensor-1", None, 100).await.is_empty());
+
+    let large: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let classic = shadow(
+        "sensor-1",
+        "",
+        1,
+        Some(br#"{"state":{"reported":{"on":true}}}"#),
+    );
+    let config = shadow("sensor-1", "config", 1, Some(b"{}"));
+    // A live shadow whose document is empty is not a tombstone.
+    let empty = shadow("sensor-1", "empty", 3, Some(b""));
+    let extreme = ShadowRecord {
+        version: u64::MAX,
+        updated_at_ms: u64::MAX,
+        ..shadow("sensor-2", "config", 0, Some(&large))
+    };
+    let prefix_thing = shadow("sensor-10", "config", 0, Some(b"\x00\xff binary"));
+    let all = [&classic, &config, &empty, &extreme, &prefix_thing];
+    commit(
+        &store,
+        all.iter().map(|&r| WriteOp::PutShadow(r.clone())).collect(),
+    )
+    .await;
+
+    let check = |store: Store, pass: &'static str| async move {
+        for r in all {
+            assert_eq!(
+                get_shadow(&store, &r.thing_name, &r.shadow_name)
+                    .await
+                    .as_ref(),
+                Some(r),
+                "{pass}"
+            );
+        }
+        for (thing, name) in [
+            ("sensor-1", "missing"),
+            ("sensor-3", ""),
+            ("Sensor-1", ""),
+            ("sensor-1", "Config"),
+            ("sensor-2", ""),
+            ("sensor-", "config"),
+        ] {
+            assert_eq!(get_shadow(&store, thing, name).await, None, "{pass}");
+        }
+        assert_eq!(
+            shadow_names(&store, "sensor-1", None, 100).await,
+            vec!["config", "empty"],
+            "{pass}"
+        );
+        assert_eq!(
+            shadow_names(&store, "sensor-2", None, 100).await,
+            vec!["config"],
+            "{pass}"
+        );
+        assert!(
+            shadow_names(&store, "sensor-3", None, 100).await.is_empty(),
+            "{pass}"
+        );
+        // Shadows are in none of the loads of other state.
+        assert!(registry_all(&store).await.is_empty(), "{pass}");
+        assert!(retained_all(&store).await.is_empty(), "{pass}");
+        assert!(sessions(&store).await.is_empty(), "{pass}");
+        store
+    };
+    let store = check(store, "same store").await;
+    let (store, _) = reopen_registry(h, "shadow", store).await;
+    let store = check(store, "after reopen").await;
+
+    // Replace; remove; removing what does not exist is not an error.
+    let classic_v2 = shadow("sensor-1", "", 2, Some(br#"{"state":{}}"#));
+    commit(
+        &store,
+        vec![
+            WriteOp::PutShadow(classic_v2.clone()),
+            delete_shadow("sensor-1", "config"),
+            delete_shadow("sensor-1", "config"),
+            delete_shadow("nobody", ""),
+            delete_shadow("sensor-1", "missing"),
+        ],
+    )
+    .await;
+    commit(&store, vec![delete_shadow("sensor-9", "x")]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            get_shadow(&store, "sensor-1", "").await,
+            Some(classic_v2.clone())
+        );
+        assert_eq!(get_shadow(&store, "sensor-1", "config").await, None);
+        assert_eq!(
+            get_shadow(&store, "sensor-2", "config").await,
+            Some(extreme.clone())
+        );
+        assert_eq!(
+            shadow_names(&store, "sensor-1", None, 100).await,
+            vec!["empty"]
+        );
+    }
+    let (store, _) = reopen_registry(h, "shadow", store).await;
+    assert_eq!(get_shadow(&store, "sensor-1", "").await, Some(classic_v2));
+    assert_eq!(get_shadow(&store, "sensor-1", "config").await, None);
+    assert_eq!(
+        shadow_names(&store, "sensor-1", None, 100).await,
+        vec!["empty"]
+    );
+    store.close().await.expect("close");
+}
+
+/// A shadow put with no document is a tombstone: `get_shadow` returns it with its version and
+/// time, `list_shadow_names` leaves it out; a put brings the shadow back, `DeleteShadow`
+/// removes the tombstone.
+pub async fn shadow_tombstones(h: &dyn Harness) {
+    let store = open(h, "shadow_tombstones").await;
+    commit(
+        &store,
+        vec![
+            WriteOp::PutShadow(shadow("t", "", 3, Some(b"{}"))),
+            WriteOp::PutShadow(shadow("t", "a", 3, Some(b"{}"))),
+            WriteOp::PutShadow(shadow("t", "b", 1, Some(b"{}"))),
+            WriteOp::PutShadow(shadow("t", "c", 9, Some(b"{}"))),
+        ],
+    )
+    .await;
+    let deleted_a = shadow("t", "a", 4, None);
+    let deleted_classic = shadow("t", "", 4, None);
+    // Never existed: a tombstone may also be written for a new key.
+    let deleted_new = shadow("t", "never", 1, None);
+    commit(
+        &store,
+        vec![
+            WriteOp::PutShadow(deleted_a.clone()),
+            WriteOp::PutShadow(deleted_classic.clone()),
+            WriteOp::PutShadow(deleted_new.clone()),
+        ],
+    )
+    .await;
+    let check = |store: Store, pass: &'static str| {
+        let (deleted_a, deleted_classic, deleted_new) = (
+            deleted_a.clone(),
+            deleted_classic.clone(),
+            deleted_new.clone(),
+        );
+        async move {
+            assert_eq!(
+                get_shadow(&store, "t", "a").await,
+                Some(deleted_a),
+                "{pass}"
+            );
+            assert_eq!(
+                get_shadow(&store, "t", "").await,
+                Some(deleted_classic),
+                "{pass}"
+            );
+            assert_eq!(
+                get_shadow(&store, "t", "never").await,
+                Some(deleted_new),
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "t", None, 100).await,
+                vec!["b", "c"],
+                "{pass}"
+            );
+            // Paging after a tombstone's name.
+            assert_eq!(
+                shadow_names(&store, "t", Some("a"), 100).await,
+                vec!["b", "c"],
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "t", Some("b"), 100).await,
+                vec!["c"],
+                "{pass}"
+            );
+            store
+        }
+    };
+    let store = check(store, "same store").await;
+    let (store, _) = reopen_registry(h, "shadow_tombstones", store).await;
+    let store = check(store, "after reopen").await;
+
+    // Re-created with the numbering continued; a tombstone removed; a live shadow tombstoned.
+    let back = shadow("t", "a", 5, Some(br#"{"back":true}"#));
+    commit(
+        &store,
+        vec![
+            WriteOp::PutShadow(back.clone()),
+            delete_shadow("t", "never"),
+            WriteOp::PutShadow(shadow("t", "c", 10, None)),
+        ],
+    )
+    .await;
+    for pass in ["same store", "after reopen"] {
+        assert_eq!(
+            get_shadow(&store, "t", "a").await,
+            Some(back.clone()),
+            "{pass}"
+        );
+        assert_eq!(get_shadow(&store, "t", "never").await, None, "{pass}");
+        assert_eq!(
+            get_shadow(&store, "t", "c").await,
+            Some(shadow("t", "c", 10, None)),
+            "{pass}"
+        );
+        assert_eq!(
+            shadow_names(&store, "t", None, 100).await,
+            vec!["a", "b"],
+            "{pass}"
+        );
+    }
+    let (store, _) = reopen_registry(h, "shadow_tombstones", store).await;
+    assert_eq!(get_shadow(&store, "t", "a").await, Some(back));
+    assert_eq!(get_shadow(&store, "t", "never").await, None);
+    assert_eq!(shadow_names(&store, "t", None, 100).await, vec!["a", "b"]);
+    store.close().await.expect("close");
+}
+
+/// Shadow operations of one group (one submission, or several nobody waits between) take
+/// effect in their order per key, interleaved with the operations the planner batches or
+/// treats as barriers.
+pub async fn shadow_order_within_a_group(h: &dyn Harness) {
+    let store = open(h, "shadow_order").await;
+    commit(
+        &store,
+        vec![
+            WriteOp::PutSession(session("t")),
+            WriteOp::PutShadow(shadow("t", "existing", 1, Some(b"old"))),
+            WriteOp::PutShadow(shadow("t", "existing2", 1, Some(b"old"))),
+            WriteOp::PutShadow(shadow("t", "existing3", 1, Some(b"old"))),
+        ],
+    )
+    .await;
+    commit(
+        &store,
+        vec![
+            // put then delete: absent
+            WriteOp::PutShadow(shadow("t", "put-delete", 1, Some(b"1"))),
+            WriteOp::PutOutbound(outbound("t", 1)),
+            delete_shadow("t", "put-delete"),
+            // delete then put: present
+            delete_shadow("t", "delete-put"),
+            WriteOp::PutShadow(shadow("t", "delete-put", 1, Some(b"2"))),
+            // put then tombstone: the tombstone
+            WriteOp::PutShadow(shadow("t", "put-tombstone", 1, Some(b"3"))),
+            WriteOp::PutOutbound(outbound("t", 2)),
+            WriteOp::PutShadow(shadow("t", "put-tombstone", 2, None)),
+            // tombstone then put: live
+            WriteOp::PutShadow(shadow("t", "tombstone-put", 1, None)),
+            WriteOp::DeleteOutbound {
+                client_id: "t".into(),
+                seq: 1,
+            },
+            WriteOp::PutShadow(shadow("t", "tombstone-put", 2, Some(b"4"))),
+            // the last put wins
+            WriteOp::PutShadow(shadow("t", "twice", 1, Some(b"first"))),
+            WriteOp::PutShadow(shadow("t", "twice", 2, Some(b"second"))),
+            // A session of the thing's name is not the thing's: deleting it (a barrier of the
+            // planner) leaves the shadows alone.
+            WriteOp::DeleteSession {
+                client_id: "t".into(),
+            },
+            WriteOp::PutRegistry(registry("thing", "t", b"{}")),
+            // existing rows: tombstoned then removed; removed then put back; replaced then
+            // tombstoned
+            WriteOp::PutShadow(shadow("t", "existing", 2, None)),
+            delete_shadow("t", "existing"),
+            delete_shadow("t", "existing2"),
+            WriteOp::PutShadow(shadow("t", "existing2", 5, Some(b"new"))),
+            WriteOp::PutShadow(shadow("t", "existing3", 2, Some(b"new"))),
+            WriteOp::PutShadow(shadow("t", "existing3", 3, None)),
+            // the classic shadow and a named one of the same thing are separate keys
+            WriteOp::PutShadow(shadow("t", "", 1, Some(b"classic"))),
+            delete_shadow("t", "classic"),
+        ],
+    )
+    .await;
+    // The same across submissions nobody waits between (most likely one group).
+    let commits = vec![
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "put-delete",
+            1,
+            Some(b"1"),
+        ))]),
+        store.submit(vec![delete_shadow("s", "put-delete")]),
+        store.submit(vec![delete_shadow("s", "delete-put")]),
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "delete-put",
+            1,
+            Some(b"2"),
+        ))]),
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "put-tombstone",
+            1,
+            Some(b"3"),
+        ))]),
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "put-tombstone",
+            2,
+            None,
+        ))]),
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "twice",
+            1,
+            Some(b"first"),
+        ))]),
+        store.submit(vec![WriteOp::PutShadow(shadow(
+            "s",
+            "twice",
+            2,
+            Some(b"second"),
+        ))]),
+    ];
+    for c in commits {
+        c.await.expect("commit");
+    }
+
+    let expected: Vec<(&str, &str, Option<ShadowRecord>)> = vec![
+        ("t", "put-delete", None),
+        (
+            "t",
+            "delete-put",
+            Some(shadow("t", "delete-put", 1, Some(b"2"))),
+        ),
+        (
+            "t",
+            "put-tombstone",
+            Some(shadow("t", "put-tombstone", 2, None)),
+        ),
+        (
+            "t",
+            "tombstone-put",
+            Some(shadow("t", "tombstone-put", 2, Some(b"4"))),
+        ),
+        ("t", "twice", Some(shadow("t", "twice", 2, Some(b"second")))),
+        ("t", "existing", None),
+        (
+            "t",
+            "existing2",
+            Some(shadow("t", "existing2", 5, Some(b"new"))),
+        ),
+        ("t", "existing3", Some(shadow("t", "existing3", 3, None))),
+        ("t", "", Some(shadow("t", "", 1, Some(b"classic")))),
+        ("s", "put-delete", None),
+        (
+            "s",
+            "delete-put",
+            Some(shadow("s", "delete-put", 1, Some(b"2"))),
+        ),
+        (
+            "s",
+            "put-tombstone",
+            Some(shadow("s", "put-tombstone", 2, None)),
+        ),
+        ("s", "twice", Some(shadow("s", "twice", 2, Some(b"second")))),
+    ];
+    let check = |store: Store, pass: &'static str| {
+        let expected = expected.clone();
+        async move {
+            for (thing, name, record) in expected {
+                assert_eq!(
+                    get_shadow(&store, thing, name).await,
+                    record,
+                    "{pass}: {thing}/{name}"
+                );
+            }
+            assert_eq!(
+                shadow_names(&store, "t", None, 100).await,
+                vec!["delete-put", "existing2", "tombstone-put", "twice"],
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "s", None, 100).await,
+                vec!["delete-put", "twice"],
+                "{pass}"
+            );
+            assert!(sessions(&store).await.is_empty(), "{pass}");
+            assert_eq!(
+                registry_all(&store).await,
+                vec![registry("thing", "t", b"{}")],
+                "{pass}"
+            );
+            store
+        }
+    };
+    let store = check(store, "same store").await;
+    let (store, _) = reopen_registry(h, "shadow_order", store).await;
+    let store = check(store, "after reopen").await;
+    store.close().await.expect("close");
+}
+
+/// `list_shadow_names` orders names byte-wise (not by locale: case, punctuation, digits and
+/// non-ASCII), pages strictly after `after` (stored or not) with at most `limit` names, and
+/// leaves out the classic shadow, tombstones and other things' shadows.
+pub async fn shadow_list_order_and_paging(h: &dyn Harness) {
+    let store = open(h, "shadow_list").await;
+    let order: &[&str] = &[
+        " ", "-", "0", "10", "9", ":", "A", "B", "CONFIG", "Config", "Z", "_", "a", "a b", "a-b",
+        "a:b", "a_b", "ab", "b", "config", "z", "~", "é", "ö", "名前", "💡",
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "the fixture is in byte-wise order"
+    );
+    // Written in a scrambled order, over several groups, among rows the list leaves out.
+    let mut scrambled: Vec<usize> = (0..order.len()).collect();
+    scrambled.sort_by_key(|&i| (i * 7 + 3) % order.len());
+    for (round, chunk) in scrambled.chunks(5).enumerate() {
+        let mut ops: Vec<WriteOp> = chunk
+            .iter()
+            .map(|&i| WriteOp::PutShadow(shadow("t", order[i], i as u64, Some(b"{}"))))
+            .collect();
+        let round = round as u64;
+        ops.push(WriteOp::PutShadow(shadow(
+            "t",
+            &format!("a{round}"),
+            round,
+            None,
+        )));
+        ops.push(WriteOp::PutShadow(shadow(
+            "T",
+            &format!("b{round}"),
+            round,
+            Some(b"{}"),
+        )));
+        ops.push(WriteOp::PutShadow(shadow(
+            "t2",
+            &format!("c{round}"),
+            round,
+            Some(b"{}"),
+        )));
+        commit(&store, ops).await;
+    }
+    commit(
+        &store,
+        vec![
+            WriteOp::PutShadow(shadow("t", "", 1, Some(b"{}"))),
+            WriteOp::PutShadow(shadow("", "orphan", 1, Some(b"{}"))),
+        ],
+    )
+    .await;
+    let all: Vec<String> = order.iter().map(|&n| n.to_owned()).collect();
+
+    let check = |store: Store, pass: &'static str| {
+        let all = all.clone();
+        async move {
+            assert_eq!(shadow_names(&store, "t", None, 1000).await, all, "{pass}");
+            assert_eq!(
+                shadow_names(&store, "t", None, usize::MAX).await,
+                all,
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "t", Some(""), 1000).await,
+                all,
+                "{pass}: after the classic shadow's name"
+            );
+            assert!(
+                shadow_names(&store, "t", None, 0).await.is_empty(),
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "t", None, 1).await,
+                vec![" "],
+                "{pass}"
+            );
+            for page in 1..=4 {
+                assert_eq!(all_shadow_names(&store, "t", page).await, all, "{pass}");
+            }
+            // After each stored name, and after names between and beyond them.
+            let mut afters: Vec<String> = all.clone();
+            afters.extend(
+                [
+                    "!",
+                    "1",
+                    "AA",
+                    "Cz",
+                    "a0",
+                    "config0",
+                    "e",
+                    "\u{10ffff}",
+                    "a3",
+                    "b9",
+                ]
+                .map(str::to_owned),
+            );
+            for after in &afters {
+                let expected: Vec<String> =
+                    all.iter().filter(|n| *n > after).take(3).cloned().collect();
+                assert_eq!(
+                    shadow_names(&store, "t", Some(after), 3).await,
+                    expected,
+                    "{pass}: after {after:?}"
+                );
+            }
+            // Other things (a thing name differing in case, one it is a prefix of).
+            assert_eq!(
+                shadow_names(&store, "T", None, 1000).await,
+                (0..6).map(|r| format!("b{r}")).collect::<Vec<_>>(),
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "t2", Some("c2"), 2).await,
+                vec!["c3", "c4"],
+                "{pass}"
+            );
+            assert_eq!(
+                shadow_names(&store, "", None, 10).await,
+                vec!["orphan"],
+                "{pass}"
+            );
+            assert!(
+                shadow_names(&store, "t3", None, 10).await.is_empty(),
+                "{pass}"
+            );
+            store
+        }
+    };
+    let store = check(store, "same store").await;
+    let (store, _) = reopen_registry(h, "shadow_list", store).await;
+    let store = check(store, "after reopen").await;
+    store.close().await.expect("close");
+}
+
+/// Reads see every write whose commit resolved, while other tasks write at once; a store
+/// opened afterwards on the same database sees them too.
+pub async fn shadow_reads_see_resolved_commits(h: &dyn Harness) {
+    let store = open(h, "shadow_visible").await;
+    let tasks = 20u64;
+    let versions = 30u64;
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("s{t:02}");
+                for version in 1..=versions {
+                    let document = version.to_string();
+                    let record = shadow("thing", &name, version, Some(document.as_bytes()));
+                    store
+                        .submit(vec![WriteOp::PutShadow(record.clone())])
+                        .await
+                        .expect("commit");
+                    assert_eq!(
+                        store.get_shadow("thing", &name).await.expect("get"),
+                        Some(record)
+                    );
+                    if version % 10 == 0 {
+                        let names = store
+                            .list_shadow_names("thing", None, 1000)
+                            .await
+                            .expect("list");
+                        assert!(names.contains(&name), "{name} in {names:?}");
+                    }
+                }
+                let tombstone = shadow("thing", &name, versions + 1, None);
+                store
+                    .submit(vec![WriteOp::PutShadow(tombstone.clone())])
+                    .await
+                    .expect("commit");
+                assert_eq!(
+                    store.get_shadow("thing", &name).await.expect("get"),
+                    Some(tombstone)
+                );
+                let names = store
+                    .list_shadow_names("thing", None, 1000)
+                    .await
+                    .expect("list");
+                assert!(!names.contains(&name), "{name} tombstoned: {names:?}");
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("task");
+    }
+    let other = open(h, "shadow_visible").await;
+    assert!(shadow_names(&other, "thing", None, 1000).await.is_empty());
+    for t in 0..tasks {
+        assert_eq!(
+            get_shadow(&other, "thing", &format!("s{t:02}")).await,
+            Some(shadow("thing", &format!("s{t:02}"), versions + 1, None))
+        );
+    }
+    other.close().await.expect("close other");
     store.close().await.expect("close");
 }
 

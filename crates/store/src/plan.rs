@@ -7,7 +7,8 @@
 //! kind, however the operations of different clients interleave. Outbound operations also
 //! commute with the operations on other tables (no foreign keys, no triggers), except
 //! `DeleteSession`, which also deletes outbound messages: it is a barrier, before which the
-//! pending outbound effects are written. Every other operation is one statement, in order.
+//! pending outbound effects are written. Every other operation (retained messages, sessions,
+//! subscriptions, registry records, shadows) is one statement, in order.
 
 use std::collections::HashMap;
 
@@ -218,9 +219,56 @@ mod tests {
         assert_eq!(singles, vec![&ops[0], &ops[2], &ops[3], &ops[5]]);
     }
 
-    /// Executes steps on a model table, as the SQL does.
-    fn run_steps(steps: Vec<Step>, table: &mut BTreeMap<(String, u64), OutboundRecord>) {
+    #[test]
+    fn shadow_ops_are_single_steps_in_order() {
+        use crate::conformance::{delete_shadow, shadow};
+        // Outbound operations wait for the next barrier (DeleteSession) or the end; shadow
+        // operations keep their places.
+        let ops = [
+            WriteOp::PutShadow(shadow("t", "a", 1, Some(b"{}"))),
+            WriteOp::PutOutbound(outbound("t", 1)),
+            delete_shadow("t", "a"),
+            WriteOp::DeleteSession {
+                client_id: "t".into(),
+            },
+            WriteOp::PutShadow(shadow("t", "a", 2, None)),
+            WriteOp::PutOutbound(outbound("t", 2)),
+            WriteOp::PutShadow(shadow("t", "", 1, Some(b"{}"))),
+        ];
+        let steps = plan(vec![ops[..3].to_vec(), ops[3..].to_vec()]);
+        assert_eq!(
+            shape(&steps),
+            vec![
+                ('1', 1),
+                ('1', 1),
+                ('p', 1),
+                ('1', 1),
+                ('1', 1),
+                ('1', 1),
+                ('p', 1)
+            ]
+        );
+        let singles: Vec<&WriteOp> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Single(op) => Some(op),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(singles, vec![&ops[0], &ops[2], &ops[3], &ops[4], &ops[6]]);
+    }
+
+    /// The tables the model test follows: outbound messages and shadows.
+    #[derive(Debug, Clone, Default, PartialEq)]
+    struct Model {
+        outbound: BTreeMap<(String, u64), OutboundRecord>,
+        shadows: BTreeMap<(String, String), crate::ShadowRecord>,
+    }
+
+    /// Executes steps on the model, as the SQL does.
+    fn run_steps(steps: Vec<Step>, model: &mut Model) {
         for step in steps {
+            let table = &mut model.outbound;
             match step {
                 Step::PutOutbound(records) => {
                     let mut keys: Vec<_> = records
@@ -246,13 +294,14 @@ mod tests {
                         table.remove(&k);
                     }
                 }
-                Step::Single(op) => run_op(op, table),
+                Step::Single(op) => run_op(op, model),
             }
         }
     }
 
-    /// Executes one operation on a model table, the reference semantics.
-    fn run_op(op: WriteOp, table: &mut BTreeMap<(String, u64), OutboundRecord>) {
+    /// Executes one operation on the model, the reference semantics.
+    fn run_op(op: WriteOp, model: &mut Model) {
+        let table = &mut model.outbound;
         match op {
             WriteOp::PutOutbound(r) => {
                 table.insert((r.client_id.clone(), r.seq), r);
@@ -270,6 +319,17 @@ mod tests {
                 table.remove(&(client_id, seq));
             }
             WriteOp::DeleteSession { client_id } => table.retain(|(c, _), _| *c != client_id),
+            WriteOp::PutShadow(r) => {
+                model
+                    .shadows
+                    .insert((r.thing_name.clone(), r.shadow_name.clone()), r);
+            }
+            WriteOp::DeleteShadow {
+                thing_name,
+                shadow_name,
+            } => {
+                model.shadows.remove(&(thing_name, shadow_name));
+            }
             _ => {}
         }
     }
@@ -283,13 +343,22 @@ mod tests {
             rng ^= rng << 17;
             rng % n
         };
+        let shadow_names = ["", "a"];
         for _ in 0..2000 {
-            let mut initial = BTreeMap::new();
+            let mut initial = Model::default();
             for c in 0..2 {
                 for seq in 0..3 {
                     if next(2) == 0 {
                         let r = outbound(&format!("c{c}"), seq);
-                        initial.insert((r.client_id.clone(), seq), r);
+                        initial.outbound.insert((r.client_id.clone(), seq), r);
+                    }
+                }
+                for name in shadow_names {
+                    if next(2) == 0 {
+                        let r = crate::conformance::shadow(&format!("c{c}"), name, 0, Some(b"0"));
+                        initial
+                            .shadows
+                            .insert((r.thing_name.clone(), name.into()), r);
                     }
                 }
             }
@@ -298,7 +367,8 @@ mod tests {
             for _ in 0..len {
                 let client = format!("c{}", next(2));
                 let seq = next(3);
-                let op = match next(9) {
+                let shadow_name = shadow_names[next(2) as usize];
+                let op = match next(13) {
                     0..=2 => {
                         let mut r = outbound(&client, seq);
                         r.message.payload = bytes::Bytes::from(next(1000).to_string());
@@ -315,7 +385,19 @@ mod tests {
                         client_id: client,
                         seq,
                     },
-                    _ => WriteOp::DeleteSession { client_id: client },
+                    8 => WriteOp::DeleteSession { client_id: client },
+                    9 | 10 => {
+                        let version = next(1000);
+                        let document = version.to_string();
+                        let document = (next(3) > 0).then_some(document.as_bytes());
+                        WriteOp::PutShadow(crate::conformance::shadow(
+                            &client,
+                            shadow_name,
+                            version,
+                            document,
+                        ))
+                    }
+                    _ => crate::conformance::delete_shadow(&client, shadow_name),
                 };
                 if next(4) == 0 {
                     batches.push(Vec::new());

@@ -162,3 +162,33 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_of_the_migrations_is_expanded() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            for migration in MIGRATIONS {
+                for statement in migration.statements {
+                    let text = dialect.statement(statement);
+                    assert!(!text.contains('{'), "{dialect:?}: {text}");
+                }
+            }
+        }
+        let shadows = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.statements.iter())
+            .find(|s| s.contains("CREATE TABLE shadows"))
+            .expect("the shadows table");
+        let postgres = Dialect::Postgres.statement(shadows);
+        assert!(
+            postgres.contains("shadow_name TEXT COLLATE \"C\" NOT NULL"),
+            "{postgres}"
+        );
+        assert!(postgres.contains("document BYTEA,"), "{postgres}");
+        let sqlite = Dialect::Sqlite.statement(shadows);
+        assert!(sqlite.contains("shadow_name TEXT NOT NULL"), "{sqlite}");
+    }
+}

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::conformance::{self, Harness, outbound, retained, session};
-use crate::{Durability, Store, StoreError, WriteOp};
+use crate::conformance::{self, Harness, outbound, retained, session, shadow};
+use crate::{Durability, ShadowRecord, Store, StoreError, WriteOp};
 
 struct SqliteHarness {
     dir: tempfile::TempDir,
@@ -208,6 +208,92 @@ async fn corrupt_registry_rows_are_errors() {
     }
 }
 
+/// Shadow rows damaged behind the store's back (wrong types, invalid UTF-8, NULLs) read as
+/// `Corrupt`, never a panic.
+#[tokio::test]
+async fn corrupt_shadow_rows_are_errors() {
+    let h = SqliteHarness::new(Durability::Process);
+    let intact = shadow("t", "n", 7, Some(b"{}"));
+    // (damage, what `get_shadow("t", "n")` gives, whether `list_shadow_names("t")` fails);
+    // "refused": the schema refuses the damage, both read the intact row.
+    let damage: &[(&str, &str, bool)] = &[
+        ("UPDATE shadows SET version = 'x'", "corrupt", false),
+        ("UPDATE shadows SET version = 1.5", "corrupt", false),
+        (
+            "UPDATE shadows SET updated_at_ms = 'soon'",
+            "corrupt",
+            false,
+        ),
+        ("UPDATE shadows SET document = 42", "corrupt", false),
+        ("UPDATE shadows SET shadow_name = x'ff'", "absent", true),
+        (
+            "UPDATE shadows SET shadow_name = CAST(x'ff' AS TEXT)",
+            "absent",
+            true,
+        ),
+        ("UPDATE shadows SET version = NULL", "refused", false),
+        ("UPDATE shadows SET shadow_name = NULL", "refused", false),
+        // A table without the NOT NULL constraints, holding NULLs.
+        (
+            "DROP TABLE shadows; \
+             CREATE TABLE shadows (thing_name TEXT, shadow_name TEXT, version BIGINT, \
+             document BLOB, updated_at_ms BIGINT); \
+             INSERT INTO shadows VALUES ('t', 'n', NULL, x'00', 1)",
+            "corrupt",
+            false,
+        ),
+        (
+            "DROP TABLE shadows; \
+             CREATE TABLE shadows (thing_name TEXT, shadow_name TEXT, version BIGINT, \
+             document BLOB, updated_at_ms BIGINT); \
+             INSERT INTO shadows VALUES ('t', 'n', 1, x'00', NULL)",
+            "corrupt",
+            false,
+        ),
+    ];
+    for (i, (statement, get_gives, list_fails)) in damage.iter().enumerate() {
+        let name = format!("corrupt_shadow{i}");
+        let store = h.open(&name).await.expect("open");
+        store
+            .submit(vec![
+                WriteOp::PutShadow(intact.clone()),
+                WriteOp::PutSession(session("c")),
+            ])
+            .await
+            .expect("commit");
+        store.close().await.expect("close");
+        let mut conn = raw(&h.path(&name)).await;
+        let damaged = sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        conn.close().await.expect("close raw");
+        let store = h.open(&name).await.expect("reopen");
+        let got = store.get_shadow("t", "n").await;
+        let names = store.list_shadow_names("t", None, 10).await;
+        let sessions = store.load_sessions().await;
+        store.close().await.expect("close");
+        assert!(sessions.is_ok(), "{statement}: other tables still load");
+        assert_eq!(damaged, *get_gives != "refused", "{statement}: damaged");
+        match *get_gives {
+            "corrupt" => assert!(
+                matches!(got, Err(StoreError::Corrupt(_))),
+                "{statement}: {got:?}"
+            ),
+            "absent" => assert!(matches!(got, Ok(None)), "{statement}: {got:?}"),
+            _ => assert_eq!(got.ok(), Some(Some(intact.clone())), "{statement}"),
+        }
+        if *list_fails {
+            assert!(
+                matches!(names, Err(StoreError::Corrupt(_))),
+                "{statement}: {names:?}"
+            );
+        } else {
+            assert!(names.is_ok(), "{statement}: {names:?}");
+        }
+    }
+}
+
 /// A failed group commit fails its commits, not the ones after it; flush reports it.
 #[tokio::test]
 async fn failed_write_is_reported_and_later_writes_continue() {
@@ -291,6 +377,31 @@ fn crash_registry(kind: &str, c: usize, seq: u64) -> crate::RegistryRecord {
     conformance::registry(kind, &key, seq.to_string().as_bytes())
 }
 
+/// The named shadow of the crash test written at `seq` (a multiple of 3).
+fn crash_shadow_name(seq: u64) -> String {
+    format!("n{seq:012}")
+}
+
+/// What the crash test's named shadow written at `s` is once every commit up to `max` is
+/// durable (and maybe the next ones), if that is decided: put at `s`; if `s % 6 == 0`
+/// tombstoned at `s + 3`, and if also `s % 12 == 0` removed at `s + 9`.
+fn crash_shadow_expected(c: usize, s: u64, max: u64) -> Option<Option<ShadowRecord>> {
+    let thing = format!("c{c}");
+    let name = crash_shadow_name(s);
+    let live = shadow(&thing, &name, s, Some(s.to_string().as_bytes()));
+    if s % 6 == 3 {
+        Some(Some(live))
+    } else if s + 3 > max {
+        None
+    } else if !s.is_multiple_of(12) {
+        Some(Some(shadow(&thing, &name, s + 3, None)))
+    } else if s + 9 <= max {
+        Some(None)
+    } else {
+        None
+    }
+}
+
 /// The seq a [`crash_registry`] record holds.
 fn document_seq(record: &crate::RegistryRecord) -> u64 {
     std::str::from_utf8(&record.document)
@@ -333,6 +444,23 @@ fn crash_child() {
                         ];
                         if seq % 3 == 0 {
                             ops.push(WriteOp::PutRegistry(crash_registry("log", c, seq)));
+                        }
+                        // The classic shadow at every commit; named ones put, tombstoned and
+                        // removed (see `crash_shadow_expected`).
+                        let seq_text = seq.to_string();
+                        let document = Some(seq_text.as_bytes());
+                        ops.push(WriteOp::PutShadow(shadow(&client, "", seq, document)));
+                        if seq % 3 == 0 {
+                            let name = crash_shadow_name(seq);
+                            ops.push(WriteOp::PutShadow(shadow(&client, &name, seq, document)));
+                        }
+                        if seq % 6 == 3 {
+                            let name = crash_shadow_name(seq - 3);
+                            ops.push(WriteOp::PutShadow(shadow(&client, &name, seq, None)));
+                        }
+                        if seq % 12 == 9 {
+                            let name = crash_shadow_name(seq - 9);
+                            ops.push(conformance::delete_shadow(&client, &name));
                         }
                         if seq % 5 == 4 {
                             ops.push(WriteOp::SetOutboundState {
@@ -437,6 +565,52 @@ fn committed_ops_survive_sigkill() {
                 (0..=max).filter(|s| s % 3 == 0).collect::<Vec<_>>(),
                 "client c{c}: registry log committed up to {max}"
             );
+        }
+        for (c, max) in committed.iter().enumerate() {
+            let Some(max) = *max else { continue };
+            let thing = format!("c{c}");
+            let classic = store
+                .get_shadow(&thing, "")
+                .await
+                .expect("get shadow")
+                .expect("classic shadow");
+            assert!(
+                classic.version >= max,
+                "client c{c}: classic shadow version {} < committed {max}",
+                classic.version
+            );
+            let version = classic.version;
+            assert_eq!(
+                classic,
+                shadow(&thing, "", version, Some(version.to_string().as_bytes())),
+                "intact classic shadow"
+            );
+            // Every live named shadow, paged.
+            let mut listed: Vec<String> = Vec::new();
+            loop {
+                let page = store
+                    .list_shadow_names(&thing, listed.last().map(String::as_str), 50)
+                    .await
+                    .expect("list shadow names");
+                let done = page.len() < 50;
+                listed.extend(page);
+                if done {
+                    break;
+                }
+            }
+            for s in (0..=max).filter(|s| s % 3 == 0) {
+                let Some(expected) = crash_shadow_expected(c, s, max) else {
+                    continue;
+                };
+                let name = crash_shadow_name(s);
+                let live = expected.as_ref().is_some_and(|r| r.document.is_some());
+                assert_eq!(
+                    store.get_shadow(&thing, &name).await.expect("get shadow"),
+                    expected,
+                    "client c{c}: shadow {name}, committed up to {max}"
+                );
+                assert_eq!(listed.contains(&name), live, "client c{c}: {name} listed");
+            }
         }
         for (c, max) in committed.iter().enumerate() {
             let Some(max) = max else { continue };
