@@ -115,18 +115,25 @@ pub struct Denials {
     pub retain_publish: u64,
     pub subscribe: u64,
     pub receive: u64,
+    /// The HTTPS data plane's own actions (retained messages, connections, shadows, jobs).
+    pub data_plane: u64,
 }
 
 impl Denials {
     pub fn total(&self) -> u64 {
-        self.connect + self.publish + self.retain_publish + self.subscribe + self.receive
+        self.connect
+            + self.publish
+            + self.retain_publish
+            + self.subscribe
+            + self.receive
+            + self.data_plane
     }
 }
 
 /// The counters behind [`Denials`].
 #[derive(Default)]
 pub(crate) struct DenialCounters {
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 6],
 }
 
 impl DenialCounters {
@@ -136,7 +143,8 @@ impl DenialCounters {
             Action::Publish => 1,
             Action::RetainPublish => 2,
             Action::Subscribe => 3,
-            _ => 4,
+            Action::Receive => 4,
+            _ => 5,
         };
         self.counts[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -149,6 +157,7 @@ impl DenialCounters {
             retain_publish: c(2),
             subscribe: c(3),
             receive: c(4),
+            data_plane: c(5),
         }
     }
 }
@@ -164,6 +173,8 @@ pub(crate) enum Identity {
     Anonymous(Arc<str>),
     /// A device certificate (its AWS id).
     Certificate(Arc<str>),
+    /// The SigV4 admin credentials (HTTPS data plane): everything is allowed.
+    Admin,
     /// No identity: a session restored from the store before its client reconnects. Its
     /// queue takes every message; they are checked when a client attaches.
     Nobody,
@@ -174,6 +185,7 @@ impl fmt::Display for Identity {
         match self {
             Identity::Anonymous(listener) => write!(f, "anonymous (listener {listener})"),
             Identity::Certificate(id) => write!(f, "certificate {id}"),
+            Identity::Admin => f.write_str("admin credentials"),
             Identity::Nobody => f.write_str("nobody"),
         }
     }
@@ -219,6 +231,11 @@ impl Authz {
         self.id
     }
 
+    /// The thing the policies are decided with (`iot:Connection.Thing.*`).
+    pub fn thing_name(&self) -> Option<&str> {
+        self.request.thing().map(|t| t.name.as_str())
+    }
+
     /// Whether decisions may be remembered: they depend on nothing but the resource (no
     /// time conditions).
     pub fn cacheable(&self) -> bool {
@@ -240,6 +257,7 @@ impl Authz {
 /// What a connection's [`Request`] is built from, kept to rebuild it when its thing changes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestBase {
+    /// Empty for HTTPS callers, which have none: `iot:ClientId` is then not set.
     pub client_id: Arc<str>,
     pub source_ip: Option<IpAddr>,
     pub domain_name: Option<String>,
@@ -248,7 +266,10 @@ pub(crate) struct RequestBase {
 
 impl RequestBase {
     pub fn request(&self, thing: Option<ThingContext>) -> Request {
-        let mut r = Request::new().with_client_id(&*self.client_id);
+        let mut r = Request::new();
+        if !self.client_id.is_empty() {
+            r = r.with_client_id(&*self.client_id);
+        }
         if let Some(ip) = self.source_ip {
             r = r.with_source_ip(ip);
         }

@@ -25,8 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
-use crate::message::Message;
-use crate::session::{Attached, Delivery, Kick, Outbox, Outgoing, Session};
+use crate::events::DisconnectReason;
+use crate::message::{Message, unix_ms};
+use crate::session::{Attached, Delivery, Kick, LastDisconnect, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
 use crate::{
     AWS_QUOTAS, Broker, Compat, ConnectionInfo, Routed, SERVICE_TOPIC_PREFIX, Transport,
@@ -49,14 +50,17 @@ struct Close {
     /// Whether the will message is published.
     will: bool,
     why: &'static str,
+    cause: DisconnectReason,
 }
 
 impl Close {
+    /// The client broke the protocol.
     fn protocol(reason: u8, why: &'static str) -> Close {
         Close {
             reason: Some(reason),
             will: true,
             why,
+            cause: DisconnectReason::ClientError,
         }
     }
 }
@@ -156,6 +160,10 @@ where
             conn_id,
             outbox: outbox.clone(),
             kick: kick.clone(),
+            peer_addr: info.peer_addr,
+            local_addr: info.local_addr,
+            keep_alive,
+            connected_at_ms: unix_ms(),
         },
         principal.clone(),
         expiry,
@@ -178,7 +186,15 @@ where
             version,
         )
         .await;
-        detach(&broker, &session, conn_id, generation, None, expiry);
+        detach(
+            &broker,
+            &session,
+            conn_id,
+            generation,
+            None,
+            expiry,
+            DisconnectReason::ServerError,
+        );
         return;
     }
 
@@ -206,7 +222,15 @@ where
         properties,
     });
     if write_packet(&mut writer, &connack, version).await.is_err() {
-        detach(&broker, &session, conn_id, generation, None, expiry);
+        detach(
+            &broker,
+            &session,
+            conn_id,
+            generation,
+            None,
+            expiry,
+            DisconnectReason::ConnectionLost,
+        );
         return;
     }
     tracing::debug!(client_id = %client_id, peer = %info.peer_addr, ?version, session_present, "connected");
@@ -263,7 +287,15 @@ where
         _ => None,
     };
     conn.principal.flush_denial_log();
-    detach(&broker, &session, conn_id, generation, will, conn.expiry);
+    detach(
+        &broker,
+        &session,
+        conn_id,
+        generation,
+        will,
+        conn.expiry,
+        close.cause,
+    );
     if let (Some(code), true) = (close.reason, version.is_v5()) {
         // Reason strings are problem information: sent unless the client asked for none.
         let reason_string = (connect.properties.request_problem_information != Some(0))
@@ -615,6 +647,7 @@ fn detach(
     generation: u64,
     will: Option<LastWill>,
     expiry: u32,
+    cause: DisconnectReason,
 ) {
     let mut sessions = broker.sessions.lock();
     let mut state = session.state.lock();
@@ -622,11 +655,23 @@ fn detach(
         .attached
         .as_ref()
         .is_some_and(|a| a.conn_id == conn_id);
+    let was_persistent = state.persistent();
     if still_ours {
         state.attached = None;
         state.expiry = expiry;
+        state.last_disconnect = Some(LastDisconnect {
+            at_ms: unix_ms(),
+            reason: Some(cause),
+        });
     }
     let ends = still_ours && expiry == 0;
+    if ends && was_persistent {
+        // Ended on the way out (MQTT 5 DISCONNECT with expiry 0, DeleteConnection with
+        // cleanSession): its durable record goes too.
+        drop(broker.store.submit(vec![WriteOp::DeleteSession {
+            client_id: session.client_id.to_string(),
+        }]));
+    }
     if still_ours && !ends {
         drop(broker.store.submit(vec![Broker::session_record(
             session,
@@ -735,21 +780,22 @@ impl Connection {
         let max_packet_size = self.broker.config.max_packet_size;
         let mut read_filled = false;
         loop {
-            if let Some(code) = *kick.reason.lock() {
-                return match code {
-                    // The certificate was revoked or deactivated, or the policies no longer
-                    // allow iot:Connect: its will would be published in the name of an
-                    // identity that is no longer authorized.
-                    reason::NOT_AUTHORIZED => Close {
-                        reason: Some(code),
-                        will: false,
-                        why: "no longer authorized",
-                    },
-                    _ => Close {
-                        reason: Some(code),
-                        will: code != reason::SERVER_SHUTTING_DOWN,
-                        why: "closed by the server",
-                    },
+            if let Some(order) = *kick.order.lock() {
+                if order.end_session {
+                    self.expiry = 0;
+                }
+                let cause = DisconnectReason::of_kick(order.code);
+                let why = match cause {
+                    DisconnectReason::AuthError => "no longer authorized",
+                    DisconnectReason::DuplicateClientId => "session taken over",
+                    DisconnectReason::ApiInitiated => "disconnected by the API",
+                    _ => "closed by the server",
+                };
+                return Close {
+                    reason: Some(order.code),
+                    will: order.will,
+                    why,
+                    cause,
                 };
             }
             while self.pending.front().is_some_and(|p| p.commit.is_none()) {
@@ -770,7 +816,12 @@ impl Connection {
                 result = wait_front(&mut self.pending), if has_commit => {
                     if let Err(e) = result {
                         tracing::error!(error = %e, "durable write failed; closing the connection");
-                        return Close::protocol(reason::UNSPECIFIED_ERROR, "store failure");
+                        return Close {
+                            reason: Some(reason::UNSPECIFIED_ERROR),
+                            will: true,
+                            why: "store failure",
+                            cause: DisconnectReason::ServerError,
+                        };
                     }
                     if let Some(mut ack) = self.pending.pop_front() {
                         ack.commit = None;
@@ -779,8 +830,8 @@ impl Connection {
                 }
                 read = reader.read_buf(buf) => {
                     let bytes_read = match read {
-                        Ok(0) => return Close { reason: None, will: true, why: "connection lost" },
-                        Err(_) => return Close { reason: None, will: true, why: "read error" },
+                        Ok(0) => return Close { reason: None, will: true, why: "connection lost", cause: DisconnectReason::ConnectionLost },
+                        Err(_) => return Close { reason: None, will: true, why: "read error", cause: DisconnectReason::ConnectionLost },
                         Ok(n) => n,
                     };
                     read_filled = bytes_read >= spare;
@@ -814,7 +865,12 @@ impl Connection {
                     }
                 }
                 _ = &mut idle, if idle_limit.is_some() => {
-                    return Close::protocol(reason::KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+                    return Close {
+                        reason: Some(reason::KEEP_ALIVE_TIMEOUT),
+                        will: true,
+                        why: "keep alive timeout",
+                        cause: DisconnectReason::KeepAliveTimeout,
+                    };
                 }
             }
         }
@@ -959,6 +1015,7 @@ impl Connection {
                     reason: None,
                     will,
                     why: "client disconnected",
+                    cause: DisconnectReason::ClientInitiated,
                 })
             }
             Packet::Auth(Auth { .. }) => Err(Close::protocol(
@@ -1039,6 +1096,7 @@ impl Connection {
                     reason: None,
                     will: true,
                     why: "publish not authorized",
+                    cause: DisconnectReason::ForbiddenAccess,
                 });
             }
             let code = if self.version.is_v5() {
@@ -1064,10 +1122,12 @@ impl Connection {
                 return Ok(());
             }
             if self.pending.len() + awaiting_release >= usize::from(config.max_inflight) {
-                return Err(Close::protocol(
-                    reason::RECEIVE_MAXIMUM_EXCEEDED,
-                    "receive maximum exceeded",
-                ));
+                return Err(Close {
+                    reason: Some(reason::RECEIVE_MAXIMUM_EXCEEDED),
+                    will: true,
+                    why: "receive maximum exceeded",
+                    cause: DisconnectReason::Throttled,
+                });
             }
         }
         if p.topic.starts_with(SERVICE_TOPIC_PREFIX) {
@@ -1196,6 +1256,7 @@ impl Connection {
                     reason: None,
                     will: true,
                     why: "subscribe not authorized",
+                    cause: DisconnectReason::ForbiddenAccess,
                 });
             }
             let code = if code >= 0x80 && !self.version.is_v5() {

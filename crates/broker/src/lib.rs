@@ -8,6 +8,8 @@
 mod auth;
 mod config;
 mod connection;
+mod data_plane;
+mod events;
 mod message;
 mod session;
 mod throttle;
@@ -17,10 +19,13 @@ pub use auth::{
     Authentication, CertificateAuthorizer, DENIALS_LOGGED_PER_MINUTE, Denials, Dependency, Grant,
 };
 pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
+pub use data_plane::{
+    Caller, ConnectionStatus, HttpPublish, HttpPublishError, RetainedSummary, RetainedView,
+};
 pub use ferrocore_policy;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -36,7 +41,7 @@ use tokio::time::Instant;
 
 use crate::auth::{Authz, ConnectionIndex, DenialCounters, Principal};
 use crate::message::{Message, unix_ms};
-use crate::session::{Delivery, Enqueued, Session, SessionLimits};
+use crate::session::{Delivery, Enqueued, LastDisconnect, Session, SessionLimits};
 use crate::trie::{Subscriber, Trie};
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,12 @@ pub(crate) struct Routed {
     pub pressured: Vec<Arc<Session>>,
 }
 
+/// A retained message and when it was last set (Unix ms).
+pub(crate) struct Retained {
+    message: Arc<Message>,
+    modified_at_ms: u64,
+}
+
 /// A session as a trie entry: compared by its unique key.
 #[derive(Clone)]
 pub(crate) struct SessionRef(Arc<Session>);
@@ -131,7 +142,8 @@ pub struct Broker {
     limits: SessionLimits,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     trie: RwLock<Trie<SessionRef>>,
-    retained: RwLock<HashMap<String, Arc<Message>>>,
+    /// By topic, in byte-wise order (ListRetainedMessages pages through it).
+    retained: RwLock<BTreeMap<String, Retained>>,
     next_key: AtomicU64,
     connections: AtomicUsize,
     connections_closed: Notify,
@@ -206,7 +218,7 @@ impl Broker {
             limits,
             sessions: Mutex::new(HashMap::new()),
             trie: RwLock::new(Trie::default()),
-            retained: RwLock::new(HashMap::new()),
+            retained: RwLock::new(BTreeMap::new()),
             next_key: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             connections_closed: Notify::new(),
@@ -230,8 +242,14 @@ impl Broker {
             for r in loaded {
                 let topic = r.message.topic.clone();
                 match Message::from_stored(r.message, now) {
-                    Some(m) => {
-                        retained.insert(topic, m);
+                    Some(message) => {
+                        retained.insert(
+                            topic,
+                            Retained {
+                                message,
+                                modified_at_ms: r.modified_at_ms,
+                            },
+                        );
                     }
                     None => corrupt.push(WriteOp::DeleteRetained { topic }),
                 }
@@ -248,6 +266,11 @@ impl Broker {
                 protocol,
                 l.session.expiry_interval,
             ));
+            session.state.lock().last_disconnect =
+                l.session.disconnected_at_ms.map(|at_ms| LastDisconnect {
+                    at_ms,
+                    reason: None,
+                });
             let elapsed = l
                 .session
                 .disconnected_at_ms
@@ -523,7 +546,8 @@ impl Broker {
         &self.config
     }
 
-    pub(crate) fn arns(&self) -> &Arns {
+    /// The region and account of the resource ARNs policies are decided on.
+    pub fn arns(&self) -> &Arns {
         &self.config.arns
     }
 
@@ -552,11 +576,18 @@ impl Broker {
                 }]));
             }
         } else {
-            retained.insert(message.topic.clone(), message.clone());
+            let modified_at_ms = unix_ms();
+            retained.insert(
+                message.topic.clone(),
+                Retained {
+                    message: message.clone(),
+                    modified_at_ms,
+                },
+            );
             commits.push(self.store.submit(vec![WriteOp::PutRetained(
                 ferrocore_store::RetainedMessage {
                     message: message.to_stored(Instant::now()),
-                    modified_at_ms: unix_ms(),
+                    modified_at_ms,
                 },
             )]));
         }
@@ -728,8 +759,8 @@ impl Broker {
         let mut retained = Vec::new();
         if send_retained {
             let now = Instant::now();
-            for m in self.retained.read().values() {
-                if !m.is_expired(now) && topic::matches(inner, &m.topic) {
+            let mut offer = |m: &Arc<Message>| {
+                if !m.is_expired(now) {
                     retained.push(Delivery {
                         message: m.clone(),
                         qos: options.qos.min(m.qos),
@@ -738,6 +769,16 @@ impl Broker {
                         seq: 0,
                     });
                 }
+            };
+            let stored = self.retained.read();
+            if topic::has_wildcards(inner) {
+                stored
+                    .values()
+                    .filter(|r| topic::matches(inner, &r.message.topic))
+                    .for_each(|r| offer(&r.message));
+            } else if let Some(r) = stored.get(inner) {
+                // A filter without wildcards matches its own topic only: a lookup.
+                offer(&r.message);
             }
         }
         (options.qos as u8, retained)

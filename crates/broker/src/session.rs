@@ -4,15 +4,17 @@
 //! across an await.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ferrocore_mqtt::{Packet, ProtocolVersion, QoS, SubscriptionOptions};
+use ferrocore_mqtt::{Packet, ProtocolVersion, QoS, SubscriptionOptions, reason};
 use ferrocore_store::{OutboundRecord, OutboundState, Store, WriteOp};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Principal};
+use crate::events::DisconnectReason;
 use crate::message::Message;
 
 /// One delivery of a message to a session.
@@ -99,22 +101,59 @@ impl Outbox {
 pub(crate) struct Attached {
     pub conn_id: u64,
     pub outbox: Arc<Outbox>,
-    /// Set to a DISCONNECT reason code to make the connection close itself.
+    /// Fired to make the connection close itself.
     pub kick: Arc<Kick>,
+    /// Where the client connected from and to, its keep alive in force and when its CONNECT
+    /// was accepted (Unix ms): what GetConnection reports.
+    pub peer_addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    pub keep_alive: u16,
+    pub connected_at_ms: u64,
 }
 
-/// A request to close a connection from outside it (takeover, shutdown).
+/// How a connection is asked to close from outside it (takeover, shutdown, revocation, the
+/// DeleteConnection API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KickOrder {
+    /// The MQTT 5 DISCONNECT reason code sent first.
+    pub code: u8,
+    /// Whether the will is published.
+    pub will: bool,
+    /// Whether the session ends with the connection even if it is persistent.
+    pub end_session: bool,
+}
+
+/// A request to close a connection from outside it; the first order wins.
 #[derive(Default)]
 pub(crate) struct Kick {
-    pub reason: Mutex<Option<u8>>,
+    pub order: Mutex<Option<KickOrder>>,
     pub notify: Notify,
 }
 
 impl Kick {
-    pub fn fire(&self, reason: u8) {
-        self.reason.lock().get_or_insert(reason);
+    /// Closes with DISCONNECT `code`. The will is published after a takeover, not after a
+    /// shutdown, nor when the connection is no longer authorized (it would be published in
+    /// the name of an identity that may not publish any more).
+    pub fn fire(&self, code: u8) {
+        self.fire_with(KickOrder {
+            code,
+            will: !matches!(code, reason::NOT_AUTHORIZED | reason::SERVER_SHUTTING_DOWN),
+            end_session: false,
+        });
+    }
+
+    pub fn fire_with(&self, order: KickOrder) {
+        self.order.lock().get_or_insert(order);
         self.notify.notify_one();
     }
+}
+
+/// When and why a session's last connection ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastDisconnect {
+    pub at_ms: u64,
+    /// Unknown for sessions restored from the store.
+    pub reason: Option<DisconnectReason>,
 }
 
 pub(crate) struct SessionLimits {
@@ -149,6 +188,8 @@ pub(crate) struct SessionState {
     pub receive_cache: AllowedTopics,
     /// A publisher is held back until this queue has room again.
     room_wanted: bool,
+    /// Set while no connection is attached (after the first one went).
+    pub last_disconnect: Option<LastDisconnect>,
 }
 
 pub(crate) struct Session {
@@ -193,6 +234,7 @@ impl Session {
                 principal: Principal::nobody(),
                 receive_cache: AllowedTopics::default(),
                 room_wanted: false,
+                last_disconnect: None,
             }),
             room: Notify::new(),
         }

@@ -1991,3 +1991,464 @@ async fn the_topic_service_sees_authorized_dollar_aws_publishes_only() {
         )]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The HTTPS data plane: callers, HTTP publishes, retained messages, connections
+
+use ferrocore_broker::ferrocore_policy::Action;
+use ferrocore_broker::{Caller, HttpPublish, HttpPublishError};
+
+fn http(topic: &str, payload: &str, qos: QoS, retain: bool) -> HttpPublish {
+    HttpPublish {
+        topic: topic.into(),
+        qos,
+        retain,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        properties: PublishProperties::default(),
+    }
+}
+
+fn https_caller(broker: &Broker, cert: &str) -> Option<Caller> {
+    broker.certificate_caller(
+        cert,
+        &[0x30],
+        "192.0.2.7".parse().unwrap(),
+        Some("iot.example.com"),
+    )
+}
+
+#[tokio::test]
+async fn certificate_callers_get_the_certificates_policies_without_a_client_id() {
+    let (h, certs) = cert_harness().await;
+    assert!(https_caller(&h.broker, "unknown").is_none());
+    certs.activate("hc");
+    certs.grant(
+        "hc",
+        &[(
+            "p",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"iot:GetRetainedMessage","Resource":"{ARN}:topic/${{iot:ClientId}}/*"}},
+                {{"Effect":"Allow","Action":"iot:GetRetainedMessage","Resource":"{ARN}:topic/${{iot:Connection.Thing.ThingName}}/*"}},
+                {{"Effect":"Allow","Action":"iot:ListRetainedMessages","Resource":"*","Condition":{{"IpAddress":{{"aws:SourceIp":"192.0.2.0/24"}}}}}},
+                {{"Effect":"Allow","Action":"iot:DeleteConnection","Resource":"{ARN}:client/*","Condition":{{"StringEquals":{{"iot:DomainName":"iot.example.com"}}}}}}]}}"#
+            ),
+        )],
+        Some(ThingContext::new("lamp")),
+        Vec::new(),
+    );
+    let caller = https_caller(&h.broker, "hc").unwrap();
+    assert_eq!(caller.certificate_id(), Some("hc"));
+    let arns = h.broker.arns();
+    assert!(
+        h.broker
+            .caller_allowed(&caller, Action::GetRetainedMessage, &arns.topic("lamp/x"))
+    );
+    assert!(
+        !h.broker
+            .caller_allowed(&caller, Action::GetRetainedMessage, &arns.topic("/x")),
+        "iot:ClientId is not set over HTTPS"
+    );
+    assert!(
+        h.broker
+            .caller_allowed(&caller, Action::ListRetainedMessages, "*")
+    );
+    assert!(
+        h.broker
+            .caller_allowed(&caller, Action::DeleteConnection, &arns.client("c"))
+    );
+    assert!(
+        !h.broker
+            .caller_allowed(&caller, Action::GetThingShadow, &arns.thing("lamp"))
+    );
+    assert_eq!(h.broker.denials().data_plane, 2);
+    let admin = Caller::admin();
+    assert_eq!(admin.certificate_id(), None);
+    assert!(
+        h.broker
+            .caller_allowed(&admin, Action::DeleteConnection, &arns.client("c"))
+    );
+    // A broker without certificate checks has no certificate callers.
+    let plain = harness(BrokerConfig::default()).await;
+    assert!(https_caller(&plain.broker, "hc").is_none());
+}
+
+#[tokio::test]
+async fn http_publishes_are_authorized_validated_and_routed() {
+    let (h, certs) = cert_harness().await;
+    let service = Arc::new(RecordingService::default());
+    h.broker.set_topic_service(service.clone());
+    certs.activate("hp");
+    certs.grant(
+        "hp",
+        &[(
+            "p",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"iot:Publish","Resource":["{ARN}:topic/pub/*","{ARN}:topic/$aws/things/lamp/shadow/update"]}},
+                {{"Effect":"Allow","Action":"iot:RetainPublish","Resource":"{ARN}:topic/pub/keep/*"}}]}}"#
+            ),
+        )],
+        None,
+        Vec::new(),
+    );
+    let caller = https_caller(&h.broker, "hp").unwrap();
+    let mut sub = Client::v5(&h.broker, "sub").await;
+    sub.subscribe("pub/#", QoS::AtLeastOnce).await;
+
+    // Allowed: routed with its properties.
+    let mut p = http("pub/a", "hello", QoS::AtLeastOnce, false);
+    p.properties.user_properties = vec![("k".into(), "v".into())];
+    p.properties.content_type = Some("text/plain".into());
+    let commit = h.broker.publish_http(&caller, p).unwrap();
+    if let Some(c) = commit {
+        c.await.unwrap();
+    }
+    let got = sub.expect_publish().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("pub/a", &b"hello"[..])
+    );
+    assert_eq!(got.qos, QoS::AtLeastOnce);
+    assert_eq!(got.properties.user_properties, [("k".into(), "v".into())]);
+    assert_eq!(got.properties.content_type.as_deref(), Some("text/plain"));
+    sub.send(Packet::PubAck(PubResp {
+        packet_id: got.packet_id,
+        ..Default::default()
+    }))
+    .await;
+
+    // Denied: not routed, counted.
+    let denied = h
+        .broker
+        .publish_http(&caller, http("other/a", "x", QoS::AtMostOnce, false));
+    assert!(matches!(denied, Err(HttpPublishError::Forbidden)));
+    // Retained needs iot:RetainPublish too.
+    let denied = h
+        .broker
+        .publish_http(&caller, http("pub/a", "x", QoS::AtMostOnce, true));
+    assert!(matches!(denied, Err(HttpPublishError::Forbidden)));
+    assert_eq!(h.broker.denials().publish, 1);
+    assert_eq!(h.broker.denials().retain_publish, 1);
+    assert!(sub.try_recv(Duration::from_millis(200)).await.is_none());
+    let commit = h
+        .broker
+        .publish_http(&caller, http("pub/keep/a", "kept", QoS::AtMostOnce, true))
+        .unwrap();
+    commit
+        .expect("a retained publish is durable")
+        .await
+        .unwrap();
+    assert_eq!(&sub.expect_publish().await.payload[..], b"kept");
+    assert_eq!(
+        h.broker.retained_message("pub/keep/a").unwrap().payload,
+        Bytes::from_static(b"kept")
+    );
+    // An empty retained payload deletes.
+    h.broker
+        .publish_http(&caller, http("pub/keep/a", "", QoS::AtMostOnce, true))
+        .unwrap()
+        .expect("the deletion is durable")
+        .await
+        .unwrap();
+    assert!(h.broker.retained_message("pub/keep/a").is_none());
+    sub.expect_publish().await;
+
+    // `$aws/` topics are handed to the topic service, without a client id.
+    h.broker
+        .publish_http(
+            &caller,
+            http(
+                "$aws/things/lamp/shadow/update",
+                "{}",
+                QoS::AtMostOnce,
+                false,
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        service.seen.lock().clone(),
+        [(
+            "$aws/things/lamp/shadow/update".to_owned(),
+            Bytes::from_static(b"{}"),
+            None
+        )]
+    );
+
+    // Bad requests, whatever the policies.
+    let admin = Caller::admin();
+    for (topic, why) in [
+        ("a/+", "wildcard"),
+        ("", "empty"),
+        ("a/b/c/d/e/f/g/h/i", "deep"),
+    ] {
+        match h
+            .broker
+            .publish_http(&admin, http(topic, "x", QoS::AtMostOnce, false))
+        {
+            Err(HttpPublishError::InvalidTopic(message)) => assert!(!message.is_empty(), "{why}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    let big = "x".repeat(128 * 1024 + 1);
+    assert!(matches!(
+        h.broker
+            .publish_http(&admin, http("pub/a", &big, QoS::AtMostOnce, false)),
+        Err(HttpPublishError::PayloadTooLarge { limit: 131072 })
+    ));
+    assert!(matches!(
+        h.broker
+            .publish_http(&admin, http("pub/a", "x", QoS::ExactlyOnce, false)),
+        Err(HttpPublishError::QosNotSupported)
+    ));
+}
+
+#[tokio::test]
+async fn retained_messages_are_viewed_and_listed_in_pages() {
+    let h = harness(BrokerConfig::default()).await;
+    let admin = Caller::admin();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (i, topic) in ["b/2", "a", "b/1", "c", "a/z", "B"].iter().enumerate() {
+        let mut p = http(topic, &"x".repeat(i + 1), QoS::AtLeastOnce, true);
+        p.properties.user_properties = vec![("n".into(), i.to_string())];
+        h.broker
+            .publish_http(&admin, p)
+            .unwrap()
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // An expired one is neither viewed nor listed.
+    let mut p = http("expired", "x", QoS::AtMostOnce, true);
+    p.properties.message_expiry_interval = Some(1);
+    h.broker
+        .publish_http(&admin, p)
+        .unwrap()
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(h.broker.retained_message("expired").is_none());
+
+    let view = h.broker.retained_message("b/1").unwrap();
+    assert_eq!(view.topic, "b/1");
+    assert_eq!(&view.payload[..], b"xxx");
+    assert_eq!(view.qos, 1);
+    assert!(view.last_modified_ms >= before);
+    assert_eq!(view.user_properties, [("n".into(), "2".into())]);
+    assert!(h.broker.retained_message("b").is_none());
+
+    let all: Vec<String> = h
+        .broker
+        .retained_summaries(None, 100)
+        .into_iter()
+        .map(|s| s.topic)
+        .collect();
+    assert_eq!(all, ["B", "a", "a/z", "b/1", "b/2", "c"], "byte-wise order");
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = h.broker.retained_summaries(after.as_deref(), 4);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|s| s.topic.clone());
+        pages.push(page.into_iter().map(|s| s.topic).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, [vec!["B", "a", "a/z", "b/1"], vec!["b/2", "c"]]);
+    let first = &h.broker.retained_summaries(Some("a/y"), 1)[0];
+    assert_eq!(
+        (first.topic.as_str(), first.payload_size, first.qos),
+        ("a/z", 5, 1)
+    );
+    assert!(first.last_modified_ms >= before);
+}
+
+#[tokio::test]
+async fn retained_modification_times_survive_a_restart() {
+    let h = harness(BrokerConfig::default()).await;
+    let admin = Caller::admin();
+    h.broker
+        .publish_http(&admin, http("kept", "x", QoS::AtLeastOnce, true))
+        .unwrap()
+        .unwrap()
+        .await
+        .unwrap();
+    let before = h.broker.retained_message("kept").unwrap();
+    let h = restart(h, BrokerConfig::default()).await;
+    assert_eq!(h.broker.retained_message("kept").unwrap(), before);
+}
+
+#[tokio::test]
+async fn connection_status_and_subscriptions_of_connected_offline_and_unknown_clients() {
+    let h = harness(BrokerConfig::default()).await;
+    assert!(h.broker.connection_status("nobody").is_none());
+    assert!(h.broker.subscriptions("nobody").is_none());
+
+    let mut c = connect_packet(ProtocolVersion::V5, "dev", false);
+    c.properties.session_expiry_interval = Some(600);
+    c.keep_alive = 45;
+    let (mut d, _) = Client::connect(&h.broker, c.clone()).await;
+    d.subscribe("b/#", QoS::AtLeastOnce).await;
+    d.subscribe("a/+", QoS::AtMostOnce).await;
+    let s = h.broker.connection_status("dev").unwrap();
+    assert_eq!(s.client_id, "dev");
+    assert!(s.connected);
+    assert!(!s.clean_session);
+    assert_eq!(s.source, Some("127.0.0.1:1".parse().unwrap()));
+    assert_eq!(s.target, Some("127.0.0.1:1".parse().unwrap()));
+    assert_eq!(s.keep_alive_secs, Some(45));
+    assert!(s.connected_since_ms.is_some());
+    assert_eq!((s.disconnected_since_ms, s.disconnect_reason), (None, None));
+    assert_eq!(s.session_expiry_secs, Some(600));
+    assert_eq!(s.thing_name, None);
+    assert_eq!(
+        h.broker.subscriptions("dev").unwrap(),
+        [("a/+".to_owned(), 0), ("b/#".to_owned(), 1)]
+    );
+
+    // Offline with its persistent session.
+    d.send(Packet::Disconnect(Disconnect::default())).await;
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+    let s = h.broker.connection_status("dev").unwrap();
+    assert!(!s.connected);
+    assert_eq!(
+        (s.source, s.keep_alive_secs, s.connected_since_ms),
+        (None, None, None)
+    );
+    assert!(s.disconnected_since_ms.is_some());
+    assert_eq!(s.disconnect_reason, Some("CLIENT_INITIATED_DISCONNECT"));
+    assert_eq!(h.broker.subscriptions("dev").unwrap().len(), 2);
+
+    // A clean session is gone with its connection.
+    let (mut clean, _) = Client::connect(
+        &h.broker,
+        connect_packet(ProtocolVersion::V311, "clean", true),
+    )
+    .await;
+    let s = h.broker.connection_status("clean").unwrap();
+    assert!(s.connected && s.clean_session);
+    assert_eq!(s.session_expiry_secs, None);
+    assert_eq!(h.broker.subscriptions("clean").unwrap(), []);
+    clean.send(Packet::Disconnect(Disconnect::default())).await;
+    assert!(clean.try_recv(Duration::from_secs(5)).await.is_none());
+    eventually("clean session gone", || {
+        h.broker.connection_status("clean").is_none()
+    })
+    .await;
+
+    // After a restart the offline session is known; why it went is not.
+    let h = restart(h, BrokerConfig::default()).await;
+    let s = h.broker.connection_status("dev").unwrap();
+    assert!(!s.connected && s.disconnected_since_ms.is_some());
+    assert_eq!(s.disconnect_reason, None);
+}
+
+#[tokio::test]
+async fn the_thing_of_a_certificate_connection_is_reported() {
+    let (h, certs) = cert_harness().await;
+    certs.activate("t");
+    certs.grant(
+        "t",
+        &[("all", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#)],
+        Some(ThingContext::new("lamp")),
+        Vec::new(),
+    );
+    let v5 = ProtocolVersion::V5;
+    let (_d, _) = connect_as(&h.broker, "t", v5, connect_packet(v5, "lamp", true)).await;
+    assert_eq!(
+        h.broker
+            .connection_status("lamp")
+            .unwrap()
+            .thing_name
+            .as_deref(),
+        Some("lamp")
+    );
+}
+
+/// A v5 client `id` with a will on `will/<id>` and a persistent session.
+async fn persistent_with_will(broker: &Arc<Broker>, id: &str) -> Client {
+    let mut c = connect_packet(ProtocolVersion::V5, id, false);
+    c.properties.session_expiry_interval = Some(600);
+    c.will = Some(LastWill {
+        topic: format!("will/{id}"),
+        payload: Bytes::from_static(b"gone"),
+        ..LastWill::default()
+    });
+    let (mut d, ack) = Client::connect(broker, c).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    d.subscribe("keep/#", QoS::AtLeastOnce).await;
+    d
+}
+
+async fn expect_disconnect(c: &mut Client) -> u8 {
+    match c.recv().await {
+        Packet::Disconnect(d) => d.reason,
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn delete_connection_disconnects_with_0x98_and_keeps_or_ends_the_session() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut watcher = Client::v5(&h.broker, "watcher").await;
+    watcher.subscribe("will/#", QoS::AtMostOnce).await;
+    assert!(!h.broker.delete_connection("nobody", true, false));
+
+    // Session kept, will published.
+    let mut d = persistent_with_will(&h.broker, "keep").await;
+    assert!(h.broker.delete_connection("keep", false, false));
+    assert_eq!(
+        expect_disconnect(&mut d).await,
+        reason::ADMINISTRATIVE_ACTION
+    );
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none(), "closed");
+    assert_eq!(watcher.expect_publish().await.topic, "will/keep");
+    let s = h.broker.connection_status("keep").unwrap();
+    assert!(!s.connected);
+    assert_eq!(s.disconnect_reason, Some("API_INITIATED_DISCONNECT"));
+    assert_eq!(h.broker.subscriptions("keep").unwrap().len(), 1);
+
+    // Session ended, will prevented.
+    let mut d = persistent_with_will(&h.broker, "end").await;
+    assert!(h.broker.delete_connection("end", true, true));
+    assert_eq!(
+        expect_disconnect(&mut d).await,
+        reason::ADMINISTRATIVE_ACTION
+    );
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+    eventually("session ended", || {
+        h.broker.connection_status("end").is_none()
+    })
+    .await;
+    assert!(
+        watcher.try_recv(Duration::from_millis(300)).await.is_none(),
+        "no will"
+    );
+
+    // An offline persistent session: kept without cleanSession, ended with it.
+    assert!(h.broker.delete_connection("keep", false, false));
+    assert!(h.broker.connection_status("keep").is_some());
+    assert!(h.broker.delete_connection("keep", true, false));
+    assert!(h.broker.connection_status("keep").is_none());
+    assert!(!h.broker.delete_connection("keep", true, false));
+
+    // Ended sessions stay ended across a restart.
+    let h = restart(h, BrokerConfig::default()).await;
+    assert!(h.broker.connection_status("keep").is_none());
+    assert!(h.broker.connection_status("end").is_none());
+}
+
+#[tokio::test]
+async fn delete_connection_closes_a_v3_client_without_a_packet() {
+    let h = harness(BrokerConfig::default()).await;
+    let (mut d, _) =
+        Client::connect(&h.broker, connect_packet(ProtocolVersion::V311, "v3", true)).await;
+    assert!(h.broker.delete_connection("v3", false, false));
+    assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+    eventually("gone", || h.broker.connection_status("v3").is_none()).await;
+}
