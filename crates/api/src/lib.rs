@@ -1,14 +1,16 @@
-//! The HTTP APIs on the HTTPS port: AWS IoT's control plane (`iot`, REST-JSON) and, as it
-//! lands, its data plane (`iot-data`).
+//! The HTTP APIs on the HTTPS port: AWS IoT's control plane (`iot`, REST-JSON) and its data
+//! plane (`iot-data`: shadows, publish, retained messages, connections; see [`data_plane`]).
 //!
-//! Every request must carry a valid SigV4 signature (header or presigned query) by a known
+//! A request carrying a SigV4 signature (header or presigned query) must be signed by a known
 //! access key; the credential scope's service then picks the API: `iot` reaches the control
-//! plane, `iotdata` / `iotdevicegateway` the data plane. A caller authenticated only by a
-//! certificate or an authorizer has no SigV4 key and so never reaches the control plane.
+//! plane, `iotdata` / `iotdevicegateway` the data plane, as the admin. An unsigned request on
+//! a connection that presented a device certificate reaches the data plane only, decided by
+//! the certificate's policies: a certificate never reaches the control plane.
 //!
 //! Errors have AWS's shape (status, `x-amzn-ErrorType`, `{"message": …}`) so each SDK raises
 //! the matching exception; see [`error`].
 
+pub mod data_plane;
 pub mod error;
 mod extract;
 mod registry_certificates;
@@ -28,7 +30,9 @@ use ferrocore_identity::sigv4::{self, CredentialLookup, SignedRequest, VerifierC
 use ferrocore_identity::x509::CaSigner;
 use tower::ServiceExt;
 
+pub use data_plane::{ClientCertificate, DataPlane};
 pub use error::ApiError;
+use ferrocore_broker::Caller;
 
 /// SigV4 signing names of the APIs served here.
 pub const SERVICE_CONTROL_PLANE: &str = "iot";
@@ -56,6 +60,8 @@ pub struct ApiState {
     /// `CreateCertificateFromCsr` issue.
     pub device_ca: Arc<CaSigner>,
     pub config: ApiConfig,
+    /// The data plane; without it, its operations answer UnknownOperationException.
+    pub data_plane: Option<DataPlane>,
     verifier: VerifierConfig,
 }
 
@@ -74,8 +80,14 @@ impl ApiState {
             credentials,
             device_ca,
             config,
+            data_plane: None,
             verifier,
         }
+    }
+
+    pub fn with_data_plane(mut self, data_plane: DataPlane) -> ApiState {
+        self.data_plane = Some(data_plane);
+        self
     }
 }
 
@@ -90,16 +102,56 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());
-    Router::new().fallback(move |req: Request| dispatch(state.clone(), control.clone(), req))
+    let data = Router::new()
+        .merge(data_plane::routes())
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
+        .with_state(state.clone());
+    Router::new()
+        .fallback(move |req: Request| dispatch(state.clone(), control.clone(), data.clone(), req))
 }
 
-/// Checks the signature, then hands the request to the API its credential scope names.
-async fn dispatch(state: Shared, control: Router, req: Request) -> Response {
+/// Whether a request claims a SigV4 signature (then it must verify, whatever else it has).
+fn is_signed(parts: &axum::http::request::Parts) -> bool {
+    parts.headers.contains_key(header::AUTHORIZATION)
+        || parts.uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("X-Amz-Signature=") || kv.starts_with("X-Amz-Algorithm="))
+        })
+}
+
+/// Checks the signature, then hands the request to the API its credential scope names; an
+/// unsigned request from a device certificate goes to the data plane as that device.
+async fn dispatch(state: Shared, control: Router, data: Router, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    if !is_signed(&parts)
+        && let Some(cert) = parts.extensions.get::<ClientCertificate>()
+        && let Some(dp) = &state.data_plane
+    {
+        let Some(caller) = dp.broker.certificate_caller(
+            &cert.id,
+            &cert.der,
+            cert.peer.ip(),
+            cert.server_name.as_deref(),
+        ) else {
+            return ApiError::new(
+                401,
+                "UnauthorizedException",
+                "The certificate is not authorized",
+            )
+            .into_response();
+        };
+        let mut req = Request::from_parts(parts, Body::from(body));
+        req.extensions_mut().insert(caller);
+        return match data.oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
     let payload_hash = sigv4::sha256_hex(&body);
     let mut headers: Vec<(&str, &str)> = parts
         .headers
@@ -131,14 +183,15 @@ async fn dispatch(state: Shared, control: Router, req: Request) -> Response {
     let service = identity.service.clone();
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(identity);
-    if service == SERVICE_CONTROL_PLANE {
-        match control.oneshot(req).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+    let api = if service == SERVICE_CONTROL_PLANE {
+        control
     } else {
-        // The data plane (publish, shadows, retained messages) is not served yet.
-        unknown_operation(req.method().clone(), req.uri().clone()).await
+        req.extensions_mut().insert(Caller::admin());
+        data
+    };
+    match api.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ferrocore_api::{ApiConfig, ApiState};
+use ferrocore_api::{ApiConfig, ApiState, DataPlane};
 use ferrocore_broker::{Authentication, Broker};
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
@@ -14,6 +14,7 @@ use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
 use ferrocore_server::{ListenerAddress, credentials, identity, metrics};
+use ferrocore_shadow::ShadowService;
 use ferrocore_store::Store;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
@@ -240,6 +241,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("cannot read the device CA key")?;
     let device_ca = CaSigner::from_pem(identity.device_ca_pem.as_bytes(), &device_ca_key)
         .context("the device CA in the data directory is unusable")?;
+    // Device shadows answer their reserved topics from now on, and the HTTPS data plane.
+    let shadows = ShadowService::start(&broker, store.clone(), settings.shadow.clone());
     let api = ApiState::new(
         registry.clone(),
         Arc::new(move |key_id: &str| {
@@ -256,7 +259,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "localhost".to_owned()),
             max_body_bytes: ferrocore_api::DEFAULT_MAX_BODY_BYTES,
         },
-    );
+    )
+    .with_data_plane(DataPlane {
+        broker: broker.clone(),
+        shadows,
+    });
     let mut options = ServerOptions::from_settings(&settings);
     options.api = Some(ferrocore_api::router(Arc::new(api)));
 

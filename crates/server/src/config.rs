@@ -40,6 +40,7 @@ use clap::ValueEnum;
 use ferrocore_broker::{BrokerConfig, Compat};
 use ferrocore_identity::registry::PolicyLimits;
 use ferrocore_policy::{Arns, CompiledPolicy, ParseOptions, PolicySet};
+use ferrocore_shadow::ShadowConfig;
 use ferrocore_store::Durability;
 
 use crate::admission::AdmissionConfig;
@@ -298,6 +299,30 @@ pub struct ServeFlags {
     #[arg(long, env = "FERROCORE_MAX_PAYLOAD_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
     pub max_payload_size: Option<usize>,
 
+    /// Bytes of a device shadow's state (desired and reported, without metadata) after an
+    /// update (AWS's quota). [default: 8KiB] [config: max_shadow_size]
+    #[arg(long, env = "FERROCORE_MAX_SHADOW_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
+    pub max_shadow_size: Option<usize>,
+
+    /// Levels of nesting in a shadow's desired or reported state (AWS's error message says 6).
+    /// [default: 6] [config: max_shadow_depth]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_SHADOW_DEPTH",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_shadow_depth: Option<usize>,
+
+    /// Characters in a named shadow's name (AWS's limit). [default: 64] [config: max_shadow_name_len]
+    #[arg(
+        long,
+        env = "FERROCORE_MAX_SHADOW_NAME_LEN",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_shadow_name_len: Option<usize>,
+
     /// Bytes in any MQTT packet. [default: max payload + 512] [config: max_packet_size]
     #[arg(long, env = "FERROCORE_MAX_PACKET_SIZE", value_name = "SIZE", value_parser = parse_size, help_heading = "Limits")]
     pub max_packet_size: Option<usize>,
@@ -516,6 +541,7 @@ pub struct Settings {
     pub aws: AwsSettings,
     pub metrics: Option<MetricsListen>,
     pub policy_limits: PolicyLimits,
+    pub shadow: ShadowConfig,
 }
 
 /// Where `/metrics` is served.
@@ -586,6 +612,9 @@ pub struct FileConfig {
     pub max_policies_per_thing_group: Option<usize>,
     pub max_client_id_len: Option<usize>,
     pub max_payload_size: Option<usize>,
+    pub max_shadow_size: Option<usize>,
+    pub max_shadow_depth: Option<usize>,
+    pub max_shadow_name_len: Option<usize>,
     pub max_packet_size: Option<usize>,
     pub max_topic_length: Option<usize>,
     pub max_topic_slashes: Option<usize>,
@@ -625,6 +654,9 @@ const TOP_KEYS: &[&str] = &[
     "max_policies_per_certificate",
     "max_policies_per_thing_group",
     "max_payload_size",
+    "max_shadow_size",
+    "max_shadow_depth",
+    "max_shadow_name_len",
     "max_packet_size",
     "max_topic_length",
     "max_topic_slashes",
@@ -929,6 +961,9 @@ impl FileConfig {
             max_policies_per_certificate: r.integer("max_policies_per_certificate")?,
             max_policies_per_thing_group: r.integer("max_policies_per_thing_group")?,
             max_payload_size: r.size("max_payload_size")?,
+            max_shadow_size: r.size("max_shadow_size")?,
+            max_shadow_depth: r.integer("max_shadow_depth")?,
+            max_shadow_name_len: r.integer("max_shadow_name_len")?,
             max_packet_size: r.size("max_packet_size")?,
             max_topic_length: r.integer("max_topic_length")?,
             max_topic_slashes: r.integer("max_topic_slashes")?,
@@ -1271,6 +1306,19 @@ impl Settings {
             max_policies_per_certificate: policies_per_certificate.value,
             max_policies_per_thing_group: policies_per_group.value,
         };
+        let shadow = shadow_config(
+            ShadowInput {
+                size: flags.max_shadow_size,
+                depth: flags.max_shadow_depth,
+                name_len: flags.max_shadow_name_len,
+            },
+            ShadowInput {
+                size: file.max_shadow_size,
+                depth: file.max_shadow_depth,
+                name_len: file.max_shadow_name_len,
+            },
+            fp,
+        )?;
         let client_id = pick_or(
             flags.max_client_id_len,
             file.max_client_id_len,
@@ -1606,8 +1654,59 @@ impl Settings {
             aws,
             metrics,
             policy_limits,
+            shadow,
         })
     }
+}
+
+/// The shadow limits as given by flags (or the environment), or by the file.
+struct ShadowInput {
+    size: Option<usize>,
+    depth: Option<usize>,
+    name_len: Option<usize>,
+}
+
+/// The shadow limits: AWS's unless given, each at least 1.
+fn shadow_config(
+    flags: ShadowInput,
+    file: ShadowInput,
+    fp: &Path,
+) -> Result<ShadowConfig, ConfigError> {
+    let d = ShadowConfig::default();
+    let size = pick_or(
+        flags.size,
+        file.size,
+        "--max-shadow-size",
+        "max_shadow_size",
+        fp,
+        d.limits.max_state_bytes,
+    );
+    let depth = pick_or(
+        flags.depth,
+        file.depth,
+        "--max-shadow-depth",
+        "max_shadow_depth",
+        fp,
+        d.limits.max_depth,
+    );
+    let name = pick_or(
+        flags.name_len,
+        file.name_len,
+        "--max-shadow-name-len",
+        "max_shadow_name_len",
+        fp,
+        d.max_shadow_name,
+    );
+    for limit in [&size, &depth, &name] {
+        if limit.value == 0 {
+            return err(format!("{}: must be at least 1", limit.from));
+        }
+    }
+    let mut config = d;
+    config.limits.max_state_bytes = size.value;
+    config.limits.max_depth = depth.value;
+    config.max_shadow_name = name.value;
+    Ok(config)
 }
 
 /// The AWS settings as given by flags (or the environment), or by the file.

@@ -26,6 +26,8 @@ pub(crate) struct HttpConn {
     pub info: ConnectionInfo,
     pub handler: Arc<dyn ConnectionHandler>,
     pub max_ws_message: usize,
+    /// The device certificate the TLS client presented: unsigned data-plane requests act as it.
+    pub client_certificate: Option<ferrocore_api::ClientCertificate>,
     /// Held while any request or WebSocket session of the connection is alive.
     pub _slot: crate::admission::ConnectionSlot,
 }
@@ -57,6 +59,9 @@ impl HttpService {
     ) {
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            if let Some(cert) = &conn.client_certificate {
+                req.extensions_mut().insert(cert.clone());
+            }
             req.extensions_mut().insert(conn.clone());
             router.clone().oneshot(req)
         });

@@ -435,6 +435,14 @@ async fn dispatch(
         .is_some_and(is_mqtt_alpn);
     match (ctx.spec.kind(), &ctx.http) {
         (ListenerKind::Http, Some(http)) if !mqtt_by_alpn => {
+            let client_certificate = tls.as_ref().and_then(|t| {
+                Some(ferrocore_api::ClientCertificate {
+                    id: t.peer_certificate_id.clone()?,
+                    der: t.peer_certificates.first()?.clone().into(),
+                    peer: peer_addr,
+                    server_name: t.server_name.clone(),
+                })
+            });
             let info = ConnectionInfo {
                 peer_addr,
                 local_addr,
@@ -450,6 +458,7 @@ async fn dispatch(
                 info,
                 handler: ctx.handler.clone(),
                 max_ws_message: ctx.options.max_ws_message,
+                client_certificate,
                 // WebSocket sessions outlive the HTTP connection task: they hold the slot.
                 _slot: slot,
             });
