@@ -339,12 +339,18 @@ impl ShadowService {
             None => {
                 let deleted_for =
                     Duration::from_millis(epoch_ms(&self.clock).saturating_sub(record.updated_at_ms));
-                let version = if deleted_for < VERSION_MEMORY {
-                    record.version
-                } else {
-                    0
-                };
-                Ok(Current::Absent { version })
+                if deleted_for < VERSION_MEMORY {
+                    return Ok(Current::Absent {
+                        version: record.version,
+                    });
+                }
+                // Forgotten: the tombstone goes (a later write for this shadow is queued
+                // behind this one, so it cannot be lost).
+                drop(self.store.submit(vec![WriteOp::DeleteShadow {
+                    thing_name: key.thing.clone(),
+                    shadow_name: key.stored_name().to_owned(),
+                }]));
+                Ok(Current::Absent { version: 0 })
             }
         }
     }

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 struct Harness {
     broker: Arc<Broker>,
     shadows: Arc<ShadowService>,
+    store: Store,
     /// Epoch seconds the service's clock reads.
     now: Arc<AtomicU64>,
     dir: tempfile::TempDir,
@@ -30,10 +31,11 @@ const START: u64 = 1_800_000_000;
 async fn harness(config: ShadowConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(AtomicU64::new(START));
-    let (broker, shadows) = start(&dir, config, &now).await;
+    let (broker, shadows, store) = start(&dir, config, &now).await;
     Harness {
         broker,
         shadows,
+        store,
         now,
         dir,
     }
@@ -43,7 +45,7 @@ async fn start(
     dir: &tempfile::TempDir,
     config: ShadowConfig,
     now: &Arc<AtomicU64>,
-) -> (Arc<Broker>, Arc<ShadowService>) {
+) -> (Arc<Broker>, Arc<ShadowService>, Store) {
     let store = Store::open_sqlite(&dir.path().join("t.db"), Durability::Process)
         .await
         .unwrap();
@@ -53,8 +55,8 @@ async fn start(
     let clock_now = now.clone();
     let clock: Clock =
         Arc::new(move || UNIX_EPOCH + Duration::from_secs(clock_now.load(Ordering::Relaxed)));
-    let shadows = ShadowService::start_with_clock(&broker, store, config, clock);
-    (broker, shadows)
+    let shadows = ShadowService::start_with_clock(&broker, store.clone(), config, clock);
+    (broker, shadows, store)
 }
 
 fn classic(thing: &str) -> ShadowKey {
@@ -373,8 +375,18 @@ async fn a_recreated_shadow_continues_its_version_for_48_hours() {
         3
     );
 
+    // Forgotten after 48 hours: the tombstone is removed when next read.
+    h.shadows.delete(classic("other")).await.unwrap_err();
+    h.shadows.update(classic("gone"), update()).await.unwrap();
+    h.shadows.delete(classic("gone")).await.unwrap();
     h.shadows.delete(classic("t")).await.unwrap();
     h.now.fetch_add(49 * 3600, Ordering::Relaxed);
+    assert_eq!(
+        h.shadows.get(classic("gone")).await.unwrap_err().error.code,
+        404
+    );
+    h.store.flush().await.unwrap();
+    assert_eq!(h.store.get_shadow("gone", "").await.unwrap(), None);
     assert_eq!(
         version(h.shadows.update(classic("t"), update()).await.unwrap()),
         1
@@ -396,7 +408,7 @@ async fn accepted_updates_survive_a_restart() {
     } = h;
     broker.shutdown().await;
     drop(broker);
-    let (_broker, shadows) = start(&dir, ShadowConfig::default(), &now).await;
+    let (_broker, shadows, _store) = start(&dir, ShadowConfig::default(), &now).await;
     let got: Value =
         serde_json::from_slice(&shadows.get(named("door", "lock")).await.unwrap()).unwrap();
     assert_eq!(got["state"]["desired"]["locked"], true);
