@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
-use crate::events::DisconnectReason;
+use crate::events::{Announcement, DisconnectReason, Presence};
 use crate::message::{Message, unix_ms};
 use crate::session::{Attached, Delivery, Kick, LastDisconnect, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
@@ -67,11 +67,13 @@ impl Close {
 
 type AckWait = Pin<Box<dyn Future<Output = Result<(), ferrocore_store::StoreError>> + Send>>;
 
-/// An acknowledgement waiting for its commit, with retained deliveries to queue after it.
+/// An acknowledgement waiting for its commit, with retained deliveries to queue and a
+/// lifecycle event to publish after it.
 struct PendingAck {
     commit: Option<AckWait>,
     packet: Packet,
     then_deliver: Vec<Delivery>,
+    then_announce: Option<Box<Announcement>>,
 }
 
 pub(crate) async fn run<S>(broker: Arc<Broker>, stream: S, info: ConnectionInfo)
@@ -234,6 +236,10 @@ where
         return;
     }
     tracing::debug!(client_id = %client_id, peer = %info.peer_addr, ?version, session_present, "connected");
+    let presence = Presence::start(&broker.presence_versions, &client_id, &principal);
+    if let Some(p) = &presence {
+        broker.announce(p.connected(info.peer_addr.ip()));
+    }
 
     let closed = Arc::new(AtomicBool::new(false));
     let writer_task = tokio::spawn(write_loop(
@@ -263,6 +269,7 @@ where
         broker: broker.clone(),
         session: session.clone(),
         principal,
+        presence,
         arn: String::new(),
         publish_cache: AllowedTopics::default(),
         version,
@@ -296,6 +303,10 @@ where
         conn.expiry,
         close.cause,
     );
+    if let Some(p) = &conn.presence {
+        let authz = conn.principal.authz();
+        broker.announce(p.disconnected(&broker.presence_versions, close.cause, authz.thing_name()));
+    }
     if let (Some(code), true) = (close.reason, version.is_v5()) {
         // Reason strings are problem information: sent unless the client asked for none.
         let reason_string = (connect.properties.request_problem_information != Some(0))
@@ -748,6 +759,8 @@ struct Connection {
     broker: Arc<Broker>,
     session: Arc<Session>,
     principal: Arc<Principal>,
+    /// What its lifecycle events say about it; `None` when it gets none.
+    presence: Option<Presence>,
     /// Where resource ARNs are written for decisions (reused: no allocation per PUBLISH).
     arn: String,
     /// Topics this connection was allowed to publish to (`iot:Publish`).
@@ -882,22 +895,27 @@ impl Connection {
             self.broker
                 .deliver_retained(&self.session, ack.then_deliver);
         }
+        if let Some(announcement) = ack.then_announce {
+            self.broker.announce(*announcement);
+        }
     }
 
     /// Sends `packet` once `commit` (if any) resolves and every acknowledgement before it went.
     fn ack(&mut self, commit: Option<AckWait>, packet: Packet, then_deliver: Vec<Delivery>) {
-        if commit.is_none() && self.pending.is_empty() {
-            self.release_ack(PendingAck {
-                commit: None,
-                packet,
-                then_deliver,
-            });
+        self.queue_ack(PendingAck {
+            commit,
+            packet,
+            then_deliver,
+            then_announce: None,
+        });
+    }
+
+    /// Sends `ack` once its commit (if any) resolves and every acknowledgement before it went.
+    fn queue_ack(&mut self, ack: PendingAck) {
+        if ack.commit.is_none() && self.pending.is_empty() {
+            self.release_ack(ack);
         } else {
-            self.pending.push_back(PendingAck {
-                commit,
-                packet,
-                then_deliver,
-            });
+            self.pending.push_back(ack);
         }
     }
 
@@ -975,23 +993,35 @@ impl Connection {
             Packet::Subscribe(s) => self.on_subscribe(s),
             Packet::Unsubscribe(u) => {
                 let mut commits = Vec::new();
+                let mut removed = Vec::new();
                 let reasons = u
                     .filters
                     .iter()
                     .map(|f| {
                         if self.broker.unsubscribe(&self.session, f, &mut commits) {
+                            removed.push(f.as_str());
                             reason::SUCCESS
                         } else {
                             reason::NO_SUBSCRIPTION_EXISTED
                         }
                     })
                     .collect();
-                let ack = Packet::UnsubAck(UnsubAck {
+                let packet = Packet::UnsubAck(UnsubAck {
                     packet_id: u.packet_id,
                     reasons,
                     ..UnsubAck::default()
                 });
-                self.ack(durable(commits.pop()), ack, Vec::new());
+                let then_announce = self
+                    .presence
+                    .as_ref()
+                    .filter(|_| !removed.is_empty())
+                    .map(|p| Box::new(p.subscriptions(false, &removed)));
+                self.queue_ack(PendingAck {
+                    commit: durable(commits.pop()),
+                    packet,
+                    then_deliver: Vec::new(),
+                    then_announce,
+                });
                 Ok(())
             }
             Packet::PingReq => {
@@ -1215,6 +1245,7 @@ impl Connection {
     fn on_subscribe(&mut self, s: ferrocore_mqtt::Subscribe) -> Result<(), Close> {
         let mut commits = Vec::new();
         let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut granted = Vec::new();
         let mut retained = Vec::new();
         let subscription_id = s.properties.subscription_identifier;
         for (index, (filter, options)) in s.filters.iter().enumerate() {
@@ -1259,20 +1290,35 @@ impl Connection {
                     cause: DisconnectReason::ForbiddenAccess,
                 });
             }
-            let code = if code >= 0x80 && !self.version.is_v5() {
-                reason::v3::SUBACK_FAILURE
+            let code = if code >= 0x80 {
+                if !self.version.is_v5() {
+                    reason::v3::SUBACK_FAILURE
+                } else {
+                    code
+                }
             } else {
+                granted.push(filter.as_str());
                 code
             };
             reasons.push(code);
             retained.append(&mut deliveries);
         }
-        let ack = Packet::SubAck(SubAck {
+        let packet = Packet::SubAck(SubAck {
             packet_id: s.packet_id,
             reasons,
             ..SubAck::default()
         });
-        self.ack(durable(commits.pop()), ack, retained);
+        let then_announce = self
+            .presence
+            .as_ref()
+            .filter(|_| !granted.is_empty())
+            .map(|p| Box::new(p.subscriptions(true, &granted)));
+        self.queue_ack(PendingAck {
+            commit: durable(commits.pop()),
+            packet,
+            then_deliver: retained,
+            then_announce,
+        });
         Ok(())
     }
 }

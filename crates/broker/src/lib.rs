@@ -40,6 +40,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::auth::{Authz, ConnectionIndex, DenialCounters, Principal};
+use crate::events::{Announcement, PresenceVersions};
 use crate::message::{Message, unix_ms};
 use crate::session::{Delivery, Enqueued, LastDisconnect, Session, SessionLimits};
 use crate::trie::{Subscriber, Trie};
@@ -156,6 +157,8 @@ pub struct Broker {
     index: Arc<ConnectionIndex>,
     denials: DenialCounters,
     topic_service: OnceLock<Arc<dyn TopicService>>,
+    /// Lifecycle version numbers by client id.
+    presence_versions: PresenceVersions,
 }
 
 /// An open connection, as [`Broker::connections_depending_on`] finds it, to be given its new
@@ -228,6 +231,7 @@ impl Broker {
             index: Arc::new(ConnectionIndex::default()),
             denials: DenialCounters::default(),
             topic_service: OnceLock::new(),
+            presence_versions: PresenceVersions::default(),
         });
         broker.restore().await?;
         Ok(broker)
@@ -519,6 +523,11 @@ impl Broker {
             };
             service.published(topic, payload, &origin);
         }
+    }
+
+    /// Publishes a lifecycle event.
+    pub(crate) fn announce(&self, announcement: Announcement) {
+        self.publish_event(&announcement.topic, announcement.payload);
     }
 
     /// Whether `client_id` connected less than AWS's minimum interval ago (else records now).

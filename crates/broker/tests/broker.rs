@@ -2452,3 +2452,328 @@ async fn delete_connection_closes_a_v3_client_without_a_packet() {
     assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
     eventually("gone", || h.broker.connection_status("v3").is_none()).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle events: presence and subscriptions
+
+use serde_json::Value;
+
+/// A client of the allow-all listener watching `$aws/events/#` (its own subscribed event
+/// consumed).
+async fn observer(broker: &Arc<Broker>) -> Client {
+    let mut o = Client::v5(broker, "observer").await;
+    o.subscribe("$aws/events/#", QoS::AtMostOnce).await;
+    let (topic, event) = next_event(&mut o).await;
+    assert_eq!(topic, "$aws/events/subscriptions/subscribed/observer");
+    assert_eq!(event["topics"], serde_json::json!(["$aws/events/#"]));
+    o
+}
+
+async fn next_event(o: &mut Client) -> (String, Value) {
+    let p = o.expect_publish().await;
+    let event = serde_json::from_slice(&p.payload).unwrap();
+    (p.topic, event)
+}
+
+/// The next event, which must be on `topic`.
+async fn expect_event(o: &mut Client, topic: &str) -> Value {
+    let (got, event) = next_event(o).await;
+    assert_eq!(got, topic, "{event}");
+    event
+}
+
+/// The next event, a disconnection of `client_id`: its reason.
+async fn disconnect_reason(o: &mut Client, client_id: &str) -> String {
+    let e = expect_event(o, &format!("$aws/events/presence/disconnected/{client_id}")).await;
+    e["disconnectReason"].as_str().unwrap().to_owned()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+#[tokio::test]
+async fn presence_and_subscription_events_carry_awss_fields() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut o = observer(&h.broker).await;
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"*"},
+           {"Effect":"Allow","Action":"iot:Subscribe","Resource":"{ARN}:topicfilter/ok/*"}"#,
+    );
+    let v5 = ProtocolVersion::V5;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev \"1\"", true)).await;
+
+    let c = expect_event(&mut o, "$aws/events/presence/connected/dev \"1\"").await;
+    assert_eq!(
+        keys(&c),
+        [
+            "clientId",
+            "eventType",
+            "ipAddress",
+            "principalIdentifier",
+            "sessionIdentifier",
+            "timestamp",
+            "versionNumber"
+        ]
+    );
+    assert_eq!(c["clientId"], "dev \"1\"");
+    assert_eq!(c["eventType"], "connected");
+    assert_eq!(c["principalIdentifier"], "anonymous:anon");
+    assert_eq!(c["ipAddress"], "127.0.0.1");
+    assert_eq!(c["versionNumber"], 0);
+    assert!(c["timestamp"].as_u64().unwrap() >= before);
+    let session = c["sessionIdentifier"].as_str().unwrap().to_owned();
+    assert_eq!(session.len(), 36);
+    assert_eq!(session.matches('-').count(), 4);
+
+    // Only the granted filters.
+    assert_eq!(
+        subscribe_many(&mut d, &["ok/a", "no/b", "ok/c/#"]).await,
+        [1, reason::NOT_AUTHORIZED, 1]
+    );
+    let s = expect_event(&mut o, "$aws/events/subscriptions/subscribed/dev \"1\"").await;
+    assert_eq!(
+        keys(&s),
+        [
+            "clientId",
+            "eventType",
+            "principalIdentifier",
+            "sessionIdentifier",
+            "timestamp",
+            "topics"
+        ]
+    );
+    assert_eq!(s["eventType"], "subscribed");
+    assert_eq!(s["sessionIdentifier"], session.as_str());
+    assert_eq!(s["principalIdentifier"], "anonymous:anon");
+    assert_eq!(s["topics"], serde_json::json!(["ok/a", "ok/c/#"]));
+    // Nothing granted: no event.
+    assert_eq!(
+        subscribe_many(&mut d, &["no/x"]).await,
+        [reason::NOT_AUTHORIZED]
+    );
+
+    // Only the filters that were subscribed.
+    d.send(Packet::Unsubscribe(Unsubscribe {
+        packet_id: 9,
+        filters: vec!["ok/a".into(), "never".into()],
+        ..Default::default()
+    }))
+    .await;
+    assert!(matches!(d.recv().await, Packet::UnsubAck(_)));
+    let u = expect_event(&mut o, "$aws/events/subscriptions/unsubscribed/dev \"1\"").await;
+    assert_eq!(u["eventType"], "unsubscribed");
+    assert_eq!(u["topics"], serde_json::json!(["ok/a"]));
+    assert_eq!(u["sessionIdentifier"], session.as_str());
+
+    d.send(Packet::Disconnect(Disconnect::default())).await;
+    let e = expect_event(&mut o, "$aws/events/presence/disconnected/dev \"1\"").await;
+    assert_eq!(
+        keys(&e),
+        [
+            "clientId",
+            "clientInitiatedDisconnect",
+            "disconnectReason",
+            "eventType",
+            "principalIdentifier",
+            "sessionIdentifier",
+            "timestamp",
+            "versionNumber"
+        ]
+    );
+    assert_eq!(e["eventType"], "disconnected");
+    assert_eq!(e["clientInitiatedDisconnect"], true);
+    assert_eq!(e["disconnectReason"], "CLIENT_INITIATED_DISCONNECT");
+    assert_eq!(e["sessionIdentifier"], session.as_str());
+    assert_eq!(
+        e["versionNumber"], 0,
+        "a connection's events share a version"
+    );
+
+    // The next connection: a new session identifier, a higher version.
+    let (mut d, _) = anonymous(&h.broker, &p, v5, connect_packet(v5, "dev \"1\"", true)).await;
+    let c = expect_event(&mut o, "$aws/events/presence/connected/dev \"1\"").await;
+    assert_ne!(c["sessionIdentifier"], session.as_str());
+    assert!(c["versionNumber"].as_u64().unwrap() > 0);
+    d.send(Packet::Disconnect(Disconnect::default())).await;
+    expect_event(&mut o, "$aws/events/presence/disconnected/dev \"1\"").await;
+
+    // A refused CONNECT produces nothing.
+    let deny = policy(r#"{"Effect":"Deny","Action":"iot:Connect","Resource":"*"}"#);
+    let (_r, ack) = anonymous(&h.broker, &deny, v5, connect_packet(v5, "refused", true)).await;
+    assert_eq!(ack.code, reason::NOT_AUTHORIZED);
+    assert!(o.try_recv(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn client_ids_with_wildcards_get_no_lifecycle_events() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut o = observer(&h.broker).await;
+    for id in ["a+b", "a#", "+"] {
+        let (mut d, ack) =
+            Client::connect(&h.broker, connect_packet(ProtocolVersion::V5, id, true)).await;
+        assert_eq!(ack.code, reason::SUCCESS);
+        d.subscribe("x", QoS::AtMostOnce).await;
+        d.send(Packet::Disconnect(Disconnect::default())).await;
+        assert!(d.try_recv(Duration::from_secs(5)).await.is_none());
+    }
+    assert!(o.try_recv(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn disconnect_reasons_of_the_client_the_network_and_the_protocol() {
+    let h = harness(BrokerConfig {
+        max_inflight: 2,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut o = observer(&h.broker).await;
+    let connect = |id: &str| connect_packet(ProtocolVersion::V5, id, true);
+    let connected = |id: &str| format!("$aws/events/presence/connected/{id}");
+
+    // Socket closed without DISCONNECT.
+    let (d, _) = Client::connect(&h.broker, connect("lost")).await;
+    expect_event(&mut o, &connected("lost")).await;
+    drop(d);
+    let e = expect_event(&mut o, "$aws/events/presence/disconnected/lost").await;
+    assert_eq!(e["disconnectReason"], "CONNECTION_LOST");
+    assert_eq!(e["clientInitiatedDisconnect"], false);
+
+    // A second CONNECT, and a malformed packet.
+    let (mut d, _) = Client::connect(&h.broker, connect("twice")).await;
+    expect_event(&mut o, &connected("twice")).await;
+    d.send(Packet::Connect(Box::new(connect("twice")))).await;
+    assert_eq!(disconnect_reason(&mut o, "twice").await, "CLIENT_ERROR");
+    let (mut d, _) = Client::connect(&h.broker, connect("garbled")).await;
+    expect_event(&mut o, &connected("garbled")).await;
+    d.io.write_all(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F])
+        .await
+        .unwrap();
+    assert_eq!(disconnect_reason(&mut o, "garbled").await, "CLIENT_ERROR");
+
+    // More unacknowledged inbound QoS 2 messages than the receive maximum.
+    let (mut d, _) = Client::connect(&h.broker, connect("flood")).await;
+    expect_event(&mut o, &connected("flood")).await;
+    for id in 1..=3 {
+        d.publish("f", "x", QoS::ExactlyOnce, false, id).await;
+    }
+    assert_eq!(disconnect_reason(&mut o, "flood").await, "THROTTLED");
+
+    // Taken over by a new connection with the same client id.
+    let (_first, _) = Client::connect(&h.broker, connect("dup")).await;
+    let first = expect_event(&mut o, &connected("dup")).await;
+    let (_second, _) = Client::connect(&h.broker, connect("dup")).await;
+    let mut events = [next_event(&mut o).await, next_event(&mut o).await];
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    let (second, gone) = (&events[0].1, &events[1].1);
+    assert_eq!(events[0].0, connected("dup"));
+    assert_eq!(gone["disconnectReason"], "DUPLICATE_CLIENTID");
+    assert_eq!(gone["sessionIdentifier"], first["sessionIdentifier"]);
+    assert_eq!(gone["versionNumber"], first["versionNumber"]);
+    assert!(second["versionNumber"].as_u64() > first["versionNumber"].as_u64());
+
+    // The API.
+    let (_d, _) = Client::connect(&h.broker, connect("api")).await;
+    expect_event(&mut o, &connected("api")).await;
+    assert!(h.broker.delete_connection("api", true, false));
+    let e = expect_event(&mut o, "$aws/events/presence/disconnected/api").await;
+    assert_eq!(e["disconnectReason"], "API_INITIATED_DISCONNECT");
+    assert_eq!(e["clientInitiatedDisconnect"], false);
+}
+
+#[tokio::test]
+async fn keep_alive_timeout_is_reported() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut o = observer(&h.broker).await;
+    // Paused only now: the store's pool keeps real-time timers while opening. The session
+    // is clean: with the clock paused, a wait for the store would let it jump ahead.
+    tokio::time::pause();
+    let mut c = connect_packet(ProtocolVersion::V5, "sleepy", true);
+    c.keep_alive = 2;
+    let (_d, _) = Client::connect(&h.broker, c).await;
+    expect_event(&mut o, "$aws/events/presence/connected/sleepy").await;
+    assert_eq!(
+        disconnect_reason(&mut o, "sleepy").await,
+        "MQTT_KEEP_ALIVE_TIMEOUT"
+    );
+}
+
+#[tokio::test]
+async fn a_denied_v3_action_in_aws_mode_is_forbidden_access() {
+    let h = harness(aws()).await;
+    let mut o = observer(&h.broker).await;
+    let p = device_policy();
+    let v3 = ProtocolVersion::V311;
+    let (mut d, _) = anonymous(&h.broker, &p, v3, connect_packet(v3, "dev-f", true)).await;
+    expect_event(&mut o, "$aws/events/presence/connected/dev-f").await;
+    d.publish("other/x", "no", QoS::AtLeastOnce, false, 1).await;
+    let e = expect_event(&mut o, "$aws/events/presence/disconnected/dev-f").await;
+    assert_eq!(e["disconnectReason"], "FORBIDDEN_ACCESS");
+}
+
+#[tokio::test]
+async fn revocation_and_withdrawn_connect_are_auth_errors_with_the_certificate_and_thing() {
+    let (h, certs) = cert_harness().await;
+    let mut o = observer(&h.broker).await;
+    certs.activate("rv");
+    let key = Dependency::Policy("p".into());
+    let mut grant = grant_of("p", CONNECT_AND_RECEIVE_ALL, vec![key.clone()]);
+    grant.thing = Some(ThingContext::new("lamp"));
+    certs.policies.lock().insert("rv".into(), grant);
+    let v5 = ProtocolVersion::V5;
+
+    let (_d, _) = connect_as(&h.broker, "rv", v5, connect_packet(v5, "lamp", true)).await;
+    let c = expect_event(&mut o, "$aws/events/presence/connected/lamp").await;
+    assert_eq!(c["principalIdentifier"], "rv");
+    assert!(
+        c.get("thingName").is_none(),
+        "connected events name no thing"
+    );
+    assert_eq!(h.broker.disconnect_certificate("rv"), 1);
+    let e = expect_event(&mut o, "$aws/events/presence/disconnected/lamp").await;
+    assert_eq!(e["disconnectReason"], "AUTH_ERROR");
+    assert_eq!(e["principalIdentifier"], "rv");
+    assert_eq!(e["thingName"], "lamp");
+    // Gone from the index (after its lingering close) before the next one connects.
+    eventually("index emptied", || {
+        h.broker.certificate_connections("rv") == 0
+    })
+    .await;
+
+    let (_d, _) = connect_as(&h.broker, "rv", v5, connect_packet(v5, "lamp", true)).await;
+    expect_event(&mut o, "$aws/events/presence/connected/lamp").await;
+    let conns = h
+        .broker
+        .connections_depending_on(std::slice::from_ref(&key));
+    let no_connect = grant_of(
+        "p",
+        r#"{"Effect":"Allow","Action":"iot:Receive","Resource":"*"}"#,
+        vec![key],
+    );
+    assert_eq!(
+        h.broker.reauthorize(&conns[0], Some(no_connect)),
+        Reauthorized::Disconnected
+    );
+    assert_eq!(disconnect_reason(&mut o, "lamp").await, "AUTH_ERROR");
+}
+
+#[tokio::test]
+async fn shutdown_is_a_server_initiated_disconnect() {
+    let h = harness(BrokerConfig::default()).await;
+    let mut c = connect_packet(ProtocolVersion::V5, "stays", false);
+    c.properties.session_expiry_interval = Some(600);
+    let (mut d, _) = Client::connect(&h.broker, c).await;
+    h.broker.shutdown().await;
+    assert_eq!(
+        expect_disconnect(&mut d).await,
+        reason::SERVER_SHUTTING_DOWN
+    );
+    let s = h.broker.connection_status("stays").unwrap();
+    assert_eq!(s.disconnect_reason, Some("SERVER_INITIATED_DISCONNECT"));
+}
