@@ -567,10 +567,13 @@ fn merge(
                 let metadata_value = metadata
                     .entry(key.clone())
                     .or_insert_with(|| Value::Object(Map::new()));
-                // A scalar's metadata `{"timestamp":T}` is an object too: both restart empty
-                // unless the state already held an object whose metadata mirrors it.
-                if !state_value.is_object() || !metadata_value.is_object() {
+                // A scalar's metadata `{"timestamp":T}` is an object too, so both restart empty
+                // when the state held no object; metadata alone when it is not an object (a
+                // store edited by hand), keeping the state.
+                if !state_value.is_object() {
                     *state_value = Value::Object(Map::new());
+                    *metadata_value = Value::Object(Map::new());
+                } else if !metadata_value.is_object() {
                     *metadata_value = Value::Object(Map::new());
                 }
                 if let (Value::Object(state_object), Value::Object(metadata_object)) =

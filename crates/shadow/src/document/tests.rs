@@ -901,28 +901,33 @@ fn the_stored_form_round_trips_and_garbage_is_internal() {
 }
 
 #[test]
-fn a_stored_shadow_with_inconsistent_metadata_is_repaired_by_updates() {
+fn a_stored_shadow_with_inconsistent_metadata_survives_updates() {
     // Metadata that does not mirror the state (a hand-edited store): updates must not panic
     // and must leave the updated keys consistent.
     let odd = Shadow::from_bytes(
-        br#"{"state":{"reported":{"a":{"b":1},"c":2}},
-            "metadata":{"reported":{"a":{"timestamp":1},"c":[]}},
+        br#"{"state":{"reported":{"a":{"b":1},"c":2,"f":{"g":1}}},
+            "metadata":{"reported":{"a":{"timestamp":1},"c":[],"f":7}},
             "version":3,"timestamp":1}"#,
     )
     .unwrap();
     let outcome = update(
         Some(&odd),
-        json!({"state": {"reported": {"a": {"e": 5}, "c": 4}}}),
+        json!({"state": {"reported": {"a": {"e": 5}, "c": 4, "f": {"h": 2}}}}),
         T1,
     );
     let after = stored(&outcome.shadow);
     assert_eq!(
         after["state"]["reported"],
-        json!({"a": {"b": 1, "e": 5}, "c": 4})
+        json!({"a": {"b": 1, "e": 5}, "c": 4, "f": {"g": 1, "h": 2}})
     );
     assert_eq!(
         after["metadata"]["reported"]["a"]["e"],
         json!({"timestamp": T1})
     );
     assert_eq!(after["metadata"]["reported"]["c"], json!({"timestamp": T1}));
+    // Metadata that is not even an object restarts; the state it described stays.
+    assert_eq!(
+        after["metadata"]["reported"]["f"],
+        json!({"h": {"timestamp": T1}})
+    );
 }
