@@ -14,6 +14,7 @@ pub mod data_plane;
 pub mod error;
 mod extract;
 mod registry_certificates;
+mod registry_events;
 mod registry_policies;
 mod registry_things;
 
@@ -99,6 +100,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(registry_things::routes())
         .merge(registry_certificates::routes())
         .merge(registry_policies::routes())
+        .merge(registry_events::routes())
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());

@@ -11,6 +11,7 @@ use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
 use ferrocore_server::config::MetricsListen;
 use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
+use ferrocore_server::registry_events::publish_registry_events;
 use ferrocore_server::tls::TlsState;
 use ferrocore_server::{ConnectionHandler, ServeFlags, ServerOptions, Settings};
 use ferrocore_server::{ListenerAddress, credentials, identity, metrics};
@@ -227,6 +228,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("cannot start the broker")?;
     watch_registry(&devices, &broker);
+    publish_registry_events(&registry, &broker);
     let tls = Arc::new(
         TlsState::new(&identity, DeviceVerifier::new(devices, &broker))
             .context("TLS setup failed")?,

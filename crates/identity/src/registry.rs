@@ -14,11 +14,13 @@
 
 mod certificates;
 mod device;
+mod events;
 mod policies;
 mod things;
 
 pub use certificates::*;
 pub use device::*;
+pub use events::*;
 pub use policies::*;
 pub use things::*;
 
@@ -176,17 +178,22 @@ pub fn uuid_v4() -> Result<String, RegistryError> {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b)
         .map_err(|_| RegistryError::InternalFailure("no randomness".into()))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
+    Ok(uuid_string(b, 4))
+}
+
+/// `b` as a UUID of `version` (RFC 9562 variant bits set).
+pub(crate) fn uuid_string(mut b: [u8; 16], version: u8) -> String {
+    b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    ))
+    )
 }
 
 /// One change an operation makes; `None` deletes.
@@ -238,6 +245,10 @@ pub enum Change {
         target: String,
         attached: bool,
     },
+    /// The account's registry event configurations (`UpdateEventConfigurations`).
+    EventConfigurations {
+        new: EventConfigurations,
+    },
 }
 
 /// The empty answer (`{}`) of the operations that return nothing.
@@ -276,6 +287,8 @@ pub struct RegistryState {
     pub policy_targets: BTreeSet<(String, String)>,
     /// (target ARN, policy): the same attachments by target.
     pub target_policies: BTreeSet<(String, String)>,
+    /// Which registry events are published; `None` until first updated (all off).
+    pub event_configurations: Option<EventConfigurations>,
     /// The region and account of the ARNs the state holds (set by [`Registry::open`]).
     pub arns: Arns,
     /// Configured limits (not stored; [`Registry::set_policy_limits`]).
@@ -293,6 +306,7 @@ const KIND_THING_PRINCIPAL: &str = "thing_principal";
 const KIND_REGISTRATION_CODE: &str = "registration_code";
 const KIND_POLICY: &str = "policy";
 const KIND_POLICY_ATTACHMENT: &str = "policy_attachment";
+const KIND_EVENT_CONFIGURATIONS: &str = "event_configurations";
 
 /// Separates the two names of a pair key; neither thing nor group names may contain it.
 const PAIR_SEPARATOR: char = '\n';
@@ -386,6 +400,9 @@ impl RegistryState {
                     self.target_policies.remove(&by_target);
                 }
             }
+            Change::EventConfigurations { new } => {
+                self.event_configurations = Some(new.clone());
+            }
         }
     }
 
@@ -453,6 +470,7 @@ impl RegistryState {
                         attached: true,
                     }
                 }
+                KIND_EVENT_CONFIGURATIONS => Change::EventConfigurations { new: doc(r)? },
                 // A kind written by a newer version: kept in the store, ignored here.
                 _ => continue,
             });
@@ -538,12 +556,19 @@ impl Change {
                     delete(KIND_POLICY_ATTACHMENT, key)
                 }
             }
+            Change::EventConfigurations { new } => {
+                put(KIND_EVENT_CONFIGURATIONS, String::new(), new)
+            }
         }
     }
 }
 
 /// Called with every committed batch of changes, in commit order, after the state has them.
 pub type Listener = Arc<dyn Fn(&[Change]) + Send + Sync>;
+
+/// Called with the registry events of every committed batch that announces any (their types
+/// enabled), in commit order, after the [`Listener`]s.
+pub type EventListener = Arc<dyn Fn(&[RegistryEvent]) + Send + Sync>;
 
 /// The live registry: one writer at a time, durable before visible.
 pub struct Registry {
@@ -553,6 +578,7 @@ pub struct Registry {
     store: Store,
     arns: Arns,
     listeners: parking_lot::Mutex<Vec<Listener>>,
+    event_listeners: parking_lot::Mutex<Vec<EventListener>>,
     /// Compiled policy versions ([`Registry::authorization`]).
     policy_cache: PolicyCache,
 }
@@ -569,6 +595,7 @@ impl Registry {
             store,
             arns,
             listeners: parking_lot::Mutex::new(Vec::new()),
+            event_listeners: parking_lot::Mutex::new(Vec::new()),
             policy_cache: PolicyCache::default(),
         })
     }
@@ -630,7 +657,14 @@ impl Registry {
     ) -> Result<T, RegistryError> {
         let _writer = self.writer.lock().await;
         let ctx = self.ctx();
-        let (answer, changes) = op(&self.state.read(), &ctx)?;
+        let (answer, changes, events) = {
+            let state = self.state.read();
+            let (answer, changes) = op(&state, &ctx)?;
+            // From the state the changes replace (a deletion announces what was deleted);
+            // published only once they are committed.
+            let events = registry_events(&state, &changes, &ctx, uuid_v4)?;
+            (answer, changes, events)
+        };
         if changes.is_empty() {
             return Ok(answer);
         }
@@ -645,12 +679,23 @@ impl Registry {
         for listener in &listeners {
             listener(&changes);
         }
+        if !events.is_empty() {
+            let event_listeners = self.event_listeners.lock().clone();
+            for listener in &event_listeners {
+                listener(&events);
+            }
+        }
         Ok(answer)
     }
 
     /// Calls `listener` with every batch of changes committed from now on.
     pub fn subscribe(&self, listener: Listener) {
         self.listeners.lock().push(listener);
+    }
+
+    /// Calls `listener` with the registry events of every batch committed from now on.
+    pub fn subscribe_events(&self, listener: EventListener) {
+        self.event_listeners.lock().push(listener);
     }
 }
 

@@ -36,6 +36,7 @@ pub mod identity;
 mod listener;
 pub mod metrics;
 pub mod proxy;
+pub mod registry_events;
 pub mod tls;
 
 use std::future::Future;

@@ -275,7 +275,7 @@ impl AutoRegistrationStatus {
         }
     }
 
-    fn of(enabled: bool) -> Self {
+    pub(crate) fn of(enabled: bool) -> Self {
         if enabled { Self::Enable } else { Self::Disable }
     }
 }
@@ -335,7 +335,7 @@ fn cert_arn(ctx: &Ctx, id: &str) -> String {
     ctx.arns.arn(&format!("cert/{id}"))
 }
 
-fn ca_arn(ctx: &Ctx, id: &str) -> String {
+pub(crate) fn ca_arn(ctx: &Ctx, id: &str) -> String {
     ctx.arns.arn(&format!("cacert/{id}"))
 }
 

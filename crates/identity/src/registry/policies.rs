@@ -251,7 +251,8 @@ impl Change {
             }
             Change::ThingType { .. }
             | Change::CaCertificate { .. }
-            | Change::RegistrationCode { .. } => Vec::new(),
+            | Change::RegistrationCode { .. }
+            | Change::EventConfigurations { .. } => Vec::new(),
         }
     }
 }

@@ -751,7 +751,7 @@ fn group_name_and_arn(ctx: &Ctx, name: &str) -> GroupNameAndArn {
     }
 }
 
-fn thing_arn(ctx: &Ctx, name: &str) -> String {
+pub(crate) fn thing_arn(ctx: &Ctx, name: &str) -> String {
     ctx.arns.arn(&format!("thing/{name}"))
 }
 
