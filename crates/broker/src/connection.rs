@@ -1290,14 +1290,12 @@ impl Connection {
                     cause: DisconnectReason::ForbiddenAccess,
                 });
             }
-            let code = if code >= 0x80 {
-                if !self.version.is_v5() {
-                    reason::v3::SUBACK_FAILURE
-                } else {
-                    code
-                }
-            } else {
+            if code < 0x80 {
                 granted.push(filter.as_str());
+            }
+            let code = if code >= 0x80 && !self.version.is_v5() {
+                reason::v3::SUBACK_FAILURE
+            } else {
                 code
             };
             reasons.push(code);

@@ -188,7 +188,7 @@ pub(crate) struct SessionState {
     pub receive_cache: AllowedTopics,
     /// A publisher is held back until this queue has room again.
     room_wanted: bool,
-    /// Set while no connection is attached (after the first one went).
+    /// When and why the last connection ended (reported while none is attached).
     pub last_disconnect: Option<LastDisconnect>,
 }
 
