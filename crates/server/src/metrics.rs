@@ -55,6 +55,7 @@ pub fn render(s: &Snapshot) -> String {
             ("{action=\"iot:RetainPublish\"}", d.retain_publish),
             ("{action=\"iot:Subscribe\"}", d.subscribe),
             ("{action=\"iot:Receive\"}", d.receive),
+            ("{action=\"data-plane\"}", d.data_plane),
         ],
     );
     metric(
@@ -124,6 +125,7 @@ mod tests {
         assert!(text.contains("# TYPE ferrocore_connections gauge\nferrocore_connections 3\n"));
         assert!(text.contains("ferrocore_policy_denials_total{action=\"iot:Publish\"} 7\n"));
         assert!(text.contains("ferrocore_policy_denials_total{action=\"iot:Connect\"} 0\n"));
+        assert!(text.contains("ferrocore_policy_denials_total{action=\"data-plane\"} 0\n"));
         assert!(text.contains("ferrocore_store_group_commits_total{result=\"failed\"} 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
