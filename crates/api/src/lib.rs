@@ -109,8 +109,28 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());
-    Router::new()
-        .fallback(move |req: Request| dispatch(state.clone(), control.clone(), data.clone(), req))
+    // What a device certificate may call: anything else (the control plane) wants SigV4.
+    let device_data = Router::new()
+        .merge(data_plane::routes())
+        .fallback(missing_authentication)
+        .method_not_allowed_fallback(unknown_operation)
+        .with_state(state.clone());
+    let apis = Apis {
+        control,
+        data,
+        device_data,
+    };
+    Router::new().fallback(move |req: Request| dispatch(state.clone(), apis.clone(), req))
+}
+
+/// The routers a request may be dispatched to.
+#[derive(Clone)]
+struct Apis {
+    control: Router,
+    /// The data plane for SigV4 callers (the admin).
+    data: Router,
+    /// The data plane for device-certificate callers.
+    device_data: Router,
 }
 
 /// Whether a request claims a SigV4 signature (then it must verify, whatever else it has).
@@ -124,7 +144,7 @@ fn is_signed(parts: &axum::http::request::Parts) -> bool {
 
 /// Checks the signature, then hands the request to the API its credential scope names; an
 /// unsigned request from a device certificate goes to the data plane as that device.
-async fn dispatch(state: Shared, control: Router, data: Router, req: Request) -> Response {
+async fn dispatch(state: Shared, apis: Apis, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
@@ -149,7 +169,7 @@ async fn dispatch(state: Shared, control: Router, data: Router, req: Request) ->
         };
         let mut req = Request::from_parts(parts, Body::from(body));
         req.extensions_mut().insert(caller);
-        return match data.oneshot(req).await {
+        return match apis.device_data.oneshot(req).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
@@ -186,10 +206,10 @@ async fn dispatch(state: Shared, control: Router, data: Router, req: Request) ->
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(identity);
     let api = if service == SERVICE_CONTROL_PLANE {
-        control
+        apis.control
     } else {
         req.extensions_mut().insert(Caller::admin());
-        data
+        apis.data
     };
     match api.oneshot(req).await {
         Ok(response) => response,
@@ -222,6 +242,10 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
         return Err(ApiError::too_large(limit));
     }
     Ok(buf.freeze())
+}
+
+async fn missing_authentication() -> Response {
+    ApiError::from(sigv4::SigV4Error::MissingAuthentication).into_response()
 }
 
 async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
