@@ -270,12 +270,7 @@ async fn list_named_shadows(
         .list_named(&p.thing_name, after.as_deref(), page_size + 1)
         .await
         .map_err(|e| shadow_error(&e))?;
-    let next_token = if results.len() > page_size {
-        results.truncate(page_size);
-        results.last().cloned()
-    } else {
-        None
-    };
+    let next_token = end_page(&mut results, page_size, Clone::clone);
     Ok(ok_json(&ListNamedAnswer {
         results,
         next_token,
@@ -509,12 +504,7 @@ async fn list_retained(
     let max = bounded_int(q.max_results.as_deref(), "maxResults", 1, 200, 200)?;
     let after = decode_token(q.next_token.as_deref())?;
     let mut page = dp.broker.retained_summaries(after.as_deref(), max + 1);
-    let next_token = if page.len() > max {
-        page.truncate(max);
-        page.last().map(|s| encode_token(&s.topic))
-    } else {
-        None
-    };
+    let next_token = end_page(&mut page, max, |s| encode_token(&s.topic));
     let retained_topics = page
         .into_iter()
         .map(|s| RetainedSummaryAnswer {
@@ -528,6 +518,16 @@ async fn list_retained(
         retained_topics,
         next_token,
     }))
+}
+
+/// Cuts `items` (fetched one beyond the page) to `max`; the token of the page's last item when
+/// more follow.
+fn end_page<T>(items: &mut Vec<T>, max: usize, token: impl Fn(&T) -> String) -> Option<String> {
+    if items.len() <= max {
+        return None;
+    }
+    items.truncate(max);
+    items.last().map(token)
 }
 
 /// Page tokens carry the last key of the previous page, base64url: topics and filters may
@@ -710,12 +710,7 @@ async fn list_subscriptions(
         .filter(|(f, _)| after.as_deref().is_none_or(|a| f.as_str() > a))
         .take(max + 1)
         .collect();
-    let next_token = if page.len() > max {
-        page.truncate(max);
-        page.last().map(|(f, _)| encode_token(f))
-    } else {
-        None
-    };
+    let next_token = end_page(&mut page, max, |(f, _)| encode_token(f));
     Ok(ok_json(&ListSubscriptionsAnswer {
         subscriptions: page
             .into_iter()
