@@ -10,6 +10,7 @@ use ferrocore_mqtt::{Packet, ProtocolVersion, PubResp, QoS};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 
 use super::conn::{Client, Dialer, MAX_PACKET, PublishTemplate, Stream, packet_name, read_u64};
@@ -77,33 +78,59 @@ impl Shared {
     }
 }
 
+/// What every client of a timed run shares: how to connect, the QoS, the pace, the phases.
+pub struct RunSpec {
+    pub dialer: Arc<Dialer>,
+    /// QoS of the publishes and the subscriptions.
+    pub qos: QoS,
+    /// Unacknowledged QoS 1/2 publishes per publisher, or updates awaiting an answer per thing.
+    pub inflight: u16,
+    /// Total publishes per second over all publishers; 0 = unthrottled.
+    pub rate: u64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub drain: Duration,
+    pub connect_concurrency: usize,
+}
+
 /// What a throughput scenario needs to know.
 pub struct LoadSpec {
-    pub dialer: Arc<Dialer>,
-    pub qos: QoS,
+    pub run: RunSpec,
     pub payload_size: usize,
     /// Topic of each publisher.
     pub pub_topics: Vec<String>,
     /// Filter of each subscriber.
     pub sub_filters: Vec<String>,
     pub fanout: u64,
-    pub inflight: u16,
-    /// Total msg/s over all publishers; 0 = unthrottled.
-    pub rate: u64,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub drain: Duration,
-    pub connect_concurrency: usize,
     pub client_id_prefix: String,
 }
 
+/// The outcome of a timed run, with the scenario's counts.
 #[derive(Debug, Default)]
-pub struct LoadOutcome {
-    pub counts: Counts,
+pub struct RunOutcome<C> {
+    pub counts: C,
+    /// Of the messages (or answers) timed, sent in the window.
     pub latency: Percentiles,
     pub timeline: Option<Timeline>,
     pub errors: Vec<String>,
     pub setup_failed: bool,
+}
+
+pub type LoadOutcome = RunOutcome<Counts>;
+
+impl<C> RunOutcome<C> {
+    /// The same outcome with other counts, made from these by `f`, which may add errors.
+    pub fn map<D>(self, f: impl FnOnce(C, &mut Vec<String>) -> D) -> RunOutcome<D> {
+        let mut errors = self.errors;
+        let counts = f(self.counts, &mut errors);
+        RunOutcome {
+            counts,
+            latency: self.latency,
+            timeline: self.timeline,
+            errors,
+            setup_failed: self.setup_failed,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -126,158 +153,202 @@ pub async fn run(spec: LoadSpec, shared: Arc<Shared>, obs: &mut dyn Observer) ->
     let spec = Arc::new(spec);
     let n_pub = spec.pub_topics.len();
     let n_sub = spec.sub_filters.len();
-    let total = n_pub + n_sub;
-    let (go_tx, go_rx) = watch::channel(Go::Wait);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(total.max(1));
-    let permits = Arc::new(Semaphore::new(spec.connect_concurrency));
-    let mut handles = Vec::with_capacity(total);
-
+    let mut crew = Crew::new(&spec.run, shared.clone(), n_pub + n_sub);
     // Subscribers first, so that they are all subscribed before anything is published.
     for i in 0..n_sub {
-        let (spec, shared, go, ready, permits) = (
-            spec.clone(),
-            shared.clone(),
-            go_rx.clone(),
-            ready_tx.clone(),
-            permits.clone(),
+        let shared = shared.clone();
+        crew.spawn(
+            format!("{}-s{i}", spec.client_id_prefix),
+            vec![spec.sub_filters[i].clone()],
+            move |client, tl| async move { subscriber(client, tl, &shared).await },
         );
-        handles.push(tokio::spawn(async move {
-            let id = format!("{}-s{i}", spec.client_id_prefix);
-            let client = setup(
-                &spec,
-                &permits,
-                i,
-                &id,
-                Some(&spec.sub_filters[i]),
-                &shared,
-                &ready,
-            )
-            .await;
-            let Some(client) = client else {
-                return TaskOutcome::default();
-            };
-            let Some(tl) = wait_go(go).await else {
-                return TaskOutcome::default();
-            };
-            subscriber(client, tl, &shared).await
-        }));
     }
     for i in 0..n_pub {
-        let (spec, shared, go, ready, permits) = (
-            spec.clone(),
-            shared.clone(),
-            go_rx.clone(),
-            ready_tx.clone(),
-            permits.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            let id = format!("{}-p{i}", spec.client_id_prefix);
-            let client = setup(&spec, &permits, n_sub + i, &id, None, &shared, &ready).await;
-            let Some(client) = client else {
-                return TaskOutcome::default();
-            };
-            let Some(tl) = wait_go(go).await else {
-                return TaskOutcome::default();
-            };
+        let client_id = format!("{}-p{i}", spec.client_id_prefix);
+        let (spec, shared) = (spec.clone(), shared.clone());
+        crew.spawn(client_id, Vec::new(), move |client, tl| async move {
             publisher(client, &spec, i, tl, &shared).await
-        }));
+        });
     }
-    drop(ready_tx);
-
-    let mut out = LoadOutcome::default();
-    let mut ready = 0;
-    while ready + out.errors.len() < total {
-        match ready_rx.recv().await {
-            Some(Ok(())) => ready += 1,
-            Some(Err(e)) => out.errors.push(e),
-            None => break,
+    crew.run(obs).await.map(|tasks, errors| {
+        let mut counts = Counts {
+            fanout: spec.fanout,
+            window: spec.run.duration,
+            ..Counts::default()
+        };
+        for t in tasks {
+            counts.sent_window += t.sent_window;
+            counts.delivered_window += t.delivered_window;
+            counts.delivered_of_window_sends += t.matched;
+            errors.extend(t.error);
         }
-        obs.setup_progress(ready as u64, total as u64);
-    }
-    if ready < total {
-        out.setup_failed = true;
-        let _ = go_tx.send(Go::Abort);
-        for h in handles {
-            let _ = h.await;
-        }
-        if out.errors.is_empty() {
-            out.errors.push("setup ended early".into());
-        }
-        return out;
-    }
-
-    let tl = Timeline::new(
-        now_ns() + 20_000_000,
-        spec.warmup,
-        spec.duration,
-        spec.drain,
-    );
-    out.timeline = Some(tl);
-    let _ = go_tx.send(Go::Start(tl));
-    obs.started(tl);
-    sleep_until(instant_at(tl.w0)).await;
-    obs.window_start();
-    sleep_until(instant_at(tl.w1)).await;
-    obs.window_end();
-
-    // Every task ends by itself at `end` (+1 s for DISCONNECT); this bound is a backstop.
-    let deadline = instant_at(tl.end) + Duration::from_secs(5);
-    let mut counts = Counts {
-        fanout: spec.fanout,
-        window: spec.duration,
-        ..Counts::default()
-    };
-    for h in handles {
-        let abort = h.abort_handle();
-        match tokio::time::timeout_at(deadline, h).await {
-            Ok(Ok(t)) => {
-                counts.sent_window += t.sent_window;
-                counts.delivered_window += t.delivered_window;
-                counts.delivered_of_window_sends += t.matched;
-                if let Some(e) = t.error {
-                    out.errors.push(e);
-                }
-            }
-            Ok(Err(e)) => out.errors.push(format!("task failed: {e}")),
-            Err(_) => {
-                abort.abort();
-                out.errors.push("task did not end in time; aborted".into());
-            }
-        }
-    }
-    out.counts = counts;
-    out.latency = Percentiles::of(&shared.hist.lock().unwrap_or_else(|e| e.into_inner()));
-    out
+        counts
+    })
 }
 
-async fn setup(
-    spec: &LoadSpec,
-    permits: &Semaphore,
-    index: usize,
-    client_id: &str,
-    filter: Option<&str>,
-    shared: &Shared,
-    ready: &mpsc::Sender<Result<(), String>>,
-) -> Option<Client> {
-    let res = async {
-        let _permit = permits.acquire().await?;
-        let mut c = spec.dialer.connect(index, client_id).await?;
-        if let Some(f) = filter {
-            c.subscribe(f, spec.qos, spec.dialer.timeout).await?;
+/// The client tasks of a run and the phases they share: each task connects and subscribes (at
+/// most `connect_concurrency` at a time) and says it is ready; when all are, the timeline
+/// starts and every task runs its body, which ends by itself at the end of the timeline.
+pub struct Crew<T> {
+    dialer: Arc<Dialer>,
+    qos: QoS,
+    phases: (Duration, Duration, Duration),
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    go_tx: watch::Sender<Go>,
+    ready_tx: mpsc::Sender<Result<(), String>>,
+    ready_rx: mpsc::Receiver<Result<(), String>>,
+    handles: Vec<JoinHandle<T>>,
+}
+
+impl<T: Default + Send + 'static> Crew<T> {
+    /// A crew of `size` clients (the size only bounds the setup channel).
+    pub fn new(spec: &RunSpec, shared: Arc<Shared>, size: usize) -> Crew<T> {
+        let (ready_tx, ready_rx) = mpsc::channel(size.max(1));
+        Crew {
+            dialer: spec.dialer.clone(),
+            qos: spec.qos,
+            phases: (spec.warmup, spec.duration, spec.drain),
+            shared,
+            permits: Arc::new(Semaphore::new(spec.connect_concurrency)),
+            go_tx: watch::channel(Go::Wait).0,
+            ready_tx,
+            ready_rx,
+            handles: Vec::with_capacity(size),
         }
-        anyhow::Ok(c)
     }
-    .await;
-    match res {
-        Ok(c) => {
-            shared.ready.fetch_add(1, Ordering::Relaxed);
-            let _ = ready.send(Ok(())).await;
-            Some(c)
+
+    /// Adds client `client_id`, subscribed to `filters` (at the crew's QoS), that runs `body`
+    /// once the run starts.
+    pub fn spawn<F, Fut>(&mut self, client_id: String, filters: Vec<String>, body: F)
+    where
+        F: FnOnce(Client, Timeline) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send,
+    {
+        let index = self.handles.len();
+        let (dialer, shared, permits) = (
+            self.dialer.clone(),
+            self.shared.clone(),
+            self.permits.clone(),
+        );
+        let (qos, ready, go) = (self.qos, self.ready_tx.clone(), self.go_tx.subscribe());
+        self.handles.push(tokio::spawn(async move {
+            let setup = Setup {
+                dialer: &dialer,
+                qos,
+                permits: &permits,
+                shared: &shared,
+                ready: &ready,
+            };
+            let Some(client) = setup.client(index, &client_id, &filters).await else {
+                return T::default();
+            };
+            drop(ready);
+            let Some(tl) = wait_go(go).await else {
+                return T::default();
+            };
+            body(client, tl).await
+        }));
+    }
+
+    /// Starts the timeline 20 ms after every client is ready, has `obs` sample the window's
+    /// edges, and collects the outcome of every task that ends in time, with the latency the
+    /// tasks recorded. When a setup fails the run is called off.
+    pub async fn run(self, obs: &mut dyn Observer) -> RunOutcome<Vec<T>> {
+        let Crew {
+            phases: (warmup, duration, drain),
+            shared,
+            go_tx,
+            ready_tx,
+            mut ready_rx,
+            handles,
+            ..
+        } = self;
+        drop(ready_tx);
+        let total = handles.len();
+        let mut out = RunOutcome {
+            counts: Vec::with_capacity(total),
+            ..RunOutcome::default()
+        };
+        let mut ready = 0;
+        while ready + out.errors.len() < total {
+            match ready_rx.recv().await {
+                Some(Ok(())) => ready += 1,
+                Some(Err(e)) => out.errors.push(e),
+                None => break,
+            }
+            obs.setup_progress(ready as u64, total as u64);
         }
-        Err(e) => {
-            shared.errors.fetch_add(1, Ordering::Relaxed);
-            let _ = ready.send(Err(format!("{client_id}: {e:#}"))).await;
-            None
+        if ready < total {
+            out.setup_failed = true;
+            let _ = go_tx.send(Go::Abort);
+            for h in handles {
+                let _ = h.await;
+            }
+            if out.errors.is_empty() {
+                out.errors.push("setup ended early".into());
+            }
+            return out;
+        }
+
+        let tl = Timeline::new(now_ns() + 20_000_000, warmup, duration, drain);
+        out.timeline = Some(tl);
+        let _ = go_tx.send(Go::Start(tl));
+        obs.started(tl);
+        sleep_until(instant_at(tl.w0)).await;
+        obs.window_start();
+        sleep_until(instant_at(tl.w1)).await;
+        obs.window_end();
+
+        // Every task ends by itself at `end` (+1 s for DISCONNECT); this bound is a backstop.
+        let deadline = instant_at(tl.end) + Duration::from_secs(5);
+        for h in handles {
+            let abort = h.abort_handle();
+            match tokio::time::timeout_at(deadline, h).await {
+                Ok(Ok(t)) => out.counts.push(t),
+                Ok(Err(e)) => out.errors.push(format!("task failed: {e}")),
+                Err(_) => {
+                    abort.abort();
+                    out.errors.push("task did not end in time; aborted".into());
+                }
+            }
+        }
+        out.latency = Percentiles::of(&shared.hist.lock().unwrap_or_else(|e| e.into_inner()));
+        out
+    }
+}
+
+/// What a client task needs to connect, subscribe and say it is ready.
+struct Setup<'a> {
+    dialer: &'a Dialer,
+    qos: QoS,
+    permits: &'a Semaphore,
+    shared: &'a Shared,
+    ready: &'a mpsc::Sender<Result<(), String>>,
+}
+
+impl Setup<'_> {
+    async fn client(&self, index: usize, client_id: &str, filters: &[String]) -> Option<Client> {
+        let res = async {
+            let _permit = self.permits.acquire().await?;
+            let mut c = self.dialer.connect(index, client_id).await?;
+            for f in filters {
+                c.subscribe(f, self.qos, self.dialer.timeout).await?;
+            }
+            anyhow::Ok(c)
+        }
+        .await;
+        match res {
+            Ok(c) => {
+                self.shared.ready.fetch_add(1, Ordering::Relaxed);
+                let _ = self.ready.send(Ok(())).await;
+                Some(c)
+            }
+            Err(e) => {
+                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                let _ = self.ready.send(Err(format!("{client_id}: {e:#}"))).await;
+                None
+            }
         }
     }
 }
@@ -290,6 +361,36 @@ async fn wait_go(mut go: watch::Receiver<Go>) -> Option<Timeline> {
             Go::Wait => {}
         }
         go.changed().await.ok()?;
+    }
+}
+
+/// A task's latency samples (ns), added to the shared histogram in bulk so that tasks seldom
+/// take its lock.
+#[derive(Default)]
+pub struct Samples(Vec<u64>);
+
+impl Samples {
+    const BULK: usize = 4096;
+
+    pub fn record(&mut self, ns: u64) {
+        self.0.push(ns);
+    }
+
+    pub fn flush_if_full(&mut self, shared: &Shared) {
+        if self.0.len() >= Samples::BULK {
+            self.flush(shared);
+        }
+    }
+
+    pub fn flush(&mut self, shared: &Shared) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut h = shared.hist.lock().unwrap_or_else(|e| e.into_inner());
+        for &v in &self.0 {
+            h.saturating_record(v);
+        }
+        self.0.clear();
     }
 }
 
@@ -348,7 +449,7 @@ impl InflightIds {
     }
 }
 
-fn encode_ack(
+pub fn encode_ack(
     kind: fn(PubResp) -> Packet,
     packet_id: u16,
     version: ProtocolVersion,
@@ -362,18 +463,18 @@ fn encode_ack(
     let _ = ferrocore_mqtt::encode(&p, version, out);
 }
 
-struct Io {
-    rd: ReadHalf<Stream>,
-    wr: WriteHalf<Stream>,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
-    version: ProtocolVersion,
+pub struct Io {
+    pub rd: ReadHalf<Stream>,
+    pub wr: WriteHalf<Stream>,
+    pub rbuf: BytesMut,
+    pub wbuf: BytesMut,
+    pub version: ProtocolVersion,
     /// TLS may hold written bytes until flushed.
-    needs_flush: bool,
+    pub needs_flush: bool,
 }
 
 impl Io {
-    fn new(c: Client, wcap: usize) -> Io {
+    pub fn new(c: Client, wcap: usize) -> Io {
         let (rd, wr) = tokio::io::split(c.stream);
         let mut rbuf = c.rbuf;
         rbuf.reserve(64 * 1024);
@@ -388,7 +489,7 @@ impl Io {
     }
 
     /// Accounts for the result of [`write_or_flush`].
-    fn advance(&mut self, written: Option<usize>) -> anyhow::Result<()> {
+    pub fn advance(&mut self, written: Option<usize>) -> anyhow::Result<()> {
         match written {
             Some(0) => anyhow::bail!("write returned 0"),
             Some(n) => {
@@ -401,7 +502,7 @@ impl Io {
     }
 
     /// Best-effort DISCONNECT, bounded.
-    async fn close(mut self) {
+    pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut b = BytesMut::new();
             let _ = ferrocore_mqtt::encode(
@@ -437,7 +538,10 @@ impl Batch {
 }
 
 /// Writes from `wbuf` (`Some(bytes written)`), or flushes when it is empty (`None`).
-async fn write_or_flush(wr: &mut WriteHalf<Stream>, wbuf: &[u8]) -> std::io::Result<Option<usize>> {
+pub async fn write_or_flush(
+    wr: &mut WriteHalf<Stream>,
+    wbuf: &[u8],
+) -> std::io::Result<Option<usize>> {
     if wbuf.is_empty() {
         wr.flush().await.map(|()| None)
     } else {
@@ -454,7 +558,7 @@ async fn publisher(
 ) -> TaskOutcome {
     let template = match PublishTemplate::new(
         &spec.pub_topics[index],
-        spec.qos,
+        spec.run.qos,
         spec.payload_size,
         client.version,
     ) {
@@ -466,12 +570,18 @@ async fn publisher(
             };
         }
     };
-    let mut window = spec.inflight as usize;
+    let mut window = spec.run.inflight as usize;
     if let Some(m) = client.server_receive_max {
         window = window.min(m as usize);
     }
-    let pacer = (spec.rate > 0)
-        .then(|| Pacer::new(tl.t0, spec.rate, spec.pub_topics.len() as u64, index as u64));
+    let pacer = (spec.run.rate > 0).then(|| {
+        Pacer::new(
+            tl.t0,
+            spec.run.rate,
+            spec.pub_topics.len() as u64,
+            index as u64,
+        )
+    });
     let mut io = Io::new(client, template.len() * BATCH + 64);
     let mut ids = InflightIds::default();
     let mut out = TaskOutcome::default();
@@ -479,7 +589,7 @@ async fn publisher(
     // The batch at the front of `wbuf`: each message counts as sent once fully written.
     let mut batch = Batch::default();
     let msg_len = template.len();
-    let qos0 = spec.qos == QoS::AtMostOnce;
+    let qos0 = spec.run.qos == QoS::AtMostOnce;
     let end = instant_at(tl.end);
 
     sleep_until(instant_at(tl.t0)).await;
@@ -494,10 +604,10 @@ async fn publisher(
                 let space = if qos0 { BATCH } else { window.saturating_sub(ids.count()) };
                 let mut n = space.min(BATCH);
                 if let Some(p) = &pacer {
-                    let due = p.due_count(now).saturating_sub(produced);
-                    n = n.min(usize::try_from(due).unwrap_or(usize::MAX));
-                    if n == 0 && space > 0 {
-                        wake = p.due_at(produced).min(tl.w1);
+                    let next_due;
+                    (n, next_due) = p.limit(n, produced, now);
+                    if let Some(t) = next_due {
+                        wake = t.min(tl.w1);
                     }
                 } else if n == 0 {
                     wake = tl.w1; // window full: woken by acknowledgements
@@ -560,18 +670,8 @@ async fn publisher(
 async fn subscriber(client: Client, tl: Timeline, shared: &Shared) -> TaskOutcome {
     let mut io = Io::new(client, 4096);
     let mut out = TaskOutcome::default();
-    let mut lat: Vec<u64> = Vec::with_capacity(4096);
+    let mut samples = Samples::default();
     let end = instant_at(tl.end);
-    let flush_lat = |lat: &mut Vec<u64>| {
-        if lat.is_empty() {
-            return;
-        }
-        let mut h = shared.hist.lock().unwrap_or_else(|e| e.into_inner());
-        for &v in lat.iter() {
-            h.saturating_record(v);
-        }
-        lat.clear();
-    };
     let result: anyhow::Result<()> = async {
         // Messages that arrive before `start` (a persistent session's backlog) are read but
         // not counted.
@@ -602,7 +702,7 @@ async fn subscriber(client: Client, tl: Timeline, shared: &Shared) -> TaskOutcom
                                 }
                                 if tl.in_window(ts) {
                                     out.matched += 1;
-                                    lat.push(now.saturating_sub(ts));
+                                    samples.record(now.saturating_sub(ts));
                                 }
                             }
                             Packet::PubRel(r) => encode_ack(Packet::PubComp, r.packet_id, io.version, &mut io.wbuf),
@@ -612,9 +712,7 @@ async fn subscriber(client: Client, tl: Timeline, shared: &Shared) -> TaskOutcom
                         }
                     }
                     shared.recv.fetch_add(got, Ordering::Relaxed);
-                    if lat.len() >= 4096 {
-                        flush_lat(&mut lat);
-                    }
+                    samples.flush_if_full(shared);
                 }
                 w = write_or_flush(&mut io.wr, &io.wbuf), if !io.wbuf.is_empty() || io.needs_flush => {
                     io.advance(w?)?;
@@ -624,7 +722,7 @@ async fn subscriber(client: Client, tl: Timeline, shared: &Shared) -> TaskOutcom
         }
     }
     .await;
-    flush_lat(&mut lat);
+    samples.flush(shared);
     if let Err(e) = result {
         shared.errors.fetch_add(1, Ordering::Relaxed);
         out.error = Some(format!("subscriber: {e:#}"));

@@ -10,6 +10,7 @@ mod load;
 mod pace;
 mod ramp;
 mod report;
+mod shadow;
 mod stats;
 
 use std::io::IsTerminal;
@@ -36,6 +37,12 @@ pub enum Scenario {
     P2p,
     /// Hold N idle connections: broker RSS per connection, then PINGREQ on every one.
     Idle,
+    /// N things, each a device publishing `reported` updates to its shadow: durable updates
+    /// per second and publish → `update/accepted` latency.
+    ShadowUpdate,
+    /// N things, each an app publishing `desired` updates and a device reading
+    /// `update/delta`: publish → delta latency and deltas per second.
+    ShadowDelta,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -75,6 +82,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
     /// Payload bytes per message (at least 8: the send timestamp; from 16 on a run tag too).
+    /// Shadow scenarios pad their update documents to at least this size.
     #[arg(long, default_value_t = 64)]
     pub payload_size: usize,
 
@@ -90,12 +98,21 @@ pub struct BenchArgs {
     /// Publisher/subscriber pairs for p2p [default: 100].
     #[arg(long)]
     pub pairs: Option<usize>,
+    /// Things (shadows) for the shadow scenarios [default: 100].
+    #[arg(long)]
+    pub things: Option<usize>,
+    /// Use this named shadow of every thing instead of its classic shadow.
+    #[arg(long)]
+    pub shadow_name: Option<String>,
 
-    /// Maximum unacknowledged QoS 1/2 PUBLISH packets per publisher.
-    #[arg(long, default_value_t = 16)]
-    pub inflight: u16,
-    /// Total messages per second over all publishers, split evenly with staggered phases;
-    /// 0 = unthrottled (32 PUBLISH per write, as fast as TCP accepts).
+    /// Maximum unacknowledged QoS 1/2 PUBLISH packets per publisher [default: 16]; shadow
+    /// scenarios: updates per thing awaiting their answer [default: 1; AWS allows 10 per
+    /// connection and answers more with 429].
+    #[arg(long)]
+    pub inflight: Option<u16>,
+    /// Total messages per second over all publishers (shadow scenarios: updates over all
+    /// things), split evenly with staggered phases; 0 = unthrottled (32 PUBLISH per write, as
+    /// fast as TCP accepts; shadow scenarios: as fast as answers free in-flight slots).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
     /// Warm-up before the measurement window (e.g. 2s, 500ms).
@@ -114,7 +131,7 @@ pub struct BenchArgs {
     /// Connects (TCP + TLS + CONNECT/CONNACK) in flight at once.
     #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
-    /// Bound on each connect, SUBACK and PINGRESP wait.
+    /// Bound on each connect, SUBACK, PINGRESP and shadow answer wait.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
     /// Local source addresses, comma-separated, used round-robin; `127.0.0.2..5` means
@@ -222,6 +239,11 @@ pub struct Plan {
     pub fanout: u64,
     /// Connections of connect-storm / idle.
     pub clients: usize,
+    /// Thing names of the shadow scenarios.
+    pub things: Vec<String>,
+    pub shadow_name: Option<String>,
+    /// Unacknowledged publishes per publisher, or updates awaiting an answer per thing.
+    pub inflight: u16,
     pub bind: Vec<IpAddr>,
     pub keep_alive: u16,
     pub client_id_prefix: String,
@@ -229,7 +251,23 @@ pub struct Plan {
 
 impl Plan {
     pub fn connections(&self) -> usize {
-        self.clients + self.pub_topics.len() + self.sub_filters.len()
+        let per_thing = match self.shadow_mode() {
+            Some(shadow::ShadowMode::Desired) => 2,
+            _ => 1,
+        };
+        self.clients
+            + self.pub_topics.len()
+            + self.sub_filters.len()
+            + self.things.len() * per_thing
+    }
+
+    /// The kind of updates of a shadow scenario.
+    pub fn shadow_mode(&self) -> Option<shadow::ShadowMode> {
+        match self.scenario {
+            Scenario::ShadowUpdate => Some(shadow::ShadowMode::Reported),
+            Scenario::ShadowDelta => Some(shadow::ShadowMode::Desired),
+            _ => None,
+        }
     }
 }
 
@@ -237,6 +275,7 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
     use Scenario::*;
     let s = a.scenario;
     let load = matches!(s, FanIn | FanOut | P2p);
+    let shadows = matches!(s, ShadowUpdate | ShadowDelta);
     let only = |set: bool, flag: &str, ok: bool| -> anyhow::Result<()> {
         ensure!(!set || ok, "{flag} does not apply to {}", scenario_name(s));
         Ok(())
@@ -257,8 +296,15 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         "--subscribers",
         matches!(s, FanIn | FanOut),
     )?;
-    only(a.rate != 0, "--rate", load)?;
-    only(a.qos != 0, "--qos", load)?;
+    only(a.things.is_some(), "--things", shadows)?;
+    only(a.shadow_name.is_some(), "--shadow-name", shadows)?;
+    only(a.inflight.is_some(), "--inflight", load || shadows)?;
+    only(a.rate != 0, "--rate", load || shadows)?;
+    only(a.qos != 0, "--qos", load || shadows)?;
+    ensure!(
+        !shadows || a.qos <= 1,
+        "the shadow scenarios publish and subscribe at --qos 0 or 1"
+    );
     if !a.tls {
         ensure!(
             a.ca_file.is_none() && !a.insecure && a.server_name.is_none() && a.alpn.is_empty(),
@@ -274,7 +320,8 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         (8..=1_000_000).contains(&a.payload_size),
         "--payload-size must be 8..=1000000 (the first 8 bytes carry the send timestamp)"
     );
-    ensure!(a.inflight >= 1, "--inflight must be at least 1");
+    let inflight = a.inflight.unwrap_or(if shadows { 1 } else { 16 });
+    ensure!(inflight >= 1, "--inflight must be at least 1");
     ensure!(
         a.connect_concurrency >= 1,
         "--connect-concurrency must be at least 1"
@@ -284,7 +331,7 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         "--connect-timeout must be positive"
     );
     ensure!(
-        !a.duration.is_zero() || !load,
+        !a.duration.is_zero() || !(load || shadows),
         "--duration must be positive"
     );
     ensure!(a.threads != Some(0), "--threads must be at least 1");
@@ -299,8 +346,24 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         Ok(v)
     };
     let p = &a.topic_prefix;
+    let client_id_prefix = a
+        .client_id_prefix
+        .clone()
+        .unwrap_or_else(|| format!("fcb{}", std::process::id()));
+    let things = if shadows {
+        thing_names(&client_id_prefix, positive(a.things, 100, "--things")?)?
+    } else {
+        Vec::new()
+    };
+    if let Some(name) = &a.shadow_name {
+        ensure!(
+            valid_shadow_name(name),
+            "--shadow-name must be 1 to 64 of a-z A-Z 0-9 $ : _ - (AWS's shadow name rule)"
+        );
+    }
     let (pub_topics, sub_filters, fanout, clients) = match s {
         ConnectStorm | Idle => (vec![], vec![], 0, positive(a.clients, 1000, "--clients")?),
+        ShadowUpdate | ShadowDelta => (vec![], vec![], 0, 0),
         FanIn => {
             let np = positive(a.publishers, 50, "--publishers")?;
             let ns = positive(a.subscribers, 1, "--subscribers")?;
@@ -334,6 +397,8 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         FanOut => "fanout",
         P2p => "p2p",
         Idle => "idle",
+        ShadowUpdate => "shadow-update",
+        ShadowDelta => "shadow-delta",
     };
     let label = a.label.clone().unwrap_or_else(|| {
         if a.tls {
@@ -355,13 +420,37 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         sub_filters,
         fanout,
         clients,
+        things,
+        shadow_name: a.shadow_name.clone(),
+        inflight,
         bind,
         keep_alive,
-        client_id_prefix: a
-            .client_id_prefix
-            .clone()
-            .unwrap_or_else(|| format!("fcb{}", std::process::id())),
+        client_id_prefix,
     })
+}
+
+/// `<prefix>-t0` … : the names of `n` things, which are also their devices' client ids; an
+/// app of `shadow-delta` connects as `<thing>-app`.
+fn thing_names(prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-t{i}")).collect();
+    let longest = names.last().map_or(0, String::len);
+    ensure!(
+        prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+            && longest + "-app".len() <= 128,
+        "thing names ({prefix}-t<n>) must be at most 124 of a-z A-Z 0-9 : _ - (AWS's thing \
+         name rule, and room for -app in a client id): choose another --client-id-prefix"
+    );
+    Ok(names)
+}
+
+/// AWS's shadow name rule: 1 to 64 of `[$a-zA-Z0-9:_-]`.
+fn valid_shadow_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'$' | b':' | b'_' | b'-'))
 }
 
 fn scenario_name(s: Scenario) -> &'static str {
@@ -371,6 +460,8 @@ fn scenario_name(s: Scenario) -> &'static str {
         Scenario::FanOut => "fan-out",
         Scenario::P2p => "p2p",
         Scenario::Idle => "idle",
+        Scenario::ShadowUpdate => "shadow-update",
+        Scenario::ShadowDelta => "shadow-delta",
     }
 }
 
@@ -452,22 +543,14 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
     let mut obs = report::Sampler::new(args.broker_pid, show_progress);
     match plan.scenario {
         Scenario::FanIn | Scenario::FanOut | Scenario::P2p => {
-            let tag = ((std::process::id() as u64) << 32) ^ stats::wall_nanos();
-            let shared = Arc::new(load::Shared::new(tag));
+            let shared = Arc::new(load::Shared::new(run_tag()));
             obs.attach(shared.clone());
             let spec = load::LoadSpec {
-                dialer,
-                qos: plan.qos,
+                run: run_spec(args, plan, dialer),
                 payload_size: args.payload_size,
                 pub_topics: plan.pub_topics.clone(),
                 sub_filters: plan.sub_filters.clone(),
                 fanout: plan.fanout,
-                inflight: args.inflight,
-                rate: args.rate,
-                warmup: args.warmup,
-                duration: args.duration,
-                drain: args.drain,
-                connect_concurrency: args.connect_concurrency,
                 client_id_prefix: plan.client_id_prefix.clone(),
             };
             let outcome = load::run(spec, shared, &mut obs).await;
@@ -487,8 +570,43 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
             obs.finish();
             report.set_ramp(outcome, &obs);
         }
+        Scenario::ShadowUpdate | Scenario::ShadowDelta => {
+            let shared = Arc::new(load::Shared::new(run_tag()));
+            obs.attach(shared.clone());
+            let mode = plan
+                .shadow_mode()
+                .ok_or_else(|| anyhow!("not a shadow scenario"))?;
+            let spec = shadow::ShadowSpec {
+                run: run_spec(args, plan, dialer),
+                mode,
+                things: plan.things.clone(),
+                shadow_name: plan.shadow_name.clone(),
+                min_document_size: args.payload_size,
+            };
+            let outcome = shadow::run(spec, shared, &mut obs).await;
+            obs.finish();
+            report.set_shadow(mode, outcome, &obs);
+        }
     }
     Ok(report)
+}
+
+fn run_spec(args: &BenchArgs, plan: &Plan, dialer: Arc<conn::Dialer>) -> load::RunSpec {
+    load::RunSpec {
+        dialer,
+        qos: plan.qos,
+        inflight: plan.inflight,
+        rate: args.rate,
+        warmup: args.warmup,
+        duration: args.duration,
+        drain: args.drain,
+        connect_concurrency: args.connect_concurrency,
+    }
+}
+
+/// Tells this run's messages from those of another run on the same broker.
+fn run_tag() -> u64 {
+    ((std::process::id() as u64) << 32) ^ stats::wall_nanos()
 }
 
 #[cfg(test)]
@@ -541,6 +659,39 @@ mod tests {
         );
         assert_eq!(p.connections(), 10_000);
         assert_eq!(plan("connect-storm").expect("valid").label, "connect");
+    }
+
+    #[test]
+    fn shadow_plans() {
+        let p = plan("shadow-update --client-id-prefix dev").expect("valid");
+        assert_eq!(p.things.len(), 100);
+        assert_eq!((p.things[7].as_str(), p.inflight), ("dev-t7", 1));
+        assert_eq!(p.shadow_mode(), Some(shadow::ShadowMode::Reported));
+        assert_eq!((p.connections(), p.label.as_str()), (100, "shadow-update"));
+        assert!(p.pub_topics.is_empty() && p.sub_filters.is_empty());
+
+        let p = plan("shadow-delta --things 3 --inflight 10 --qos 1 --rate 500 --shadow-name cfg")
+            .expect("valid");
+        assert_eq!(p.shadow_mode(), Some(shadow::ShadowMode::Desired));
+        assert_eq!(
+            (p.connections(), p.inflight, p.qos),
+            (6, 10, QoS::AtLeastOnce)
+        );
+        assert_eq!(p.shadow_name.as_deref(), Some("cfg"));
+        assert_eq!(plan("p2p").expect("valid").inflight, 16);
+
+        assert!(plan("shadow-update --qos 2").is_err());
+        assert!(plan("shadow-update --things 0").is_err());
+        assert!(plan("shadow-update --shadow-name a/b").is_err());
+        assert!(plan(&format!("shadow-update --shadow-name {}", "n".repeat(65))).is_err());
+        assert!(plan("shadow-update --client-id-prefix dev/1").is_err());
+        // The longest client id, `<prefix>-t99-app`, may have 128 bytes.
+        let prefix = |n: usize| format!("shadow-delta --client-id-prefix {}", "d".repeat(n));
+        assert!(plan(&prefix(120)).is_ok());
+        assert!(plan(&prefix(121)).is_err());
+        assert!(plan("p2p --things 3").is_err());
+        assert!(plan("fan-in --shadow-name cfg").is_err());
+        assert!(plan("idle --inflight 3").is_err());
     }
 
     #[test]

@@ -46,6 +46,14 @@ impl Pacer {
         let n = elapsed * self.total_rate as u128 / (self.publishers as u128 * NS) + 1;
         u64::try_from(n).unwrap_or(u64::MAX)
     }
+
+    /// Of `room` messages a sender that has produced `produced` could send at `now`, how many
+    /// are due; and when none is, the time the next one is due.
+    pub fn limit(&self, room: usize, produced: u64, now_ns: u64) -> (usize, Option<u64>) {
+        let due = self.due_count(now_ns).saturating_sub(produced);
+        let n = room.min(usize::try_from(due).unwrap_or(usize::MAX));
+        (n, (n == 0 && room > 0).then(|| self.due_at(produced)))
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +80,24 @@ mod tests {
             assert_eq!(p.due_count(t), k + 1, "k={k}");
             assert_eq!(p.due_count(t - 1), k, "k={k}");
         }
+    }
+
+    #[test]
+    fn limit_to_what_is_due() {
+        let p = Pacer::new(0, 1_000, 1, 0); // one message per ms from 0
+        assert_eq!(p.limit(32, 0, 0), (1, None));
+        assert_eq!(p.limit(32, 1, 500_000), (0, Some(1_000_000)));
+        assert_eq!(
+            p.limit(32, 1, 5_000_000),
+            (5, None),
+            "five due, behind schedule"
+        );
+        assert_eq!(p.limit(2, 1, 5_000_000), (2, None), "bounded by room");
+        assert_eq!(
+            p.limit(0, 1, 500_000),
+            (0, None),
+            "no room: nothing to wait for"
+        );
     }
 
     #[test]

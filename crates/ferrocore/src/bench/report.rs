@@ -11,9 +11,10 @@ use ferrocore_mqtt::ProtocolVersion;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 
-use super::load::{LoadOutcome, Observer, Shared, Timeline};
+use super::load::{LoadOutcome, Observer, RunOutcome, Shared, Timeline};
 use super::ramp::{RampObserver, RampOutcome};
-use super::stats::{self, CpuSample, cpu_pct, now_ns};
+use super::shadow::{ShadowMode, ShadowOutcome};
+use super::stats::{self, CpuSample, Percentiles, cpu_pct, now_ns};
 use super::{BenchArgs, Plan};
 
 /// Keeps the error list printable.
@@ -228,19 +229,32 @@ impl Report {
                     plan.clients, a.connect_concurrency
                 )
             }
+            super::Scenario::ShadowUpdate | super::Scenario::ShadowDelta => format!(
+                "{} things, {}, {} updates, {} in flight per thing, {}, QoS {}, documents ≥ {} B",
+                plan.things.len(),
+                plan.shadow_name
+                    .as_ref()
+                    .map_or("classic shadows".to_owned(), |n| format!(
+                        "named shadow {n}"
+                    )),
+                match plan.shadow_mode() {
+                    Some(ShadowMode::Desired) => "desired (from an app per thing)",
+                    _ => "reported",
+                },
+                plan.inflight,
+                rate_text(a.rate, "updates/s", "as fast as answered"),
+                a.qos,
+                a.payload_size,
+            ),
             _ => format!(
                 "{} pub → {} sub, QoS {}, {} B, {}{}",
                 plan.pub_topics.len(),
                 plan.sub_filters.len(),
                 a.qos,
                 a.payload_size,
-                if a.rate == 0 {
-                    "unthrottled".to_owned()
-                } else {
-                    format!("{} msg/s", group(a.rate as f64))
-                },
+                rate_text(a.rate, "msg/s", "unthrottled"),
                 if a.qos > 0 {
-                    format!(", {} in flight", a.inflight)
+                    format!(", {} in flight", plan.inflight)
                 } else {
                     String::new()
                 }
@@ -274,11 +288,15 @@ impl Report {
         }
     }
 
-    pub fn set_load(&mut self, o: LoadOutcome, s: &Sampler) {
+    /// Takes a timed run's setup state and errors; returns its counts, latency and timeline.
+    fn take_run<C>(&mut self, o: RunOutcome<C>) -> (C, Percentiles, Option<Timeline>) {
         self.setup_failed = o.setup_failed;
         self.errors = o.errors;
-        let c = o.counts;
-        let l = o.latency;
+        (o.counts, o.latency, o.timeline)
+    }
+
+    pub fn set_load(&mut self, o: LoadOutcome, s: &Sampler) {
+        let (c, l, timeline) = self.take_run(o);
         let bcpu = s.broker_cpu_pct();
         let lcpu = s.loadgen_cpu_pct();
         let pct = |v: f64| Val::U(v.round() as u64);
@@ -302,26 +320,9 @@ impl Report {
         self.push_opt("broker_rss_kb", s.rss_after_kb.map(Val::U));
         self.push("errors", Val::U(self.errors.len() as u64));
 
-        let mut b = String::new();
-        if self.setup_failed {
-            let _ = writeln!(
-                b,
-                "  setup failed: not every client could connect and subscribe"
-            );
-            self.body = b;
-            self.body_common(s, None, None, None);
+        let Some(mut b) = self.window_body(timeline, s) else {
             return;
-        }
-        if let Some(tl) = o.timeline {
-            let secs = |a: u64, b: u64| (b - a) as f64 / 1e9;
-            let _ = writeln!(
-                b,
-                "  window      {:.1} s after {:.1} s warm-up, then {:.1} s drain",
-                secs(tl.w0, tl.w1),
-                secs(tl.t0, tl.w0),
-                secs(tl.w1, tl.end)
-            );
-        }
+        };
         let _ = writeln!(b, "  sent        {} msg/s", group(c.sent_per_s()));
         let _ = writeln!(
             b,
@@ -346,24 +347,129 @@ impl Report {
                 "  dropped     n/a: no PUBLISH was fully written during the window"
             );
         }
-        if has_lat {
+        latency_line(
+            &mut b,
+            "",
+            &l,
+            "no message sent during the window was received",
+        );
+        self.set_body(b, s, bcpu, lcpu, s.rss_after_kb);
+    }
+
+    /// The body of a run with a measurement window: the window's line, or the setup failure
+    /// (then the body is complete and `None` is returned).
+    fn window_body(&mut self, timeline: Option<Timeline>, s: &Sampler) -> Option<String> {
+        let mut b = String::new();
+        if self.setup_failed {
             let _ = writeln!(
                 b,
-                "  latency     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
-                l.p50_ms,
-                l.p99_ms,
-                l.p999_ms,
-                l.max_ms,
-                group(l.count as f64)
+                "  setup failed: not every client could connect and subscribe"
+            );
+            self.set_body(b, s, None, None, None);
+            return None;
+        }
+        if let Some(tl) = timeline {
+            let secs = |a: u64, b: u64| (b - a) as f64 / 1e9;
+            let _ = writeln!(
+                b,
+                "  window      {:.1} s after {:.1} s warm-up, then {:.1} s drain",
+                secs(tl.w0, tl.w1),
+                secs(tl.t0, tl.w0),
+                secs(tl.w1, tl.end)
+            );
+        }
+        Some(b)
+    }
+
+    pub fn set_shadow(&mut self, mode: ShadowMode, o: ShadowOutcome, s: &Sampler) {
+        let (c, l, timeline) = self.take_run(o);
+        let bcpu = s.broker_cpu_pct();
+        let lcpu = s.loadgen_cpu_pct();
+        let pct = |v: f64| Val::U(v.round() as u64);
+        let window_s = timeline.map_or(0.0, |tl| (tl.w1 - tl.w0) as f64 / 1e9);
+        let per_s = |n: u64| {
+            if window_s > 0.0 {
+                n as f64 / window_s
+            } else {
+                0.0
+            }
+        };
+        // As for the load scenarios, undefined figures are left out rather than printed as 0.
+        let has_lat = l.count > 0;
+        let has_sent = c.sent_window > 0;
+        let lat = |v: f64| has_lat.then_some(Val::F(v, 3));
+        let answer = match mode {
+            ShadowMode::Reported => "accepted",
+            ShadowMode::Desired => "delta",
+        };
+        self.push(
+            "msgs_per_s",
+            Val::U(per_s(c.timed_window(mode)).round() as u64),
+        );
+        self.push_opt("p50_ms", lat(l.p50_ms));
+        self.push_opt("p99_ms", lat(l.p99_ms));
+        self.push_opt(
+            "unanswered_pct",
+            has_sent.then_some(Val::F(c.unanswered_pct(mode), 2)),
+        );
+        self.push_opt("broker_cpu_pct", bcpu.map(pct));
+        self.push_opt("loadgen_cpu_pct", lcpu.map(pct));
+        self.push("sent_per_s", Val::U(per_s(c.sent_window).round() as u64));
+        self.push_opt("p90_ms", lat(l.p90_ms));
+        self.push_opt("p999_ms", lat(l.p999_ms));
+        self.push_opt("max_ms", lat(l.max_ms));
+        if mode == ShadowMode::Desired {
+            self.push(
+                "accepted_per_s",
+                Val::U(per_s(c.accepted_window).round() as u64),
+            );
+        }
+        self.push("rejected", Val::U(c.rejected_of_window_sends));
+        self.push("timed_out", Val::U(c.timed_out));
+        self.push("samples", Val::U(l.count));
+        self.push_opt("broker_rss_kb", s.rss_after_kb.map(Val::U));
+        self.push("errors", Val::U(self.errors.len() as u64));
+
+        let Some(mut b) = self.window_body(timeline, s) else {
+            return;
+        };
+        let _ = writeln!(b, "  updates     {}/s sent", group(per_s(c.sent_window)));
+        let _ = writeln!(
+            b,
+            "  accepted    {}/s durable updates (update/accepted read during the window)",
+            group(per_s(c.accepted_window))
+        );
+        if mode == ShadowMode::Desired {
+            let _ = writeln!(
+                b,
+                "  deltas      {}/s at the devices (update/delta read during the window)",
+                group(per_s(c.deltas_window))
+            );
+        }
+        if has_sent {
+            let _ = writeln!(
+                b,
+                "  unanswered  {:.2} % of the window's updates had no {answer} when the drain ended; {} rejected, {} timed out",
+                c.unanswered_pct(mode),
+                group(c.rejected_of_window_sends as f64),
+                group(c.timed_out as f64)
             );
         } else {
             let _ = writeln!(
                 b,
-                "  latency     n/a: no message sent during the window was received"
+                "  unanswered  n/a: no update was fully written during the window"
             );
         }
-        self.body = b;
-        self.body_common(s, bcpu, lcpu, s.rss_after_kb);
+        if let Some(r) = &c.rejection {
+            let _ = writeln!(b, "  rejection   {r}");
+        }
+        latency_line(
+            &mut b,
+            &format!("publish → {answer}: "),
+            &l,
+            "no update sent during the window was answered",
+        );
+        self.set_body(b, s, bcpu, lcpu, s.rss_after_kb);
     }
 
     pub fn set_ramp(&mut self, o: RampOutcome, s: &Sampler) {
@@ -442,12 +548,18 @@ impl Report {
                 sock_per.unwrap_or(0.0)
             );
         }
-        self.body = b;
-        self.body_common(s, bcpu, lcpu, None);
+        self.set_body(b, s, bcpu, lcpu, None);
     }
 
-    fn body_common(&mut self, s: &Sampler, bcpu: Option<f64>, lcpu: Option<f64>, rss: Option<u64>) {
-        let b = &mut self.body;
+    /// Sets the body to `b` followed by the broker, load generator and error lines.
+    fn set_body(
+        &mut self,
+        mut b: String,
+        s: &Sampler,
+        bcpu: Option<f64>,
+        lcpu: Option<f64>,
+        rss: Option<u64>,
+    ) {
         if let Some(pid) = s.broker_pid {
             let cpu = bcpu.map_or("n/a".to_owned(), |v| format!("{v:.0} %"));
             let rss = rss.map_or(String::new(), |v| format!("  RSS {} KB", group(v as f64)));
@@ -466,6 +578,7 @@ impl Report {
         if self.errors.len() > MAX_ERRORS_SHOWN {
             let _ = writeln!(b, "    … and {} more", self.errors.len() - MAX_ERRORS_SHOWN);
         }
+        self.body = b;
     }
 
     pub fn first_error(&self) -> Option<&str> {
@@ -505,6 +618,34 @@ impl Report {
     }
 }
 
+/// `unthrottled`, or `1,000 msg/s`.
+fn rate_text(rate: u64, unit: &str, unthrottled: &str) -> String {
+    if rate == 0 {
+        unthrottled.to_owned()
+    } else {
+        format!("{} {unit}", group(rate as f64))
+    }
+}
+
+/// `  latency     <what>p50 0.332 ms  p90 …  p99 …  p99.9 …  max …  (1,000 samples)`, or why
+/// there are no samples.
+fn latency_line(b: &mut String, what: &str, l: &Percentiles, missing: &str) {
+    let _ = if l.count > 0 {
+        writeln!(
+            b,
+            "  latency     {what}p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
+            l.p50_ms,
+            l.p90_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            group(l.count as f64)
+        )
+    } else {
+        writeln!(b, "  latency     n/a: {missing}")
+    };
+}
+
 /// `950`, `12.3k`, `1.02M`: short enough for the progress line.
 pub fn compact(v: f64) -> String {
     if v < 1e3 {
@@ -533,7 +674,7 @@ pub fn group(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::{Counts, Percentiles};
+    use crate::bench::stats::Counts;
 
     #[test]
     fn groups_thousands() {
@@ -568,6 +709,7 @@ mod tests {
             latency: Percentiles {
                 count: 610_890,
                 p50_ms: 25.759,
+                p90_ms: 35.0,
                 p99_ms: 41.631,
                 p999_ms: 50.0,
                 max_ms: 60.0,

@@ -39,6 +39,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 pub struct Percentiles {
     pub count: u64,
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
@@ -53,6 +54,7 @@ impl Percentiles {
         Percentiles {
             count: h.len(),
             p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
             p99_ms: ms(h.value_at_quantile(0.99)),
             p999_ms: ms(h.value_at_quantile(0.999)),
             max_ms: ms(h.max()),
@@ -202,6 +204,7 @@ mod tests {
         let p = Percentiles::of(&h);
         assert_eq!(p.count, 1000);
         assert!((p.p50_ms - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.p90_ms - 900.0).abs() < 1.0, "{p:?}");
         assert!((p.p99_ms - 990.0).abs() < 1.0, "{p:?}");
         assert!((p.p999_ms - 999.0).abs() < 1.0, "{p:?}");
         assert!((p.max_ms - 1000.0).abs() < 1.0, "{p:?}");
