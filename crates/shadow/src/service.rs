@@ -43,6 +43,8 @@ pub struct ShadowConfig {
     /// Requests queued in all, beyond which new ones are rejected with 429: bounds memory
     /// when HTTPS callers publish to shadow topics faster than the store commits.
     pub max_queued: usize,
+    /// Shadows kept in memory after use, so that the next request needs no store read.
+    pub max_cached: usize,
 }
 
 impl Default for ShadowConfig {
@@ -52,6 +54,7 @@ impl Default for ShadowConfig {
             max_shadow_name: 64,
             max_inflight_per_client: 10,
             max_queued: 10_000,
+            max_cached: 10_000,
         }
     }
 }
@@ -75,6 +78,16 @@ struct Job {
     reply: Reply,
 }
 
+/// A request applied in memory: its answer, and what it publishes once it is durable.
+struct Done {
+    body: Vec<u8>,
+    /// (topic suffix, payload), in order.
+    publish: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Requests of one shadow applied and saved together at most.
+const MAX_BATCH: usize = 64;
+
 pub struct ShadowService {
     me: Weak<ShadowService>,
     broker: Weak<Broker>,
@@ -86,6 +99,10 @@ pub struct ShadowService {
     queued: AtomicUsize,
     /// MQTT requests in progress per client id.
     inflight: Mutex<HashMap<Arc<str>, usize>>,
+    /// Durable state of recently used shadows. A shadow's entry is taken out while its
+    /// worker runs and put back after each durable batch, so it never holds what the store
+    /// does not (one node; several nodes sharing a store will need invalidation).
+    cache: Mutex<HashMap<ShadowKey, Current>>,
 }
 
 impl ShadowService {
@@ -109,6 +126,7 @@ impl ShadowService {
             queues: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
             inflight: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
         });
         broker.set_topic_service(service.clone());
         service
@@ -196,126 +214,198 @@ impl ShadowService {
         true
     }
 
-    /// Runs a shadow's requests until its queue is empty.
+    /// Runs a shadow's requests until its queue is empty, in batches: the requests waiting
+    /// are applied in order to the state in memory, saved with one write, and answered once
+    /// that write is durable.
     async fn work(&self, key: ShadowKey) {
         loop {
-            let job = {
+            let jobs: Vec<Job> = {
                 let mut queues = self.queues.lock();
                 let Some(queue) = queues.get_mut(&key) else {
                     return;
                 };
-                match queue.pop_front() {
-                    Some(job) => job,
-                    None => {
-                        queues.remove(&key);
-                        return;
-                    }
+                if queue.is_empty() {
+                    queues.remove(&key);
+                    return;
                 }
+                let n = queue.len().min(MAX_BATCH);
+                queue.drain(..n).collect()
             };
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            let result = self.run(&key, job.op, &job.payload).await;
-            match job.reply {
-                Reply::Http(tx) => {
-                    let _ = tx.send(result);
-                }
-                Reply::Mqtt { client } => {
-                    match result {
-                        // Only a get's answer is left to publish: changes publish theirs.
-                        Ok(answer) if job.op == Operation::Get => {
-                            self.publish(&key, "get/accepted", answer);
-                        }
-                        Ok(_) => {}
-                        Err(e) => self.reject(&key, job.op, &e),
-                    }
-                    if let Some(client) = client {
-                        self.release(&client);
-                    }
-                }
+            self.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
+            let results = self.run_batch(&key, &jobs).await;
+            for (job, result) in jobs.into_iter().zip(results) {
+                self.answer(&key, job, result);
             }
         }
     }
 
-    /// Performs one request; what it publishes on success it has published when it returns.
-    async fn run(
+    async fn run_batch(&self, key: &ShadowKey, jobs: &[Job]) -> Vec<Result<Done, RequestError>> {
+        let failed = |error: &ShadowError| -> Vec<Result<Done, RequestError>> {
+            jobs.iter()
+                .map(|j| {
+                    Err(RequestError {
+                        error: error.clone(),
+                        client_token: document::request_client_token(&j.payload),
+                    })
+                })
+                .collect()
+        };
+        let mut current = match self.current(key).await {
+            Ok(current) => current,
+            Err(e) => return failed(&e),
+        };
+        let now_ms = epoch_ms(&self.clock);
+        let mut changed = false;
+        let results: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                let result = self.step(key, &mut current, j.op, &j.payload, now_ms);
+                changed |= result.is_ok() && j.op != Operation::Get;
+                result
+            })
+            .collect();
+        if changed && let Err(e) = self.save(key, &current, now_ms).await {
+            // Nothing of the batch is done; memory may hold what the store does not.
+            return failed(&e);
+        }
+        self.remember(key.clone(), current);
+        results
+    }
+
+    /// Applies one request to the shadow's state in memory.
+    fn step(
         &self,
         key: &ShadowKey,
+        current: &mut Current,
         op: Operation,
         payload: &[u8],
-    ) -> Result<Vec<u8>, RequestError> {
+        now_ms: u64,
+    ) -> Result<Done, RequestError> {
+        let limits = &self.config.limits;
+        let now = now_ms / 1000;
         match op {
             Operation::Get => {
                 let client_token = document::request_client_token(payload);
-                let answer = match self.load(key).await {
-                    Ok(Current::Live(shadow)) => Ok(document::get_document(
-                        &shadow,
-                        client_token.as_deref(),
-                        self.now_secs(),
-                    )),
-                    Ok(Current::Absent { .. }) => Err(not_found(key)),
-                    Err(e) => Err(e),
-                };
-                with_token(answer, client_token)
+                match current {
+                    Current::Live(shadow) => Ok(Done {
+                        body: document::get_document(shadow, client_token.as_deref(), now),
+                        publish: Vec::new(),
+                    }),
+                    Current::Deleted { .. } | Current::Absent => Err(RequestError {
+                        error: not_found(key),
+                        client_token,
+                    }),
+                }
             }
             Operation::Update => {
-                let request = document::parse_update(payload, &self.config.limits)?;
-                let client_token = request.client_token.clone();
-                let answer = self.apply_update(key, &request).await;
-                with_token(answer, client_token)
+                let request = document::parse_update(payload, limits)?;
+                let (live, absent_version) = match &*current {
+                    Current::Live(shadow) => (Some(shadow), 0),
+                    Current::Deleted { version, .. } => (None, *version),
+                    Current::Absent => (None, 0),
+                };
+                let outcome = document::apply_update(live, absent_version, &request, now, limits)
+                    .map_err(|error| RequestError {
+                    error,
+                    client_token: request.client_token.clone(),
+                })?;
+                *current = Current::Live(outcome.shadow);
+                let mut publish = vec![("update/accepted", outcome.accepted.clone())];
+                if let Some(delta) = outcome.delta {
+                    publish.push(("update/delta", delta));
+                }
+                publish.push(("update/documents", outcome.documents));
+                Ok(Done {
+                    body: outcome.accepted,
+                    publish,
+                })
             }
             Operation::Delete => {
                 let client_token = document::request_client_token(payload);
-                let answer = self.apply_delete(key, client_token.as_deref()).await;
-                with_token(answer, client_token)
+                let Current::Live(shadow) = &*current else {
+                    return Err(RequestError {
+                        error: not_found(key),
+                        client_token,
+                    });
+                };
+                let body = document::delete_document(shadow, client_token.as_deref(), now);
+                // The tombstone keeps the version, which a re-created shadow continues.
+                *current = Current::Deleted {
+                    version: shadow.version(),
+                    at_ms: now_ms,
+                };
+                Ok(Done {
+                    body: body.clone(),
+                    publish: vec![("delete/accepted", body)],
+                })
             }
         }
     }
 
-    async fn apply_update(
-        &self,
-        key: &ShadowKey,
-        request: &document::UpdateRequest,
-    ) -> Result<Vec<u8>, ShadowError> {
-        let (current, absent_version) = match self.load(key).await? {
-            Current::Live(shadow) => (Some(shadow), 0),
-            Current::Absent { version } => (None, version),
-        };
-        let now_ms = epoch_ms(&self.clock);
-        let outcome = document::apply_update(
-            current.as_ref(),
-            absent_version,
-            request,
-            now_ms / 1000,
-            &self.config.limits,
-        )?;
-        self.save(
-            key,
-            outcome.shadow.version(),
-            Some(outcome.shadow.to_bytes()),
-            now_ms,
-        )
-        .await?;
-        self.publish(key, "update/accepted", outcome.accepted.clone());
-        if let Some(delta) = outcome.delta {
-            self.publish(key, "update/delta", delta);
+    /// Publishes what a done request publishes, then answers its caller.
+    fn answer(&self, key: &ShadowKey, job: Job, result: Result<Done, RequestError>) {
+        let result = result.map(|done| {
+            for (suffix, payload) in done.publish {
+                self.publish(key, suffix, payload);
+            }
+            done.body
+        });
+        match job.reply {
+            Reply::Http(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Mqtt { client } => {
+                match result {
+                    // A get answers on MQTT only when asked on MQTT.
+                    Ok(body) if job.op == Operation::Get => {
+                        self.publish(key, "get/accepted", body);
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.reject(key, job.op, &e),
+                }
+                if let Some(client) = client {
+                    self.release(&client);
+                }
+            }
         }
-        self.publish(key, "update/documents", outcome.documents);
-        Ok(outcome.accepted)
     }
 
-    async fn apply_delete(
-        &self,
-        key: &ShadowKey,
-        client_token: Option<&str>,
-    ) -> Result<Vec<u8>, ShadowError> {
-        let Current::Live(shadow) = self.load(key).await? else {
-            return Err(not_found(key));
+    /// The shadow's state: from memory when this node wrote or read it last (its worker is
+    /// the only writer), else from the store.
+    async fn current(&self, key: &ShadowKey) -> Result<Current, ShadowError> {
+        let cached = self.cache.lock().remove(key);
+        let current = match cached {
+            Some(current) => current,
+            None => self.load(key).await?,
         };
         let now_ms = epoch_ms(&self.clock);
-        // The row stays as a tombstone with the version, which a re-created shadow continues.
-        self.save(key, shadow.version(), None, now_ms).await?;
-        let answer = document::delete_document(&shadow, client_token, now_ms / 1000);
-        self.publish(key, "delete/accepted", answer.clone());
-        Ok(answer)
+        Ok(match current {
+            Current::Deleted { at_ms, .. }
+                if Duration::from_millis(now_ms.saturating_sub(at_ms)) >= VERSION_MEMORY =>
+            {
+                // Forgotten: the tombstone goes (a later write for this shadow is queued
+                // behind this one, so it cannot be lost).
+                drop(self.store.submit(vec![WriteOp::DeleteShadow {
+                    thing_name: key.thing.clone(),
+                    shadow_name: key.stored_name().to_owned(),
+                }]));
+                Current::Absent
+            }
+            other => other,
+        })
+    }
+
+    /// Keeps a shadow's durable state in memory, forgetting another one when full.
+    fn remember(&self, key: ShadowKey, current: Current) {
+        let mut cache = self.cache.lock();
+        if cache.len() >= self.config.max_cached
+            && let Some(other) = cache.keys().next().cloned()
+        {
+            cache.remove(&other);
+        }
+        if self.config.max_cached > 0 {
+            cache.insert(key, current);
+        }
     }
 
     /// The shadow as durably stored.
@@ -329,29 +419,17 @@ impl ShadowService {
                 ShadowError::internal()
             })?;
         let Some(record) = record else {
-            return Ok(Current::Absent { version: 0 });
+            return Ok(Current::Absent);
         };
         match &record.document {
             Some(bytes) => Shadow::from_bytes(bytes).map(Current::Live).map_err(|e| {
                 tracing::error!(thing = %key.thing, shadow = key.stored_name(), error = %e, "unreadable shadow in the store");
                 e
             }),
-            None => {
-                let deleted_for =
-                    Duration::from_millis(epoch_ms(&self.clock).saturating_sub(record.updated_at_ms));
-                if deleted_for < VERSION_MEMORY {
-                    return Ok(Current::Absent {
-                        version: record.version,
-                    });
-                }
-                // Forgotten: the tombstone goes (a later write for this shadow is queued
-                // behind this one, so it cannot be lost).
-                drop(self.store.submit(vec![WriteOp::DeleteShadow {
-                    thing_name: key.thing.clone(),
-                    shadow_name: key.stored_name().to_owned(),
-                }]));
-                Ok(Current::Absent { version: 0 })
-            }
+            None => Ok(Current::Deleted {
+                version: record.version,
+                at_ms: record.updated_at_ms,
+            }),
         }
     }
 
@@ -359,16 +437,25 @@ impl ShadowService {
     async fn save(
         &self,
         key: &ShadowKey,
-        version: u64,
-        document: Option<Vec<u8>>,
+        current: &Current,
         now_ms: u64,
     ) -> Result<(), ShadowError> {
+        let (version, document, updated_at_ms) = match current {
+            Current::Live(shadow) => (
+                shadow.version(),
+                Some(Bytes::from(shadow.to_bytes())),
+                now_ms,
+            ),
+            Current::Deleted { version, at_ms } => (*version, None, *at_ms),
+            // Never saved: a batch that changed nothing writes nothing.
+            Current::Absent => return Ok(()),
+        };
         let record = ShadowRecord {
             thing_name: key.thing.clone(),
             shadow_name: key.stored_name().to_owned(),
             version,
-            document: document.map(Bytes::from),
-            updated_at_ms: now_ms,
+            document,
+            updated_at_ms,
         };
         self.store
             .submit(vec![WriteOp::PutShadow(record)])
@@ -421,12 +508,7 @@ impl TopicService for ShadowService {
         let client = origin.client_id.clone();
         let refused = || RequestError {
             error: ShadowError::too_many_requests(),
-            client_token: match op {
-                Operation::Update => document::parse_update(payload, &self.config.limits)
-                    .ok()
-                    .and_then(|r| r.client_token),
-                _ => document::request_client_token(payload),
-            },
+            client_token: document::request_client_token(payload),
         };
         if let Some(c) = &client
             && !self.acquire(c)
@@ -452,24 +534,18 @@ impl TopicService for ShadowService {
 
 enum Current {
     Live(Shadow),
-    /// No shadow; a new one starts after `version`.
-    Absent {
+    /// Deleted at `at_ms` (epoch): re-created within [`VERSION_MEMORY`], it continues after
+    /// `version`.
+    Deleted {
         version: u64,
+        at_ms: u64,
     },
+    /// Never existed, or deleted long ago.
+    Absent,
 }
 
 fn not_found(key: &ShadowKey) -> ShadowError {
     ShadowError::not_found(&key.thing, key.name.as_deref())
-}
-
-fn with_token(
-    answer: Result<Vec<u8>, ShadowError>,
-    client_token: Option<String>,
-) -> Result<Vec<u8>, RequestError> {
-    answer.map_err(|error| RequestError {
-        error,
-        client_token,
-    })
 }
 
 fn epoch_ms(clock: &Clock) -> u64 {

@@ -416,3 +416,69 @@ async fn accepted_updates_survive_a_restart() {
     assert_eq!(got["version"], 1);
     assert!(SystemTime::now() > UNIX_EPOCH);
 }
+
+#[tokio::test]
+async fn requests_queued_together_are_answered_each_in_order() {
+    // Back-to-back requests of one shadow are applied as one batch when they queue up
+    // behind a commit: each is still decided on the state its predecessors left.
+    for max_cached in [0, 10] {
+        let h = harness(ShadowConfig {
+            max_cached,
+            ..ShadowConfig::default()
+        })
+        .await;
+        let mut d = Device::connect(&h.broker, "batch").await;
+        d.subscribe("$aws/things/batch/shadow/update/accepted")
+            .await;
+        d.subscribe("$aws/things/batch/shadow/update/rejected")
+            .await;
+        let topic = "$aws/things/batch/shadow/update";
+        d.publish(
+            topic,
+            json!({"state": {"reported": {"n": 1}}, "clientToken": "a"}),
+        )
+        .await;
+        d.publish(
+            topic,
+            json!({"state": {"reported": {"n": 2}}, "version": 1, "clientToken": "b"}),
+        )
+        .await;
+        d.publish(
+            topic,
+            json!({"state": {"reported": {"n": 3}}, "version": 1, "clientToken": "c"}),
+        )
+        .await;
+        d.publish(topic, json!({"state": "not an object", "clientToken": "d"}))
+            .await;
+        d.publish(
+            topic,
+            json!({"state": {"reported": {"n": 5}}, "clientToken": "e"}),
+        )
+        .await;
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            let (topic, body) = d.answer(&["/accepted", "/rejected"]).await;
+            answers.push((
+                topic.rsplit('/').next().unwrap().to_owned(),
+                body["clientToken"].as_str().unwrap().to_owned(),
+                body.get("version").or(body.get("code")).cloned().unwrap(),
+            ));
+        }
+        let expected = [
+            ("accepted", "a", json!(1)),
+            ("accepted", "b", json!(2)),
+            ("rejected", "c", json!(409)),
+            ("rejected", "d", json!(400)),
+            ("accepted", "e", json!(3)),
+        ];
+        let expected: Vec<_> = expected
+            .into_iter()
+            .map(|(t, c, v)| (t.to_owned(), c.to_owned(), v))
+            .collect();
+        assert_eq!(answers, expected, "max_cached {max_cached}");
+        let got: Value =
+            serde_json::from_slice(&h.shadows.get(classic("batch")).await.unwrap()).unwrap();
+        assert_eq!(got["state"]["reported"]["n"], 5);
+        assert_eq!(got["version"], 3);
+    }
+}
