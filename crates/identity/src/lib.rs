@@ -5,6 +5,7 @@
 //! `sigv4` and `x509` are pure functions over bytes and an injected clock. `registry` keeps its
 //! rules pure too; its live handle persists changes through the store.
 
+pub mod custom_auth;
 pub mod registry;
 pub mod sigv4;
 pub mod x509;
