@@ -13,6 +13,7 @@
 pub mod data_plane;
 pub mod error;
 mod extract;
+mod registry_authorizers;
 mod registry_certificates;
 mod registry_events;
 mod registry_policies;
@@ -101,6 +102,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(registry_certificates::routes())
         .merge(registry_policies::routes())
         .merge(registry_events::routes())
+        .merge(registry_authorizers::routes())
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());

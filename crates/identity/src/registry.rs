@@ -1,5 +1,6 @@
 //! The control-plane registry: things, thing types, thing groups, certificates, CA
-//! certificates and the attachments between them, with AWS IoT's rules.
+//! certificates, policies, custom authorizers and the attachments between them, with AWS IoT's
+//! rules.
 //!
 //! Split in two so the rules are testable without I/O:
 //! - operations (in the submodules) are pure functions of a [`RegistryState`] and a [`Ctx`]
@@ -12,12 +13,14 @@
 //! Reads ([`Registry::read`]) take a short read lock and never wait for the store: the TLS
 //! handshake checks certificates against the same state the control plane changes.
 
+mod authorizers;
 mod certificates;
 mod device;
 mod events;
 mod policies;
 mod things;
 
+pub use authorizers::*;
 pub use certificates::*;
 pub use device::*;
 pub use events::*;
@@ -249,6 +252,15 @@ pub enum Change {
     EventConfigurations {
         new: EventConfigurations,
     },
+    /// A custom authorizer.
+    Authorizer {
+        name: String,
+        new: Option<AuthorizerRecord>,
+    },
+    /// The account's default authorizer (`SetDefaultAuthorizer`, `ClearDefaultAuthorizer`).
+    DefaultAuthorizer {
+        new: Option<String>,
+    },
 }
 
 /// The empty answer (`{}`) of the operations that return nothing.
@@ -289,6 +301,9 @@ pub struct RegistryState {
     pub target_policies: BTreeSet<(String, String)>,
     /// Which registry events are published; `None` until first updated (all off).
     pub event_configurations: Option<EventConfigurations>,
+    pub authorizers: BTreeMap<String, AuthorizerRecord>,
+    /// The name of the account's default authorizer.
+    pub default_authorizer: Option<String>,
     /// The region and account of the ARNs the state holds (set by [`Registry::open`]).
     pub arns: Arns,
     /// Configured limits (not stored; [`Registry::set_policy_limits`]).
@@ -307,6 +322,8 @@ const KIND_REGISTRATION_CODE: &str = "registration_code";
 const KIND_POLICY: &str = "policy";
 const KIND_POLICY_ATTACHMENT: &str = "policy_attachment";
 const KIND_EVENT_CONFIGURATIONS: &str = "event_configurations";
+const KIND_AUTHORIZER: &str = "authorizer";
+const KIND_DEFAULT_AUTHORIZER: &str = "default_authorizer";
 
 /// Separates the two names of a pair key; neither thing nor group names may contain it.
 const PAIR_SEPARATOR: char = '\n';
@@ -403,6 +420,8 @@ impl RegistryState {
             Change::EventConfigurations { new } => {
                 self.event_configurations = Some(new.clone());
             }
+            Change::Authorizer { name, new } => set(&mut self.authorizers, name, new),
+            Change::DefaultAuthorizer { new } => self.default_authorizer = new.clone(),
         }
     }
 
@@ -471,6 +490,11 @@ impl RegistryState {
                     }
                 }
                 KIND_EVENT_CONFIGURATIONS => Change::EventConfigurations { new: doc(r)? },
+                KIND_AUTHORIZER => Change::Authorizer {
+                    name: key,
+                    new: Some(doc(r)?),
+                },
+                KIND_DEFAULT_AUTHORIZER => Change::DefaultAuthorizer { new: Some(doc(r)?) },
                 // A kind written by a newer version: kept in the store, ignored here.
                 _ => continue,
             });
@@ -559,6 +583,8 @@ impl Change {
             Change::EventConfigurations { new } => {
                 put(KIND_EVENT_CONFIGURATIONS, String::new(), new)
             }
+            Change::Authorizer { name, new } => put_or_delete(KIND_AUTHORIZER, name, new),
+            Change::DefaultAuthorizer { new } => put_or_delete(KIND_DEFAULT_AUTHORIZER, "", new),
         }
     }
 }

@@ -433,7 +433,9 @@ impl<'a, F: FnMut() -> Result<String, RegistryError>> Announcer<'a, F> {
             } => self.policy_attachment(policy, target, Operation::of_relation(*attached))?,
             Change::ThingPrincipal { .. }
             | Change::RegistrationCode { .. }
-            | Change::EventConfigurations { .. } => {}
+            | Change::EventConfigurations { .. }
+            | Change::Authorizer { .. }
+            | Change::DefaultAuthorizer { .. } => {}
         }
         Ok(())
     }

@@ -252,7 +252,9 @@ impl Change {
             Change::ThingType { .. }
             | Change::CaCertificate { .. }
             | Change::RegistrationCode { .. }
-            | Change::EventConfigurations { .. } => Vec::new(),
+            | Change::EventConfigurations { .. }
+            | Change::Authorizer { .. }
+            | Change::DefaultAuthorizer { .. } => Vec::new(),
         }
     }
 }
