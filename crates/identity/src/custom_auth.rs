@@ -1,27 +1,44 @@
 //! Custom authentication (AWS IoT custom authorizers), the pure part: no I/O, no clock.
 //!
-//! - [`signature`]: an authorizer's token-signing keys ([`ParsedKey`]) and the token signature
-//!   check made before the authorizer runs ([`verify_token_signature`]).
+//! A connection's path through it:
+//!
+//! 1. [`credentials`]: find what the client presented — the MQTT username's query
+//!    ([`MqttUsername::parse`]) or an HTTP request's headers and query, the WebSocket upgrade
+//!    included ([`CustomAuthParams::from_http`]) — and check AWS's limits. The authorizer
+//!    name picks the authorizer; its `tokenKeyName` picks the token
+//!    ([`CustomAuthParams::token`]).
+//! 2. [`signature`]: unless the authorizer has signing disabled, the token's signature must
+//!    verify with one of its keys ([`verify_token_signature`], keys from
+//!    [`ParsedKey::from_pem`]) before the authorizer is asked.
+//! 3. [`request`]: the event sent to the authorizer ([`AuthorizerRequest::to_json`]) and the
+//!    key its answer is cached under ([`AuthorizerRequest::cache_key`]).
+//! 4. [`answer`]: the authorizer's answer, validated ([`AuthorizerAnswer::from_json`]); any
+//!    error means deny.
+//!
+//! Every error is typed and says what is wrong, never repeating a token, signature or
+//! password.
 
+pub mod answer;
+pub mod credentials;
+pub mod request;
 pub mod signature;
 
-pub use signature::{
-    KeyError, MAX_PUBLIC_KEY_PEM_CHARS, MAX_RSA_BITS, MIN_RSA_BITS, ParsedKey, SignatureError,
-    verify_token_signature,
+pub use answer::{
+    AnswerError, AnswerPolicy, AuthorizerAnswer, MAX_ANSWER_BYTES, MAX_ANSWER_POLICIES,
+    MAX_ANSWER_SECONDS, MAX_PRINCIPAL_ID_CHARS, MIN_ANSWER_SECONDS,
 };
-
-/// AWS's limit on `x-amz-customauthorizer-signature`, in base64 characters.
-pub const MAX_SIGNATURE_CHARS: usize = 2560;
-
-/// `[A-Za-z0-9+/]+={0,2}`: AWS's pattern for a token signature.
-pub fn is_base64_signature(signature: &str) -> bool {
-    let data = signature.trim_end_matches('=');
-    signature.len() - data.len() <= 2
-        && !data.is_empty()
-        && data
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
+pub use credentials::{
+    AUTHORIZER_NAME_PARAM, CredentialError, CustomAuthParams, MAX_AUTHORIZER_NAME_CHARS,
+    MAX_TOKEN_CHARS, MAX_USERNAME_BYTES, MqttUsername, NameProblem, SIGNATURE_PARAM,
+    check_authorizer_name,
+};
+pub use request::{
+    AuthorizerRequest, CacheKey, HttpContext, MAX_HTTP_CONTEXT_BYTES, MqttContext, TlsContext,
+};
+pub use signature::{
+    KeyError, MAX_PUBLIC_KEY_PEM_CHARS, MAX_RSA_BITS, MAX_SIGNATURE_CHARS, MIN_RSA_BITS, ParsedKey,
+    SignatureError, check_signature_format, verify_token_signature,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
