@@ -344,6 +344,14 @@ impl ShadowService {
 
     /// Publishes what a done request publishes, then answers its caller.
     fn answer(&self, key: &ShadowKey, job: Job, result: Result<Done, RequestError>) {
+        // The request stops counting before its answer goes out: a client that sends its
+        // next request on reading the answer must find the room free.
+        if let Reply::Mqtt {
+            client: Some(client),
+        } = &job.reply
+        {
+            self.release(client);
+        }
         let result = result.map(|done| {
             for (suffix, payload) in done.publish {
                 self.publish(key, suffix, payload);
@@ -354,19 +362,14 @@ impl ShadowService {
             Reply::Http(tx) => {
                 let _ = tx.send(result);
             }
-            Reply::Mqtt { client } => {
-                match result {
-                    // A get answers on MQTT only when asked on MQTT.
-                    Ok(body) if job.op == Operation::Get => {
-                        self.publish(key, "get/accepted", body);
-                    }
-                    Ok(_) => {}
-                    Err(e) => self.reject(key, job.op, &e),
+            Reply::Mqtt { .. } => match result {
+                // A get answers on MQTT only when asked on MQTT.
+                Ok(body) if job.op == Operation::Get => {
+                    self.publish(key, "get/accepted", body);
                 }
-                if let Some(client) = client {
-                    self.release(&client);
-                }
-            }
+                Ok(_) => {}
+                Err(e) => self.reject(key, job.op, &e),
+            },
         }
     }
 
