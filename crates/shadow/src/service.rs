@@ -505,8 +505,18 @@ impl ShadowService {
 
 impl TopicService for ShadowService {
     fn published(&self, topic: &str, payload: &Bytes, origin: &PublishOrigin) {
-        let Some((key, op)) = parse_request_topic(topic, self.config.max_shadow_name) else {
-            return;
+        let (key, op) = match parse_request_topic(topic, self.config.max_shadow_name) {
+            None => return,
+            Some(Ok(request)) => request,
+            Some(Err(invalid)) => {
+                let client_token = document::request_client_token(payload);
+                let answer = ShadowError::new(400, invalid.message)
+                    .to_json(client_token.as_deref(), self.now_secs());
+                if let Some(broker) = self.broker.upgrade() {
+                    broker.publish_event(&format!("{topic}/rejected"), answer);
+                }
+                return;
+            }
         };
         let client = origin.client_id.clone();
         let refused = || RequestError {

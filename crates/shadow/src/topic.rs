@@ -57,20 +57,28 @@ pub fn valid_shadow_name(name: &str, max_len: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'$' | b':' | b'_' | b'-'))
 }
 
+/// A request topic whose thing or shadow name breaks AWS's rules: refused with 400 on
+/// `<topic>/rejected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidName {
+    pub op: Operation,
+    pub message: String,
+}
+
 /// The shadow and operation a topic asks for: `$aws/things/<thing>/shadow/<op>` or
-/// `$aws/things/<thing>/shadow/name/<shadow>/<op>`. Answer topics (`.../accepted`, ...) and
-/// topics with invalid names are not requests.
-pub fn parse_request_topic(topic: &str, max_shadow_name: usize) -> Option<(ShadowKey, Operation)> {
+/// `$aws/things/<thing>/shadow/name/<shadow>/<op>`. Answer topics (`.../accepted`, ...) are
+/// not requests (`None`).
+pub fn parse_request_topic(
+    topic: &str,
+    max_shadow_name: usize,
+) -> Option<Result<(ShadowKey, Operation), InvalidName>> {
     let rest = topic.strip_prefix("$aws/things/")?;
     let (thing, rest) = rest.split_once('/')?;
     let rest = rest.strip_prefix("shadow/")?;
     let (name, op) = match rest.strip_prefix("name/") {
         Some(named) => {
             let (name, op) = named.split_once('/')?;
-            if !valid_shadow_name(name, max_shadow_name) {
-                return None;
-            }
-            (Some(name.to_owned()), op)
+            (Some(name), op)
         }
         None => (None, rest),
     };
@@ -81,15 +89,28 @@ pub fn parse_request_topic(topic: &str, max_shadow_name: usize) -> Option<(Shado
         _ => return None,
     };
     if !valid_thing_name(thing) {
-        return None;
+        return Some(Err(InvalidName {
+            op,
+            message: "Invalid thing name: 1 to 128 characters of [a-zA-Z0-9:_-]".to_owned(),
+        }));
     }
-    Some((
+    if let Some(name) = name
+        && !valid_shadow_name(name, max_shadow_name)
+    {
+        return Some(Err(InvalidName {
+            op,
+            message: format!(
+                "Invalid shadow name: 1 to {max_shadow_name} characters of [$a-zA-Z0-9:_-]"
+            ),
+        }));
+    }
+    Some(Ok((
         ShadowKey {
             thing: thing.to_owned(),
-            name,
+            name: name.map(str::to_owned),
         },
         op,
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -107,15 +128,15 @@ mod tests {
     fn request_topics_are_parsed() {
         assert_eq!(
             parse_request_topic("$aws/things/lamp/shadow/update", 64),
-            Some((key("lamp", None), Operation::Update))
+            Some(Ok((key("lamp", None), Operation::Update)))
         );
         assert_eq!(
             parse_request_topic("$aws/things/lamp/shadow/name/cfg/get", 64),
-            Some((key("lamp", Some("cfg")), Operation::Get))
+            Some(Ok((key("lamp", Some("cfg")), Operation::Get)))
         );
         assert_eq!(
             parse_request_topic("$aws/things/a:b_c-1/shadow/name/$x/delete", 64),
-            Some((key("a:b_c-1", Some("$x")), Operation::Delete))
+            Some(Ok((key("a:b_c-1", Some("$x")), Operation::Delete)))
         );
     }
 
@@ -128,24 +149,57 @@ mod tests {
             "$aws/things/lamp/shadow/name/cfg",
             "$aws/things/lamp/shadow",
             "$aws/things/lamp/jobs/get",
-            "$aws/things/la mp/shadow/get",
-            "$aws/things//shadow/get",
-            "$aws/things/lamp/shadow/name//get",
-            "$aws/things/lamp/shadow/name/a.b/get",
             "things/lamp/shadow/get",
         ] {
             assert_eq!(parse_request_topic(topic, 64), None, "{topic}");
         }
+    }
+
+    #[test]
+    fn requests_with_invalid_names_are_refused() {
         let long = "x".repeat(65);
-        assert_eq!(
-            parse_request_topic(&format!("$aws/things/t/shadow/name/{long}/get"), 64),
-            None
-        );
         let long_thing = "x".repeat(129);
-        assert_eq!(
-            parse_request_topic(&format!("$aws/things/{long_thing}/shadow/get"), 64),
-            None
-        );
+        for (topic, op, what) in [
+            (
+                "$aws/things/la mp/shadow/get".to_owned(),
+                Operation::Get,
+                "thing",
+            ),
+            (
+                "$aws/things//shadow/update".to_owned(),
+                Operation::Update,
+                "thing",
+            ),
+            (
+                format!("$aws/things/{long_thing}/shadow/get"),
+                Operation::Get,
+                "thing",
+            ),
+            (
+                "$aws/things/lamp/shadow/name//get".to_owned(),
+                Operation::Get,
+                "shadow",
+            ),
+            (
+                "$aws/things/lamp/shadow/name/a.b/delete".to_owned(),
+                Operation::Delete,
+                "shadow",
+            ),
+            (
+                format!("$aws/things/t/shadow/name/{long}/update"),
+                Operation::Update,
+                "shadow",
+            ),
+        ] {
+            let Some(Err(e)) = parse_request_topic(&topic, 64) else {
+                panic!("{topic} should be refused");
+            };
+            assert_eq!(e.op, op, "{topic}");
+            assert!(
+                e.message.starts_with(&format!("Invalid {what} name")),
+                "{topic}: {e:?}"
+            );
+        }
     }
 
     #[test]
@@ -154,7 +208,7 @@ mod tests {
             let topic = format!("{}/update", k.topic_prefix());
             assert_eq!(
                 parse_request_topic(&topic, 64),
-                Some((k, Operation::Update))
+                Some(Ok((k, Operation::Update)))
             );
         }
     }

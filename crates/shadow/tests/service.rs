@@ -482,3 +482,31 @@ async fn requests_queued_together_are_answered_each_in_order() {
         assert_eq!(got["version"], 3);
     }
 }
+
+#[tokio::test]
+async fn requests_naming_an_invalid_shadow_are_refused_with_400() {
+    let h = harness(ShadowConfig::default()).await;
+    let mut d = Device::connect(&h.broker, "dev").await;
+    d.subscribe("$aws/things/dev/shadow/name/+/update/rejected")
+        .await;
+    let long = "n".repeat(65);
+    d.publish(
+        &format!("$aws/things/dev/shadow/name/{long}/update"),
+        json!({"state": {"reported": {"a": 1}}, "clientToken": "x"}),
+    )
+    .await;
+    let (topic, rejected) = d.answer(&["/update/rejected"]).await;
+    assert_eq!(
+        topic,
+        format!("$aws/things/dev/shadow/name/{long}/update/rejected")
+    );
+    assert_eq!(rejected["code"], 400);
+    assert_eq!(rejected["clientToken"], "x");
+    assert!(
+        h.shadows
+            .list_named("dev", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
