@@ -26,9 +26,9 @@
 //! - with signing enabled (the default) `tokenKeyName` and one or two `tokenSigningPublicKeys`
 //!   are required; with `signingDisabled` no keys may be given; `signingDisabled` cannot change
 //!   after creation;
-//! - keys are PEM `PUBLIC KEY`s (SubjectPublicKeyInfo, what `openssl pkey -pubout` writes) of
-//!   RSA keys of 2048 to 8192 bits (the RSA sizes the signature verifier takes); text before the
-//!   PEM block is ignored and the value is stored as given;
+//! - keys are what [`ParsedKey::from_pem`] takes (one PEM `PUBLIC KEY`, as `openssl pkey
+//!   -pubout` writes it, of an RSA key of 2048 to 8192 bits); text before the PEM block is
+//!   ignored and the value is stored as given;
 //! - UpdateAuthorizer merges `tokenSigningPublicKeys` by key name (a key named again is
 //!   replaced; others stay) and the result must still have one or two keys;
 //! - an ACTIVE authorizer cannot be deleted (InvalidRequestException: deactivate it first),
@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certificates::page_by_creation;
 use super::{Change, Ctx, Empty, MarkerPage, RegistryError, RegistryState, Tag, is_name};
+use crate::custom_auth::ParsedKey;
 
 // ---------------------------------------------------------------------------------------------
 // Stored records
@@ -104,13 +105,8 @@ pub const MAX_AUTHORIZERS: usize = 10;
 pub const MAX_AUTHORIZER_NAME_LEN: usize = 128;
 /// Longest `authorizerFunctionArn` (the model's).
 pub const MAX_FUNCTION_ARN_LEN: usize = 2048;
-/// Longest PEM of a token signing key (the model's).
-pub const MAX_SIGNING_KEY_PEM_LEN: usize = 5120;
 /// Token signing keys of an authorizer with signing enabled.
 pub const MAX_SIGNING_KEYS: usize = 2;
-/// RSA modulus sizes a token signing key may have: AWS's minimum, and the largest the
-/// signature verifier (`RSA_PKCS1_2048_8192_SHA256`) takes.
-pub const SIGNING_KEY_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 /// The status of an authorizer created without one (AWS's).
 pub const DEFAULT_AUTHORIZER_STATUS: AuthorizerStatus = AuthorizerStatus::Inactive;
 
@@ -353,65 +349,6 @@ fn validate_token_key_name(name: &str) -> Result<(), RegistryError> {
     }
 }
 
-/// The DER SubjectPublicKeyInfo of a token signing key given as PEM, if it is an RSA key of
-/// [`SIGNING_KEY_BITS`]; otherwise why not.
-pub fn token_signing_key_der(pem: &str) -> Result<Vec<u8>, String> {
-    use rustls_pki_types::SubjectPublicKeyInfoDer;
-    use rustls_pki_types::pem::{Error as PemError, PemObject};
-    use x509_parser::prelude::FromDer;
-    use x509_parser::public_key::PublicKey;
-    use x509_parser::x509::SubjectPublicKeyInfo;
-
-    const WRITE: &str = "give the RSA public key as a PEM PUBLIC KEY block \
-                         (-----BEGIN PUBLIC KEY-----, as `openssl pkey -pubout` writes it)";
-    if pem.chars().count() > MAX_SIGNING_KEY_PEM_LEN {
-        return Err(format!(
-            "it is longer than {MAX_SIGNING_KEY_PEM_LEN} characters"
-        ));
-    }
-    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).map_err(|e| match e {
-        PemError::MissingSectionEnd { .. } => {
-            format!("the PEM block has no END line; {WRITE}")
-        }
-        PemError::Base64Decode(_) => format!("the PEM block is not valid base64; {WRITE}"),
-        _ => format!("it is not a PEM public key; {WRITE}"),
-    })?;
-    let (rest, spki) = SubjectPublicKeyInfo::from_der(der.as_ref())
-        .map_err(|_| format!("the PEM block is not a valid public key; {WRITE}"))?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "the PEM block has bytes after the public key; {WRITE}"
-        ));
-    }
-    let rsa = match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => rsa,
-        Ok(PublicKey::EC(_)) => {
-            return Err(
-                "it is an EC key; token signatures are RSA (PKCS#1 v1.5, SHA-256), so \
-                        give an RSA public key of at least 2048 bits"
-                    .into(),
-            );
-        }
-        _ => return Err(format!("it is not an RSA key; {WRITE}")),
-    };
-    let modulus = rsa.modulus;
-    let significant = modulus
-        .iter()
-        .position(|b| *b != 0)
-        .map_or(&[][..], |i| &modulus[i..]);
-    let bits = significant.first().map_or(0, |first| {
-        significant.len() * 8 - first.leading_zeros() as usize
-    });
-    if !SIGNING_KEY_BITS.contains(&bits) {
-        return Err(format!(
-            "the RSA key has {bits} bits; it must have {} to {} bits",
-            SIGNING_KEY_BITS.start(),
-            SIGNING_KEY_BITS.end()
-        ));
-    }
-    Ok(der.as_ref().to_vec())
-}
-
 /// Checks each key name and PEM of `keys`, a `tokenSigningPublicKeys` given for authorizer
 /// `name`.
 fn validate_signing_keys(name: &str, keys: &BTreeMap<String, String>) -> Result<(), RegistryError> {
@@ -423,7 +360,7 @@ fn validate_signing_keys(name: &str, keys: &BTreeMap<String, String>) -> Result<
                 key_name.chars().take(200).collect::<String>()
             )));
         }
-        token_signing_key_der(pem).map_err(|why| {
+        ParsedKey::from_pem(pem).map_err(|why| {
             RegistryError::invalid(format!(
                 "Authorizer {name}: public key {key_name} is not a valid token signing key: \
                  {why}."
