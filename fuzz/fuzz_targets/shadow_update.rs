@@ -18,6 +18,7 @@
 
 #![no_main]
 
+use ferrocore_shadow::document::invariants::{desired_met, within_desired};
 use ferrocore_shadow::document::{
     Limits, Shadow, UpdateRequest, apply_update, delete_document, get_document, parse_update,
     request_client_token,
@@ -100,8 +101,8 @@ fuzz_target!(|data: &[u8]| {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        assert!(within(&delta, &desired));
-        assert_eq!(delta.is_empty(), contained(&desired, &reported));
+        assert!(within_desired(&delta, &desired));
+        assert_eq!(delta.is_empty(), desired_met(&desired, &reported));
 
         if shadow.version() < u64::MAX {
             let repeated = UpdateRequest {
@@ -123,44 +124,6 @@ fn object(bytes: &[u8]) -> Map<String, Value> {
         Ok(Value::Object(map)) => map,
         other => panic!("not a JSON object: {other:?}"),
     }
-}
-
-/// Numbers by value, as the delta compares them.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y), _, _) => x == y,
-                (_, _, Some(x), Some(y)) => x == y,
-                _ => x.as_f64() == y.as_f64(),
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-/// Every leaf of `desired` is in `reported` with the same value.
-fn contained(desired: &Map<String, Value>, reported: &Map<String, Value>) -> bool {
-    desired.iter().all(|(k, d)| match (d, reported.get(k)) {
-        (Value::Object(d), Some(Value::Object(r))) => contained(d, r),
-        (_, Some(r)) => same(d, r),
-        (_, None) => false,
-    })
-}
-
-/// Every path of `delta` is a path of `desired`, ending on the same value.
-fn within(delta: &Map<String, Value>, desired: &Map<String, Value>) -> bool {
-    delta.iter().all(|(k, v)| match (v, desired.get(k)) {
-        (Value::Object(v), Some(Value::Object(d))) => within(v, d),
-        (_, Some(d)) => v == d,
-        (_, None) => false,
-    })
 }
 
 /// `metadata` has the shape of `state`, with `{"timestamp": n}` for each scalar.

@@ -25,6 +25,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod invariants;
 #[cfg(test)]
 mod tests;
 

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use crate::document::invariants::{desired_met, within_desired};
 use crate::document::{
     Limits, Shadow, ShadowError, apply_update, delete_document, get_document, parse_update,
     request_client_token,
@@ -111,38 +112,6 @@ fn json_object(bytes: &[u8]) -> Map<String, Value> {
     }
 }
 
-/// Numbers by value, as the delta compares them.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-/// Every leaf of `desired` is in `reported` with the same value.
-fn contained(desired: &Map<String, Value>, reported: &Map<String, Value>) -> bool {
-    desired.iter().all(|(k, d)| match (d, reported.get(k)) {
-        (Value::Object(d), Some(Value::Object(r))) => contained(d, r),
-        (_, Some(r)) => same(d, r),
-        (_, None) => false,
-    })
-}
-
-/// Every path of `delta` is a path of `desired`, ending on the same value.
-fn within(delta: &Map<String, Value>, desired: &Map<String, Value>) -> bool {
-    delta.iter().all(|(k, v)| match (v, desired.get(k)) {
-        (Value::Object(v), Some(Value::Object(d))) => within(v, d),
-        (_, Some(d)) => v == d,
-        (_, None) => false,
-    })
-}
-
 /// `metadata` has the shape of `state`, with `{"timestamp": n}` for each scalar; objects in the
 /// state outside arrays are never empty.
 fn mirrors(state: &Value, metadata: &Value, in_array: bool) -> bool {
@@ -203,8 +172,8 @@ proptest! {
         let delta = answer["state"].get("delta").and_then(Value::as_object).cloned();
         prop_assert!(delta.as_ref().is_none_or(|d| !d.is_empty()), "an empty delta is omitted");
         let delta = delta.unwrap_or_default();
-        prop_assert!(within(&delta, &desired), "delta {delta:?} desired {desired:?}");
-        prop_assert_eq!(delta.is_empty(), contained(&desired, &reported));
+        prop_assert!(within_desired(&delta, &desired), "delta {delta:?} desired {desired:?}");
+        prop_assert_eq!(delta.is_empty(), desired_met(&desired, &reported));
         let delta_metadata = answer["metadata"].get("delta").and_then(Value::as_object).cloned().unwrap_or_default();
         prop_assert!(mirrors(&Value::Object(delta.clone()), &Value::Object(delta_metadata), delta.is_empty()));
     }
