@@ -38,6 +38,7 @@ use ferrocore_policy::{
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::custom_auth::CustomAuthenticator;
 use crate::session::Kick;
 
 /// What a connection's authorization was resolved from, so that a change to any of them
@@ -97,12 +98,17 @@ pub struct Authentication {
     /// certificate, with the policies this grants. Without it, certificates are not accepted
     /// and only anonymous listeners admit clients.
     pub certificates: Option<Arc<dyn CertificateAuthorizer>>,
+    /// Custom authorizers: on listeners that accept custom authentication
+    /// ([`crate::ListenerAuth::custom_auth`]), a client that presented no device certificate
+    /// over MQTT-over-TLS is admitted or refused by this.
+    pub custom: Option<Arc<dyn CustomAuthenticator>>,
 }
 
 impl fmt::Debug for Authentication {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authentication")
             .field("certificates", &self.certificates.is_some())
+            .field("custom", &self.custom.is_some())
             .finish()
     }
 }
@@ -173,6 +179,8 @@ pub(crate) enum Identity {
     Anonymous(Arc<str>),
     /// A device certificate (its AWS id).
     Certificate(Arc<str>),
+    /// A client a custom authorizer admitted (the `principalId` it answered).
+    Custom(Arc<str>),
     /// The SigV4 admin credentials (HTTPS data plane): everything is allowed.
     Admin,
     /// No identity: a session restored from the store before its client reconnects. Its
@@ -185,6 +193,7 @@ impl fmt::Display for Identity {
         match self {
             Identity::Anonymous(listener) => write!(f, "anonymous (listener {listener})"),
             Identity::Certificate(id) => write!(f, "certificate {id}"),
+            Identity::Custom(id) => write!(f, "custom principal {id}"),
             Identity::Admin => f.write_str("admin credentials"),
             Identity::Nobody => f.write_str("nobody"),
         }

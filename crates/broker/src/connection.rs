@@ -25,7 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
-use crate::events::{Announcement, DisconnectReason, Presence};
+use crate::custom_auth::{self, CustomAuthAttempt, Supervised};
+use crate::events::{Announcement, DisconnectReason, Presence, random_uuid};
 use crate::message::{Message, unix_ms};
 use crate::session::{Attached, Delivery, Kick, LastDisconnect, Outbox, Outgoing, Session};
 use crate::throttle::Throttle;
@@ -83,8 +84,10 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(256);
     let config = broker.config().clone();
-    let connect = match tokio::time::timeout(
-        config.connect_timeout,
+    // The CONNECT must arrive and be decided (custom authorizers included) within this.
+    let connect_deadline = Instant::now() + config.connect_timeout;
+    let connect = match tokio::time::timeout_at(
+        connect_deadline,
         read_connect(&mut reader, &mut buf, config.max_packet_size),
     )
     .await
@@ -113,13 +116,27 @@ where
     let version = connect.protocol;
     let conn_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
     let kick = Arc::new(Kick::default());
+    let session_identifier = random_uuid();
     // `_indexed` keeps the connection in the index of open connections until it ends.
     let Admitted {
         principal,
         client_id,
         assigned,
         indexed: _indexed,
-    } = match admit(&connect, &info, &broker, conn_id, &kick) {
+        supervised,
+    } = match admit(
+        &connect,
+        &info,
+        &broker,
+        AdmitContext {
+            conn_id,
+            kick: &kick,
+            session_identifier: &session_identifier,
+            deadline: connect_deadline,
+        },
+    )
+    .await
+    {
         Ok(admitted) => admitted,
         Err(code) => {
             tracing::info!(peer = %info.peer_addr, listener = %info.listener.name, code, "CONNECT refused");
@@ -236,7 +253,12 @@ where
         return;
     }
     tracing::debug!(client_id = %client_id, peer = %info.peer_addr, ?version, session_present, "connected");
-    let presence = Presence::start(&broker.presence_versions, &client_id, &principal);
+    let presence = Presence::start(
+        &broker.presence_versions,
+        &client_id,
+        &principal,
+        session_identifier,
+    );
     if let Some(p) = &presence {
         broker.announce(p.connected(info.peer_addr.ip()));
     }
@@ -264,6 +286,13 @@ where
         },
     ));
     outbox.wake.notify_one();
+    // Ends with the connection, however it ends.
+    let _supervisor = supervised.map(|s| {
+        AbortOnDrop(tokio::spawn(custom_auth::supervise(
+            s,
+            Arc::downgrade(&broker),
+        )))
+    });
 
     let mut conn = Connection {
         broker: broker.clone(),
@@ -348,34 +377,68 @@ struct Admitted {
     /// The connection's place in the index of open connections, when a certificate
     /// authenticated it.
     indexed: Option<Indexed>,
+    /// A custom grant's lifetimes to enforce while the connection is open.
+    supervised: Option<Supervised>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What [`admit`] needs beyond the CONNECT and the connection.
+struct AdmitContext<'a> {
+    conn_id: u64,
+    kick: &'a Arc<Kick>,
+    /// The connection's lifecycle `sessionIdentifier`, also a custom authorizer's
+    /// `connectionMetadata.id`.
+    session_identifier: &'a str,
+    /// When the CONNECT must be decided by (bounds a custom authorizer).
+    deadline: Instant,
 }
 
 /// Checks a CONNECT; the error is the MQTT 5 reason code refusing it.
 ///
 /// A device certificate presented over MQTT-over-TLS (not WebSocket: AWS authenticates those
 /// by SigV4 or authorizer) makes the principal when the broker can check certificates; on any
-/// listener it must be allowed to connect. Without one, only an anonymous listener admits the
-/// client, with the listener's policy. Then `iot:Connect` is decided on `client/<clientId>`
-/// with the CONNECT's attributes, and `iot:Publish` (and `iot:RetainPublish` for a retained
-/// will) on the will topic.
-fn admit(
+/// listener it must be allowed to connect, and it is never decided otherwise (no fallback).
+/// Without one, a listener that accepts custom authentication asks the custom authenticator
+/// (see [`crate::custom_auth`]); otherwise only an anonymous listener admits the client, with
+/// the listener's policy. Then `iot:Connect` is decided on `client/<clientId>` with the
+/// CONNECT's attributes, and `iot:Publish` (and `iot:RetainPublish` for a retained will) on
+/// the will topic.
+async fn admit(
     connect: &Connect,
     info: &ConnectionInfo,
     broker: &Broker,
-    conn_id: u64,
-    kick: &Arc<Kick>,
+    cx: AdmitContext<'_>,
 ) -> Result<Admitted, u8> {
-    let certificate = match (
-        info.transport,
-        info.tls
-            .as_ref()
-            .and_then(|t| t.peer_certificate_id.as_deref()),
-        &broker.auth.certificates,
-    ) {
-        (Transport::Tls, Some(id), Some(auth)) => Some((Arc::<str>::from(id), auth.clone())),
+    let AdmitContext {
+        conn_id,
+        kick,
+        session_identifier,
+        deadline,
+    } = cx;
+    let presented_certificate = info
+        .tls
+        .as_ref()
+        .and_then(|t| t.peer_certificate_id.as_deref())
+        .filter(|_| info.transport == Transport::Tls);
+    let certificate = match (presented_certificate, &broker.auth.certificates) {
+        (Some(id), Some(auth)) => Some((Arc::<str>::from(id), auth.clone())),
         _ => None,
     };
-    if certificate.is_none() && !info.listener.anonymous {
+    let custom = match &broker.auth.custom {
+        Some(authenticator) if presented_certificate.is_none() && info.listener.custom_auth => {
+            Some(authenticator.clone())
+        }
+        _ => None,
+    };
+    if certificate.is_none() && custom.is_none() && !info.listener.anonymous {
         return Err(reason::NOT_AUTHORIZED);
     }
     let config = &broker.config;
@@ -416,8 +479,9 @@ fn admit(
         domain_name: info.tls.as_ref().and_then(|t| t.server_name.clone()),
         certificate: None,
     };
-    let (principal, indexed) = match certificate {
-        Some((id, auth)) => {
+    let mut supervised = None;
+    let (principal, indexed) = match (certificate, custom) {
+        (Some((id, auth)), _) => {
             if let Some(der) = info.tls.as_ref().and_then(|t| t.peer_certificates.first()) {
                 base.certificate = Some(auth.certificate_context(&id, der));
             }
@@ -455,7 +519,58 @@ fn admit(
             }
             (principal, Some(indexed))
         }
-        None => {
+        (None, Some(authenticator)) => {
+            let attempt = CustomAuthAttempt {
+                username: connect.username.clone(),
+                password: connect.password.clone(),
+                client_id: client_id.to_string(),
+                server_name: base.domain_name.clone(),
+                peer: info.peer_addr,
+                transport: info.transport,
+                listener: info.listener.name.clone(),
+                http: info.http.clone(),
+                connection_id: session_identifier.to_owned(),
+            };
+            let grant = match custom_auth::authenticate_within(
+                &*authenticator,
+                attempt.clone(),
+                deadline,
+            )
+            .await
+            {
+                Ok(grant) => grant,
+                Err(denied) => {
+                    tracing::info!(peer = %info.peer_addr, client_id = %client_id, error = %denied, "custom authentication refused the CONNECT");
+                    return Err(denied.connack_code());
+                }
+            };
+            let now = Instant::now();
+            let request = base.request(None);
+            let principal = Principal::new(
+                Identity::Custom(grant.principal_id.as_str().into()),
+                conn_id,
+                base,
+                connect_context,
+                Authz::new(grant.policies, request),
+                kick.clone(),
+            );
+            let disconnect_at = grant.disconnect_after.map(|after| now + after);
+            let refresh_at = grant
+                .refresh_after
+                .map(|after| custom_auth::refresh_due(now, after));
+            if disconnect_at.is_some() || refresh_at.is_some() {
+                supervised = Some(Supervised {
+                    authenticator,
+                    attempt,
+                    principal: principal.clone(),
+                    disconnect_at,
+                    refresh_at,
+                    limit: broker.config.connect_timeout,
+                });
+            }
+            (principal, None)
+        }
+        (None, None) => {
             let authz = match &info.listener.anonymous_policy {
                 Some(policies) => Authz::new(policies.clone(), base.request(None)),
                 None => Authz::unrestricted(),
@@ -488,6 +603,7 @@ fn admit(
         client_id,
         assigned,
         indexed,
+        supervised,
     })
 }
 
@@ -802,6 +918,9 @@ impl Connection {
                     DisconnectReason::AuthError => "no longer authorized",
                     DisconnectReason::DuplicateClientId => "session taken over",
                     DisconnectReason::ApiInitiated => "disconnected by the API",
+                    DisconnectReason::CustomAuthTtlExpiration => {
+                        "custom authorization lifetime over"
+                    }
                     _ => "closed by the server",
                 };
                 return Close {

@@ -38,6 +38,7 @@ use crate::message::unix_ms;
 /// | `SERVER_INITIATED_DISCONNECT` | the server shuts down |
 /// | `SERVER_ERROR` | a durable write failed |
 /// | `API_INITIATED_DISCONNECT` | the DeleteConnection API ([`crate::Broker::delete_connection`]) |
+/// | `CUSTOMAUTH_TTL_EXPIRATION` | a custom authorizer's `disconnectAfterInSeconds` ran out (MQTT 5: DISCONNECT 0xA0, Maximum connect time) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DisconnectReason {
     ClientInitiated,
@@ -51,6 +52,7 @@ pub(crate) enum DisconnectReason {
     ServerInitiated,
     ServerError,
     ApiInitiated,
+    CustomAuthTtlExpiration,
 }
 
 impl DisconnectReason {
@@ -67,6 +69,7 @@ impl DisconnectReason {
             DisconnectReason::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
             DisconnectReason::ServerError => "SERVER_ERROR",
             DisconnectReason::ApiInitiated => "API_INITIATED_DISCONNECT",
+            DisconnectReason::CustomAuthTtlExpiration => "CUSTOMAUTH_TTL_EXPIRATION",
         }
     }
 
@@ -78,6 +81,8 @@ impl DisconnectReason {
             reason::SESSION_TAKEN_OVER => DisconnectReason::DuplicateClientId,
             reason::NOT_AUTHORIZED => DisconnectReason::AuthError,
             reason::ADMINISTRATIVE_ACTION => DisconnectReason::ApiInitiated,
+            // Only custom authorizers' lifetimes close connections with it.
+            reason::MAXIMUM_CONNECT_TIME => DisconnectReason::CustomAuthTtlExpiration,
             _ => DisconnectReason::ServerInitiated,
         }
     }
@@ -104,18 +109,19 @@ impl Presence {
         versions: &PresenceVersions,
         client_id: &Arc<str>,
         principal: &Principal,
+        session_identifier: String,
     ) -> Option<Presence> {
         if client_id.contains(['+', '#']) {
             return None;
         }
         let principal_identifier = match &principal.identity {
-            Identity::Certificate(id) => id.to_string(),
+            Identity::Certificate(id) | Identity::Custom(id) => id.to_string(),
             Identity::Anonymous(listener) => format!("anonymous:{listener}"),
             Identity::Admin | Identity::Nobody => String::new(),
         };
         Some(Presence {
             client_id: client_id.clone(),
-            session_identifier: random_uuid(),
+            session_identifier,
             principal_identifier,
             version: versions.connected(client_id, Instant::now()),
         })
@@ -285,7 +291,7 @@ impl PresenceVersions {
 }
 
 /// A random (version 4) UUID in its usual text form.
-fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     let mut b: u128 = rand::random();
     b = (b & !(0xF << 76)) | (0x4 << 76);
     b = (b & !(0x3 << 62)) | (0x2 << 62);

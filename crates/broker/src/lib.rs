@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod connection;
+mod custom_auth;
 mod data_plane;
 mod events;
 mod message;
@@ -19,6 +20,9 @@ pub use auth::{
     Authentication, CertificateAuthorizer, DENIALS_LOGGED_PER_MINUTE, Denials, Dependency, Grant,
 };
 pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
+pub use custom_auth::{
+    CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant, HttpUpgrade,
+};
 pub use data_plane::{
     Caller, ConnectionStatus, HttpPublish, HttpPublishError, RetainedSummary, RetainedView,
 };
@@ -81,6 +85,9 @@ pub struct ListenerAuth {
     /// development listeners). Decided in the context of the client id, source address and
     /// server name (`iot:ClientId`, `aws:SourceIp`, `iot:DomainName`).
     pub anonymous_policy: Option<Arc<PolicySet>>,
+    /// Clients without a device certificate are decided by the custom authenticator
+    /// ([`Authentication::custom`]), before (and instead of) `anonymous`.
+    pub custom_auth: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +118,9 @@ pub struct ConnectionInfo {
     pub local_addr: SocketAddr,
     pub transport: Transport,
     pub tls: Option<TlsInfo>,
+    /// The HTTP request that upgraded the connection, for MQTT over WebSocket: what a custom
+    /// authorizer may read credentials from.
+    pub http: Option<HttpUpgrade>,
     pub listener: Arc<ListenerAuth>,
 }
 

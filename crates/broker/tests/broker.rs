@@ -59,10 +59,12 @@ fn info(anonymous: bool) -> ConnectionInfo {
         local_addr: addr,
         transport: Transport::Tcp,
         tls: None,
+        http: None,
         listener: Arc::new(ListenerAuth {
             name: "test".into(),
             anonymous,
             anonymous_policy: None,
+            custom_auth: false,
         }),
     }
 }
@@ -963,6 +965,7 @@ async fn cert_harness() -> (Harness, Arc<TestCertificates>) {
         store,
         Authentication {
             certificates: Some(certs.clone()),
+            custom: None,
         },
     )
     .await
@@ -1255,6 +1258,7 @@ fn anonymous_info(policies: Option<Arc<PolicySet>>) -> ConnectionInfo {
             name: "anon".into(),
             anonymous: true,
             anonymous_policy: policies,
+            custom_auth: false,
         }),
         ..info(true)
     }

@@ -223,6 +223,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         store.clone(),
         Authentication {
             certificates: Some(devices.clone()),
+            custom: None,
         },
     )
     .await

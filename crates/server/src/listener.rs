@@ -210,6 +210,7 @@ impl BoundServer {
                     name: b.spec.name.clone(),
                     anonymous: b.spec.anonymous,
                     anonymous_policy: b.spec.anonymous_policy.as_ref().map(|p| p.policies.clone()),
+                    custom_auth: false,
                 }),
                 spec: b.spec,
                 local: b.local,
@@ -452,6 +453,7 @@ async fn dispatch(
                     Transport::WebSocket
                 },
                 tls,
+                http: None,
                 listener: ctx.auth.clone(),
             };
             let conn = Arc::new(HttpConn {
@@ -474,6 +476,7 @@ async fn dispatch(
                     Transport::Tcp
                 },
                 tls,
+                http: None,
                 listener: ctx.auth.clone(),
             };
             ctx.handler.clone().handle(stream, info).await;

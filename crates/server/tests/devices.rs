@@ -91,6 +91,7 @@ async fn start() -> Harness {
             store,
             Authentication {
                 certificates: Some(devices.clone()),
+                custom: None,
             },
         )
         .await,

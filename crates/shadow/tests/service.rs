@@ -89,10 +89,12 @@ impl Device {
             local_addr: addr,
             transport: Transport::Tcp,
             tls: None,
+            http: None,
             listener: Arc::new(ListenerAuth {
                 name: "test".into(),
                 anonymous: true,
                 anonymous_policy: None,
+                custom_auth: false,
             }),
         };
         let b = broker.clone();

@@ -1,0 +1,244 @@
+//! Custom authentication: CONNECTs without a device certificate decided by custom authorizers
+//! (reference §2), through a [`CustomAuthenticator`] the server installs.
+//!
+//! The broker builds a [`CustomAuthAttempt`] from what the client sent (MQTT username and
+//! password, client id, TLS server name, WebSocket upgrade headers and query), awaits the
+//! authenticator (bounded by the connect timeout: the CONNECT must be read and decided within
+//! it), and admits the client with the returned policies as a custom principal whose
+//! `principalIdentifier` in lifecycle events is the authorizer's `principalId`. `iot:Connect`
+//! must still be allowed by those policies.
+//!
+//! | outcome | CONNACK (MQTT 5 / 3.1.1) |
+//! |---|---|
+//! | [`CustomAuthDenied::NotAuthorized`] | 0x87 Not authorized / 5 |
+//! | [`CustomAuthDenied::Unavailable`], or no answer within the connect timeout | 0x88 Server unavailable / 3 (fails closed; the client may retry later) |
+//!
+//! While connected, the grant's lifetimes are enforced by a task beside the connection
+//! ([`supervise`]): at `disconnect_after` the connection is closed with DISCONNECT 0xA0
+//! (Maximum connect time) and `disconnectReason` `CUSTOMAUTH_TTL_EXPIRATION`, the will being
+//! published as for any server-side close; at `refresh_after` the authenticator is asked again
+//! with the original attempt and the new policies replace the old ones (`iot:Connect` decided
+//! again). A refresh that denies, fails or does not answer within the connect timeout closes
+//! the connection with DISCONNECT 0x87 and `AUTH_ERROR`, without the will. A refresh can
+//! shorten the connection's lifetime, never extend it; the principal stays the one admitted.
+//!
+//! The attempt holds the client's password: it lives only in memory, in the connection's
+//! supervising task, and is never logged (its `Debug` shows neither password nor header
+//! values nor query).
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrocore_mqtt::reason;
+use ferrocore_policy::PolicySet;
+use tokio::time::Instant;
+
+use crate::auth::{Authz, Principal};
+use crate::{Broker, Transport};
+
+/// The shortest interval between refreshes, whatever an authenticator answers: a zero
+/// `refresh_after` must not turn into a loop calling the authorizer.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Decides CONNECTs that present no device certificate, through custom authorizers.
+pub trait CustomAuthenticator: Send + Sync + 'static {
+    /// Authenticates and authorizes one connection attempt (or a refresh of an open one).
+    fn authenticate(
+        &self,
+        attempt: CustomAuthAttempt,
+    ) -> Pin<Box<dyn Future<Output = Result<CustomGrant, CustomAuthDenied>> + Send>>;
+}
+
+/// What a client presented when connecting, as the authorizer request is built from it.
+#[derive(Clone)]
+pub struct CustomAuthAttempt {
+    /// The CONNECT's user name (AWS devices put `x-amz-customauthorizer-*` and the token in
+    /// its query part).
+    pub username: Option<String>,
+    /// The CONNECT's password, raw. A secret: never log it.
+    pub password: Option<Bytes>,
+    /// The client id the connection gets (the assigned one when the client sent none).
+    pub client_id: String,
+    /// The TLS server name (SNI), when there was a TLS handshake with one.
+    pub server_name: Option<String>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    pub transport: Transport,
+    /// The listener's name (its default authorizer may depend on it).
+    pub listener: String,
+    /// The WebSocket upgrade request, for MQTT over WebSocket.
+    pub http: Option<HttpUpgrade>,
+    /// A random UUID per connection: AWS's `connectionMetadata.id`, also the
+    /// `sessionIdentifier` of the connection's lifecycle events. The same for its refreshes.
+    pub connection_id: String,
+}
+
+impl fmt::Debug for CustomAuthAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomAuthAttempt")
+            .field("username_present", &self.username.is_some())
+            .field("password_present", &self.password.is_some())
+            .field("client_id", &self.client_id)
+            .field("server_name", &self.server_name)
+            .field("peer", &self.peer)
+            .field("transport", &self.transport)
+            .field("listener", &self.listener)
+            .field("http", &self.http)
+            .field("connection_id", &self.connection_id)
+            .finish()
+    }
+}
+
+/// The HTTP request that upgraded a connection to WebSocket: where AWS devices may put
+/// `x-amz-customauthorizer-*` and the token instead of the MQTT user name.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HttpUpgrade {
+    /// Header names (lowercase) and values, in the order received. Values may be secrets.
+    pub headers: Vec<(String, String)>,
+    /// The raw query string, without the `?` (may hold a token).
+    pub query: String,
+}
+
+impl fmt::Debug for HttpUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpUpgrade")
+            .field("header_names", &names)
+            .field("query_len", &self.query.len())
+            .finish()
+    }
+}
+
+/// An authorizer's positive answer.
+#[derive(Debug, Clone)]
+pub struct CustomGrant {
+    /// Who the client is (`principalId`): its `principalIdentifier` in lifecycle events.
+    pub principal_id: String,
+    /// The returned policy documents, compiled; decided with the connection's client id,
+    /// source address and server name. `iot:Connect` must be among what they allow.
+    pub policies: Arc<PolicySet>,
+    /// `disconnectAfterInSeconds`: how long the connection may stay open.
+    pub disconnect_after: Option<Duration>,
+    /// `refreshAfterInSeconds`: when to ask the authorizer again.
+    pub refresh_after: Option<Duration>,
+}
+
+/// An authorizer's refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomAuthDenied {
+    /// The authorizer said no (or its answer was invalid, or the token's signature did not
+    /// verify). The reason is for logs: it must never contain a secret.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    /// No decision could be made (authorizer down, timed out, circuit open): refused as well
+    /// (fails closed), but as the server being unavailable, so the client retries later.
+    #[error("authorizer unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl CustomAuthDenied {
+    /// The MQTT 5 CONNACK reason code refusing a CONNECT for this.
+    pub(crate) fn connack_code(&self) -> u8 {
+        match self {
+            CustomAuthDenied::NotAuthorized(_) => reason::NOT_AUTHORIZED,
+            CustomAuthDenied::Unavailable(_) => reason::SERVER_UNAVAILABLE,
+        }
+    }
+}
+
+/// When a grant's `refresh_after` is due, counted from `now`.
+pub(crate) fn refresh_due(now: Instant, refresh_after: Duration) -> Instant {
+    now + refresh_after.max(MIN_REFRESH_INTERVAL)
+}
+
+/// Asks `authenticator` about `attempt`; no answer by `deadline` is [`CustomAuthDenied::Unavailable`].
+pub(crate) async fn authenticate_within(
+    authenticator: &dyn CustomAuthenticator,
+    attempt: CustomAuthAttempt,
+    deadline: Instant,
+) -> Result<CustomGrant, CustomAuthDenied> {
+    match tokio::time::timeout_at(deadline, authenticator.authenticate(attempt)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(CustomAuthDenied::Unavailable(
+            "no answer in time".to_owned(),
+        )),
+    }
+}
+
+/// What the supervising task of a custom-authenticated connection needs.
+pub(crate) struct Supervised {
+    pub authenticator: Arc<dyn CustomAuthenticator>,
+    pub attempt: CustomAuthAttempt,
+    pub principal: Arc<Principal>,
+    /// When the connection must close (from its admission's `disconnect_after`).
+    pub disconnect_at: Option<Instant>,
+    /// When to ask the authenticator again.
+    pub refresh_at: Option<Instant>,
+    /// How long a refresh may take.
+    pub limit: Duration,
+}
+
+/// Enforces a custom grant's lifetimes on an open connection until it is due to close (the
+/// connection aborts this task when it ends first). Runs beside the connection, so the read
+/// loop and delivery pay nothing for it.
+pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>) {
+    let Supervised {
+        authenticator,
+        attempt,
+        principal,
+        mut disconnect_at,
+        mut refresh_at,
+        limit,
+    } = s;
+    loop {
+        let refresh_first = match (refresh_at, disconnect_at) {
+            (Some(r), Some(d)) => r < d,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return,
+        };
+        if !refresh_first {
+            if let Some(at) = disconnect_at {
+                tokio::time::sleep_until(at).await;
+            }
+            tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "custom authorization lifetime over; closing the connection");
+            principal.kick().fire(reason::MAXIMUM_CONNECT_TIME);
+            return;
+        }
+        if let Some(at) = refresh_at {
+            tokio::time::sleep_until(at).await;
+        }
+        let deadline = Instant::now() + limit;
+        match authenticate_within(&*authenticator, attempt.clone(), deadline).await {
+            Ok(grant) => {
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                principal.set_authz(Authz::new(grant.policies, principal.base().request(None)));
+                if !principal.may_connect(&broker.denials, broker.arns()) {
+                    tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "iot:Connect not allowed after a custom authorization refresh; closing the connection");
+                    principal.kick().fire(reason::NOT_AUTHORIZED);
+                    return;
+                }
+                tracing::debug!(client_id = %principal.client_id(), principal = %principal.identity, "custom authorization refreshed");
+                // A refresh may shorten the connection's lifetime, never extend it.
+                if let Some(after) = grant.disconnect_after {
+                    let due = now + after;
+                    disconnect_at = Some(disconnect_at.map_or(due, |d| d.min(due)));
+                }
+                refresh_at = grant.refresh_after.map(|after| refresh_due(now, after));
+            }
+            Err(denied) => {
+                tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, error = %denied, "custom authorization refresh failed; closing the connection");
+                principal.kick().fire(reason::NOT_AUTHORIZED);
+                return;
+            }
+        }
+    }
+}
