@@ -1,4 +1,5 @@
-//! Custom authentication (AWS IoT custom authorizers), the pure part: no I/O, no clock.
+//! Custom authentication (AWS IoT custom authorizers). All but [`invoke`] is pure: no I/O, no
+//! clock.
 //!
 //! A connection's path through it:
 //!
@@ -15,11 +16,16 @@
 //! 4. [`answer`]: the authorizer's answer, validated ([`AuthorizerAnswer::from_json`]); any
 //!    error means deny.
 //!
+//! [`invoke`] is the I/O around these steps: calling the authorizer's function (a webhook
+//! or a built-in), with timeouts, bounded concurrency, a circuit breaker and a cache
+//! ([`AuthorizerInvoker`]).
+//!
 //! Every error is typed and says what is wrong, never repeating a token, signature or
 //! password.
 
 pub mod answer;
 pub mod credentials;
+pub mod invoke;
 pub mod request;
 pub mod signature;
 
@@ -31,6 +37,10 @@ pub use credentials::{
     AUTHORIZER_NAME_PARAM, CredentialError, CustomAuthParams, MAX_AUTHORIZER_NAME_CHARS,
     MAX_TOKEN_CHARS, MAX_USERNAME_BYTES, MqttUsername, NameProblem, SIGNATURE_PARAM,
     check_authorizer_name,
+};
+pub use invoke::{
+    AuthorizerFunction, AuthorizerInvoker, BuiltInFunctions, Clock, Denial, InvokeError,
+    InvokerConfig, SystemClock, WebhookOptions,
 };
 pub use request::{
     AuthorizerRequest, CacheKey, HttpContext, MAX_HTTP_CONTEXT_BYTES, MqttContext, TlsContext,
