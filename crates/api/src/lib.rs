@@ -27,6 +27,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use ferrocore_identity::custom_auth::{AuthorizerInvoker, BuiltInFunctions, InvokerConfig};
 use ferrocore_identity::registry::Registry;
 use ferrocore_identity::sigv4::{self, CredentialLookup, SignedRequest, VerifierConfig};
 use ferrocore_identity::x509::CaSigner;
@@ -64,6 +65,9 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// The data plane; without it, its operations answer UnknownOperationException.
     pub data_plane: Option<DataPlane>,
+    /// Runs authorizers for TestInvokeAuthorizer; share the server's (see
+    /// [`with_authorizer_invoker`](Self::with_authorizer_invoker)).
+    pub authorizer_invoker: Arc<AuthorizerInvoker>,
     verifier: VerifierConfig,
 }
 
@@ -83,8 +87,19 @@ impl ApiState {
             device_ca,
             config,
             data_plane: None,
+            authorizer_invoker: Arc::new(AuthorizerInvoker::new(
+                InvokerConfig::default(),
+                BuiltInFunctions::new(),
+            )),
             verifier,
         }
+    }
+
+    /// Uses `invoker` (the one devices are authorized with) for TestInvokeAuthorizer, so that
+    /// it calls the same built-in functions with the same webhook settings.
+    pub fn with_authorizer_invoker(mut self, invoker: Arc<AuthorizerInvoker>) -> ApiState {
+        self.authorizer_invoker = invoker;
+        self
     }
 
     pub fn with_data_plane(mut self, data_plane: DataPlane) -> ApiState {
