@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ferrocore_mqtt::{
     Auth, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, DisconnectProperties,
     LastWill, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS, SubAck, UnsubAck,
@@ -22,10 +22,11 @@ use ferrocore_mqtt::{
 use ferrocore_policy::{Action, ConnectContext, PolicySet, ResourceKind};
 use ferrocore_store::{Commit, WriteOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
-use crate::custom_auth::{self, CustomAuthAttempt, Supervised};
+use crate::custom_auth::{self, CUSTOM_AUTH_METHOD, CustomAuthAttempt, Supervised};
 use crate::events::{Announcement, DisconnectReason, Presence, random_uuid};
 use crate::message::{Message, unix_ms};
 use crate::session::{Attached, Delivery, Kick, LastDisconnect, Outbox, Outgoing, Session};
@@ -124,6 +125,7 @@ where
         assigned,
         indexed: _indexed,
         supervised,
+        reauthenticate,
     } = match admit(
         &connect,
         &info,
@@ -234,6 +236,10 @@ where
         if keep_alive != connect.keep_alive {
             properties.server_keep_alive = Some(keep_alive);
         }
+        if reauthenticate.is_some() {
+            // [MQTT-4.12.0-5]: the CONNECT's authentication method, accepted.
+            properties.authentication_method = Some(CUSTOM_AUTH_METHOD.to_owned());
+        }
     }
     let connack = Packet::ConnAck(ConnAck {
         session_present,
@@ -291,6 +297,7 @@ where
         AbortOnDrop(tokio::spawn(custom_auth::supervise(
             s,
             Arc::downgrade(&broker),
+            outbox.clone(),
         )))
     });
 
@@ -310,6 +317,7 @@ where
         throttle: (config.compat == Compat::Aws)
             .then(|| Throttle::new(&AWS_QUOTAS, Instant::now())),
         publishes_read: 0,
+        reauthenticate,
     };
     let close = conn
         .read_loop(&mut reader, &mut buf, &kick, keep_alive)
@@ -379,6 +387,9 @@ struct Admitted {
     indexed: Option<Indexed>,
     /// A custom grant's lifetimes to enforce while the connection is open.
     supervised: Option<Supervised>,
+    /// Where AUTH re-authentications go, when the client connected with
+    /// [`CUSTOM_AUTH_METHOD`].
+    reauthenticate: Option<mpsc::Sender<Option<Bytes>>>,
 }
 
 /// Aborts a task when dropped.
@@ -480,6 +491,7 @@ async fn admit(
         certificate: None,
     };
     let mut supervised = None;
+    let mut reauthenticate = None;
     let (principal, indexed) = match (certificate, custom) {
         (Some((id, auth)), _) => {
             if let Some(der) = info.tls.as_ref().and_then(|t| t.peer_certificates.first()) {
@@ -520,9 +532,15 @@ async fn admit(
             (principal, Some(indexed))
         }
         (None, Some(authenticator)) => {
+            let reauthenticable = connect.protocol.is_v5()
+                && connect.properties.authentication_method.as_deref() == Some(CUSTOM_AUTH_METHOD);
+            let password = match &connect.properties.authentication_data {
+                Some(data) if reauthenticable => Some(data.clone()),
+                _ => connect.password.clone(),
+            };
             let attempt = CustomAuthAttempt {
                 username: connect.username.clone(),
-                password: connect.password.clone(),
+                password,
                 client_id: client_id.to_string(),
                 server_name: base.domain_name.clone(),
                 peer: info.peer_addr,
@@ -558,7 +576,12 @@ async fn admit(
             let refresh_at = grant
                 .refresh_after
                 .map(|after| custom_auth::refresh_due(now, after));
-            if disconnect_at.is_some() || refresh_at.is_some() {
+            let reauthentications = reauthenticable.then(|| {
+                let (sender, receiver) = mpsc::channel(1);
+                reauthenticate = Some(sender);
+                receiver
+            });
+            if disconnect_at.is_some() || refresh_at.is_some() || reauthentications.is_some() {
                 supervised = Some(Supervised {
                     authenticator,
                     attempt,
@@ -566,6 +589,7 @@ async fn admit(
                     disconnect_at,
                     refresh_at,
                     limit: broker.config.connect_timeout,
+                    reauthentications,
                 });
             }
             (principal, None)
@@ -604,6 +628,7 @@ async fn admit(
         assigned,
         indexed,
         supervised,
+        reauthenticate,
     })
 }
 
@@ -891,6 +916,8 @@ struct Connection {
     /// AWS mode's inbound quotas, and the PUBLISH packets counted since they last charged.
     throttle: Option<Throttle>,
     publishes_read: u32,
+    /// Where AUTH re-authentications go (custom authentication with [`CUSTOM_AUTH_METHOD`]).
+    reauthenticate: Option<mpsc::Sender<Option<Bytes>>>,
 }
 
 impl Connection {
@@ -1167,10 +1194,7 @@ impl Connection {
                     cause: DisconnectReason::ClientInitiated,
                 })
             }
-            Packet::Auth(Auth { .. }) => Err(Close::protocol(
-                reason::PROTOCOL_ERROR,
-                "AUTH without an authentication method",
-            )),
+            Packet::Auth(a) => self.on_auth(a),
             Packet::Connect(_) => Err(Close::protocol(reason::PROTOCOL_ERROR, "second CONNECT")),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 Err(Close::protocol(
@@ -1179,6 +1203,33 @@ impl Connection {
                 ))
             }
         }
+    }
+
+    /// AUTH: re-authentication of a client that connected with [`CUSTOM_AUTH_METHOD`], decided
+    /// beside the connection (see [`custom_auth::supervise`]); anything else breaks the
+    /// protocol (no other enhanced authentication exists).
+    fn on_auth(&mut self, a: Auth) -> Result<(), Close> {
+        let Some(sender) = &self.reauthenticate else {
+            return Err(Close::protocol(
+                reason::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            ));
+        };
+        if a.reason != reason::REAUTHENTICATE
+            || a.properties.authentication_method.as_deref() != Some(CUSTOM_AUTH_METHOD)
+        {
+            return Err(Close::protocol(
+                reason::PROTOCOL_ERROR,
+                "AUTH other than a re-authentication with the CONNECT's method",
+            ));
+        }
+        if sender.try_send(a.properties.authentication_data).is_err() {
+            return Err(Close::protocol(
+                reason::PROTOCOL_ERROR,
+                "AUTH while a re-authentication is in progress",
+            ));
+        }
+        Ok(())
     }
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {

@@ -21,6 +21,8 @@
 //! again). A refresh that denies, fails or does not answer within the connect timeout closes
 //! the connection with DISCONNECT 0x87 and `AUTH_ERROR`, without the will. A refresh can
 //! shorten the connection's lifetime, never extend it; the principal stays the one admitted.
+//! MQTT 5 clients that connect with the authentication method [`CUSTOM_AUTH_METHOD`] may
+//! re-authenticate with a new token through AUTH (reason 0x19), as documented there.
 //!
 //! The attempt holds the client's password: it lives only in memory, in the connection's
 //! supervising task, and is never logged (its `Debug` shows neither password nor header
@@ -34,11 +36,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrocore_mqtt::reason;
+use ferrocore_mqtt::{Auth, AuthProperties, Packet, reason};
 use ferrocore_policy::PolicySet;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::auth::{Authz, Principal};
+use crate::session::Outbox;
 use crate::{Broker, Transport};
 
 /// The shortest interval between refreshes, whatever an authenticator answers: a zero
@@ -170,6 +174,16 @@ pub(crate) async fn authenticate_within(
     }
 }
 
+/// The MQTT 5 authentication method of custom authentication. A client whose CONNECT names
+/// it (the authentication data, if any, then stands in for the password) may re-authenticate
+/// on the open connection with AUTH, reason 0x19, this method and its new token (password) as
+/// authentication data: the authenticator is asked with the CONNECT's attempt carrying the new
+/// password, and on success the new policies are in force and the server answers AUTH 0x00;
+/// the grant's `disconnect_after` and `refresh_after` then count from the re-authentication
+/// (a new token may extend the connection). A denied or failed re-authentication closes the
+/// connection with DISCONNECT 0x87 [MQTT-4.12.1-2].
+pub const CUSTOM_AUTH_METHOD: &str = "custom";
+
 /// What the supervising task of a custom-authenticated connection needs.
 pub(crate) struct Supervised {
     pub authenticator: Arc<dyn CustomAuthenticator>,
@@ -181,64 +195,124 @@ pub(crate) struct Supervised {
     pub refresh_at: Option<Instant>,
     /// How long a refresh may take.
     pub limit: Duration,
+    /// New passwords from AUTH re-authentications, when the client connected with
+    /// [`CUSTOM_AUTH_METHOD`].
+    pub reauthentications: Option<mpsc::Receiver<Option<Bytes>>>,
 }
 
-/// Enforces a custom grant's lifetimes on an open connection until it is due to close (the
-/// connection aborts this task when it ends first). Runs beside the connection, so the read
-/// loop and delivery pay nothing for it.
-pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>) {
+/// Why the supervisor asks the authenticator.
+enum Ask {
+    /// `refresh_after` is due: the same attempt again.
+    Refresh,
+    /// AUTH 0x19 with a new password.
+    Reauthenticate(Option<Bytes>),
+}
+
+/// Enforces a custom grant's lifetimes and answers re-authentications on an open connection
+/// until it is due to close (the connection aborts this task when it ends first). Runs beside
+/// the connection, so the read loop and delivery pay nothing for it.
+pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<Outbox>) {
     let Supervised {
         authenticator,
-        attempt,
+        mut attempt,
         principal,
         mut disconnect_at,
         mut refresh_at,
         limit,
+        mut reauthentications,
     } = s;
     loop {
         let refresh_first = match (refresh_at, disconnect_at) {
             (Some(r), Some(d)) => r < d,
             (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return,
+            (None, _) => false,
         };
-        if !refresh_first {
-            if let Some(at) = disconnect_at {
-                tokio::time::sleep_until(at).await;
-            }
-            tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "custom authorization lifetime over; closing the connection");
-            principal.kick().fire(reason::MAXIMUM_CONNECT_TIME);
+        let due = if refresh_first {
+            refresh_at
+        } else {
+            disconnect_at
+        };
+        if due.is_none() && reauthentications.is_none() {
             return;
         }
-        if let Some(at) = refresh_at {
-            tokio::time::sleep_until(at).await;
+        let ask = tokio::select! {
+            () = sleep_until_some(due) => {
+                if !refresh_first {
+                    tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "custom authorization lifetime over; closing the connection");
+                    principal.kick().fire(reason::MAXIMUM_CONNECT_TIME);
+                    return;
+                }
+                Ask::Refresh
+            }
+            request = next_request(&mut reauthentications) => match request {
+                Some(password) => Ask::Reauthenticate(password),
+                None => {
+                    // The connection no longer reads: only the timers are left.
+                    reauthentications = None;
+                    continue;
+                }
+            },
+        };
+        let reauthenticating = matches!(ask, Ask::Reauthenticate(_));
+        let mut asked = attempt.clone();
+        if let Ask::Reauthenticate(password) = ask {
+            asked.password = password;
         }
         let deadline = Instant::now() + limit;
-        match authenticate_within(&*authenticator, attempt.clone(), deadline).await {
-            Ok(grant) => {
-                let Some(broker) = broker.upgrade() else {
-                    return;
-                };
-                let now = Instant::now();
-                principal.set_authz(Authz::new(grant.policies, principal.base().request(None)));
-                if !principal.may_connect(&broker.denials, broker.arns()) {
-                    tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "iot:Connect not allowed after a custom authorization refresh; closing the connection");
-                    principal.kick().fire(reason::NOT_AUTHORIZED);
-                    return;
-                }
-                tracing::debug!(client_id = %principal.client_id(), principal = %principal.identity, "custom authorization refreshed");
-                // A refresh may shorten the connection's lifetime, never extend it.
-                if let Some(after) = grant.disconnect_after {
-                    let due = now + after;
-                    disconnect_at = Some(disconnect_at.map_or(due, |d| d.min(due)));
-                }
-                refresh_at = grant.refresh_after.map(|after| refresh_due(now, after));
-            }
+        let answer = authenticate_within(&*authenticator, asked.clone(), deadline).await;
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let grant = match answer {
+            Ok(grant) => grant,
             Err(denied) => {
-                tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, error = %denied, "custom authorization refresh failed; closing the connection");
+                tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, error = %denied, reauthenticating, "custom authorization refresh failed; closing the connection");
                 principal.kick().fire(reason::NOT_AUTHORIZED);
                 return;
             }
+        };
+        let now = Instant::now();
+        principal.set_authz(Authz::new(grant.policies, principal.base().request(None)));
+        if !principal.may_connect(&broker.denials, broker.arns()) {
+            tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "iot:Connect not allowed after a custom authorization refresh; closing the connection");
+            principal.kick().fire(reason::NOT_AUTHORIZED);
+            return;
         }
+        tracing::debug!(client_id = %principal.client_id(), principal = %principal.identity, reauthenticating, "custom authorization refreshed");
+        let due = grant.disconnect_after.map(|after| now + after);
+        if reauthenticating {
+            // New credentials: their lifetime replaces the old one, and later refreshes use them.
+            disconnect_at = due;
+            attempt = asked;
+            outbox.push(Packet::Auth(Auth {
+                reason: reason::SUCCESS,
+                properties: AuthProperties {
+                    authentication_method: Some(CUSTOM_AUTH_METHOD.to_owned()),
+                    ..AuthProperties::default()
+                },
+            }));
+        } else if let Some(due) = due {
+            // The same credentials again may shorten the connection's lifetime, never extend it.
+            disconnect_at = Some(disconnect_at.map_or(due, |d| d.min(due)));
+        }
+        refresh_at = grant.refresh_after.map(|after| refresh_due(now, after));
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next re-authentication request; `None` once the connection dropped its sender (never
+/// resolves without a receiver).
+async fn next_request(
+    requests: &mut Option<mpsc::Receiver<Option<Bytes>>>,
+) -> Option<Option<Bytes>> {
+    match requests {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }

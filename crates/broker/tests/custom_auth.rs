@@ -13,8 +13,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use ferrocore_broker::ferrocore_policy::PolicySet;
 use ferrocore_broker::{
-    Authentication, Broker, BrokerConfig, CertificateAuthorizer, ConnectionInfo, CustomAuthAttempt,
-    CustomAuthDenied, CustomAuthenticator, CustomGrant, Grant, ListenerAuth, TlsInfo, Transport,
+    Authentication, Broker, BrokerConfig, CUSTOM_AUTH_METHOD, CertificateAuthorizer,
+    ConnectionInfo, CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant, Grant,
+    ListenerAuth, TlsInfo, Transport,
 };
 use ferrocore_mqtt::*;
 use ferrocore_store::{Durability, Store};
@@ -522,4 +523,79 @@ async fn an_unavailable_refresh_closes() {
 #[tokio::test]
 async fn an_unanswered_refresh_closes() {
     failing_refresh_closes(Mode::Silent).await;
+}
+
+/// Alice connecting with the custom authentication method, her password as its data.
+async fn alice_reauthenticable(h: &Harness) -> Client {
+    let mut c = connect_packet(ProtocolVersion::V5, "alice-1", "alice", b"");
+    c.password = None;
+    c.properties.authentication_method = Some(CUSTOM_AUTH_METHOD.into());
+    c.properties.authentication_data = Some(Bytes::from_static(b"pw"));
+    let (c, ack) = connect(&h.broker, listener(true, false), c).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(
+        ack.properties.authentication_method.as_deref(),
+        Some(CUSTOM_AUTH_METHOD)
+    );
+    c
+}
+
+fn reauthenticate(token: &'static [u8]) -> Packet {
+    Packet::Auth(Auth {
+        reason: reason::REAUTHENTICATE,
+        properties: AuthProperties {
+            authentication_method: Some(CUSTOM_AUTH_METHOD.into()),
+            authentication_data: Some(Bytes::from_static(token)),
+            ..AuthProperties::default()
+        },
+    })
+}
+
+#[tokio::test]
+async fn auth_reauthenticates_and_applies_the_new_policies() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let mut c = alice_reauthenticable(&h).await;
+    assert_eq!(c.publish("alice/temp", 1).await, reason::SUCCESS);
+    *h.authorizer.policies.lock() = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/alice*"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/alice/other/*"}"#,
+    );
+    c.send(reauthenticate(b"pw")).await;
+    match c.recv().await {
+        Packet::Auth(a) => {
+            assert_eq!(a.reason, reason::SUCCESS);
+            assert_eq!(
+                a.properties.authentication_method.as_deref(),
+                Some(CUSTOM_AUTH_METHOD)
+            );
+        }
+        other => panic!("expected AUTH 0x00, got {other:?}"),
+    }
+    assert_eq!(h.authorizer.calls(), 2);
+    assert_eq!(c.publish("alice/temp", 2).await, reason::NOT_AUTHORIZED);
+    assert_eq!(c.publish("alice/other/x", 3).await, reason::SUCCESS);
+}
+
+#[tokio::test]
+async fn a_denied_reauthentication_closes() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let mut c = alice_reauthenticable(&h).await;
+    c.send(reauthenticate(b"stolen")).await;
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn auth_without_the_custom_method_is_a_protocol_error() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let (mut c, ack) = alice(&h).await;
+    assert!(ack.properties.authentication_method.is_none());
+    c.send(reauthenticate(b"pw")).await;
+    match c.recv().await {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason::PROTOCOL_ERROR),
+        other => panic!("expected DISCONNECT 0x82, got {other:?}"),
+    }
+    assert_eq!(h.authorizer.calls(), 1);
 }
