@@ -30,6 +30,7 @@
 pub mod admission;
 pub mod config;
 pub mod credentials;
+pub mod custom_auth;
 pub mod devices;
 mod http;
 pub mod identity;
