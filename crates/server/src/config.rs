@@ -19,7 +19,27 @@
 //! proxy_protocol = true      # a PROXY protocol v1/v2 header is required first
 //! anonymous = false          # admit clients without credentials
 //! anonymous_policy = "anon.json"  # their IoT policy (relative to this file); else allow-all
+//! custom_auth = true         # clients without a device certificate go to custom authorizers
+//! allow_plaintext_passwords = true  # needed with custom_auth on a plain (mqtt, ws) listener
 //! ```
+//!
+//! **Custom authentication** (`custom_auth`; see [`crate::custom_auth`]) decides the clients
+//! that present no device certificate by the account's custom authorizers; a client with a
+//! certificate is decided by it alone. Where it is accepted:
+//!
+//! - `https` listeners (the built-in `--listen-https` one included): on by default, as on
+//!   AWS's port 443: MQTT by TLS ALPN `mqtt` and MQTT over WebSocket at `/mqtt`; never MQTT by
+//!   ALPN `x-amzn-mqtt-ca` (AWS's certificate-only protocol). `custom_auth = false` turns it
+//!   off; an `anonymous` https listener has it off unless it says `custom_auth = true`.
+//! - `mqtts` listeners: off by default (AWS refuses custom authentication on 8883, and so does
+//!   the built-in `--listen-mqtts` listener); `custom_auth = true` accepts it with or without
+//!   ALPN and SNI, on any port (beyond AWS: fleets migrating from a broker with passwords).
+//! - plain `mqtt` and `ws` listeners: only with `custom_auth = true` and
+//!   `allow_plaintext_passwords = true` (tokens and passwords cross the network in clear);
+//!   `serve` warns loudly at start.
+//!
+//! `custom_auth` and `anonymous` exclude each other: custom authentication decides every
+//! client without a certificate, so an anonymous client would never get in.
 //!
 //! **Anonymous clients** (of `--dev`'s plain listener and of `anonymous = true` listeners) get
 //! the IoT policy their listener names: its `anonymous_policy`, else the top-level
@@ -457,6 +477,9 @@ pub struct ListenerSpec {
     pub anonymous: bool,
     /// The policy anonymous clients get; `None`: everything is allowed.
     pub anonymous_policy: Option<AnonymousPolicy>,
+    /// Clients without a device certificate are decided by custom authorizers (on `https`
+    /// listeners only over ALPN `mqtt` and WebSocket; see the module documentation).
+    pub custom_auth: bool,
     /// Where to change this listener, completing "cannot listen on ...; " (e.g. "choose
     /// another with --listen-mqtts").
     pub hint: String,
@@ -582,6 +605,8 @@ pub struct FileListener {
     pub proxy_protocol: Option<bool>,
     pub anonymous: Option<bool>,
     pub anonymous_policy: Option<String>,
+    pub custom_auth: Option<bool>,
+    pub allow_plaintext_passwords: Option<bool>,
 }
 
 /// The configuration file, every key optional.
@@ -679,6 +704,8 @@ const LISTENER_KEYS: &[&str] = &[
     "proxy_protocol",
     "anonymous",
     "anonymous_policy",
+    "custom_auth",
+    "allow_plaintext_passwords",
 ];
 
 /// Reads typed values out of a TOML table, with errors naming the key.
@@ -927,6 +954,8 @@ impl FileConfig {
                         proxy_protocol: lr.boolean("proxy_protocol")?,
                         anonymous: lr.boolean("anonymous")?,
                         anonymous_policy: lr.string("anonymous_policy")?,
+                        custom_auth: lr.boolean("custom_auth")?,
+                        allow_plaintext_passwords: lr.boolean("allow_plaintext_passwords")?,
                     });
                 }
             }
@@ -1574,6 +1603,8 @@ impl Settings {
                 proxy_protocol: false,
                 anonymous: false,
                 anonymous_policy: None,
+                // As AWS on 8883.
+                custom_auth: false,
                 hint: "choose another with --listen-mqtts".into(),
             });
         }
@@ -1591,6 +1622,8 @@ impl Settings {
                 proxy_protocol: false,
                 anonymous: false,
                 anonymous_policy: None,
+                // As AWS on 443: ALPN `mqtt` and WebSocket.
+                custom_auth: true,
                 hint: "choose another with --listen-https".into(),
             });
         }
@@ -1609,6 +1642,7 @@ impl Settings {
                 proxy_protocol: false,
                 anonymous: dev,
                 anonymous_policy: anonymous_policy.clone().filter(|_| dev),
+                custom_auth: false,
                 hint: "choose another with --listen-mqtt".into(),
             });
         }
@@ -1847,6 +1881,13 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         )?),
         None => None,
     };
+    let custom_auth = listener_custom_auth(
+        &ctx,
+        transport,
+        anonymous,
+        l.custom_auth,
+        l.allow_plaintext_passwords,
+    )?;
     Ok(ListenerSpec {
         hint: format!(
             "choose another `address` for [[listener]] \"{name}\" in {}",
@@ -1858,7 +1899,38 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         proxy_protocol: l.proxy_protocol.unwrap_or(false),
         anonymous,
         anonymous_policy,
+        custom_auth,
     })
+}
+
+/// Whether a `[[listener]]` accepts custom authentication (see the module documentation).
+fn listener_custom_auth(
+    ctx: &str,
+    transport: TransportName,
+    anonymous: bool,
+    declared: Option<bool>,
+    allow_plaintext_passwords: Option<bool>,
+) -> Result<bool, ConfigError> {
+    let plain = matches!(transport, TransportName::Mqtt | TransportName::Ws);
+    let custom_auth = match declared {
+        Some(true) if anonymous => {
+            return err(format!(
+                "{ctx}: `custom_auth` and `anonymous` exclude each other (custom authorizers decide every client without a certificate); drop one"
+            ));
+        }
+        Some(custom_auth) => custom_auth,
+        None => transport == TransportName::Https && !anonymous,
+    };
+    match (plain, custom_auth, allow_plaintext_passwords) {
+        (true, true, Some(true)) => Ok(true),
+        (true, true, _) => err(format!(
+            "{ctx}: custom_auth on a plain (non-TLS) listener sends tokens and passwords in clear; add allow_plaintext_passwords = true to accept that, or use transport \"mqtts\" / \"https\""
+        )),
+        (_, _, Some(true)) => err(format!(
+            "{ctx}: `allow_plaintext_passwords` is for plain (mqtt, ws) listeners with custom_auth = true"
+        )),
+        _ => Ok(custom_auth),
+    }
 }
 
 /// A path from the configuration file: relative ones are relative to the file's directory.

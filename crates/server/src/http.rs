@@ -7,11 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Extension, Request};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::{Bytes, BytesMut};
-use ferrocore_broker::ConnectionInfo;
+use ferrocore_broker::{ConnectionInfo, HttpUpgrade};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,11 +119,36 @@ async fn not_found(method: Method, uri: Uri) -> Response {
     )
 }
 
-async fn mqtt_ws(Extension(conn): Extension<Arc<HttpConn>>, ws: WebSocketUpgrade) -> Response {
+async fn mqtt_ws(
+    Extension(conn): Extension<Arc<HttpConn>>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Custom authorizers may read credentials from the upgrade request, as on AWS.
+    let info = ConnectionInfo {
+        http: Some(upgrade_request(&headers, &uri)),
+        ..conn.info.clone()
+    };
     ws.protocols(["mqtt"])
         .max_message_size(conn.max_ws_message)
         .max_frame_size(conn.max_ws_message)
-        .on_upgrade(move |socket| bridge(socket, conn))
+        .on_upgrade(move |socket| bridge(socket, conn, info))
+}
+
+/// The upgrade request's headers (names lowercase, as the `http` crate keeps them; values
+/// that are not UTF-8 left out, as no credential can be in them) and raw query.
+fn upgrade_request(headers: &HeaderMap, uri: &Uri) -> HttpUpgrade {
+    HttpUpgrade {
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = std::str::from_utf8(value.as_bytes()).ok()?;
+                Some((name.as_str().to_owned(), value.to_owned()))
+            })
+            .collect(),
+        query: uri.query().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Bytes in flight between the WebSocket and the MQTT handler, each way.
@@ -131,13 +156,9 @@ const BRIDGE_BUFFER: usize = 64 * 1024;
 
 /// Runs the MQTT handler on a byte stream fed by the WebSocket's binary messages, and sends
 /// what it writes back as binary messages.
-async fn bridge(mut socket: WebSocket, conn: Arc<HttpConn>) {
+async fn bridge(mut socket: WebSocket, conn: Arc<HttpConn>, info: ConnectionInfo) {
     let (ours, theirs) = tokio::io::duplex(BRIDGE_BUFFER);
-    let session = tokio::spawn(
-        conn.handler
-            .clone()
-            .handle(Box::new(theirs), conn.info.clone()),
-    );
+    let session = tokio::spawn(conn.handler.clone().handle(Box::new(theirs), info));
     let (mut rd, mut wr) = tokio::io::split(ours);
     let mut out = BytesMut::with_capacity(8 * 1024);
     // A received message not yet written to the handler: while one is pending the socket is not

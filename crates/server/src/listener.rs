@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::admission::{Admission, AdmissionConfig, ConnectionSlot};
 use crate::config::{ListenerKind, ListenerSpec, Settings};
 use crate::http::{HttpConn, HttpService};
-use crate::tls::{TlsState, is_mqtt_alpn};
+use crate::tls::{ALPN_MQTT_CA, TlsState, is_mqtt_alpn};
 use crate::{BoxedStream, ConnectionHandler, ServerError, proxy};
 
 /// Accept backlog of every listener.
@@ -205,13 +205,18 @@ impl BoundServer {
             }
             let http = (b.spec.kind() == ListenerKind::Http)
                 .then(|| HttpService::new(options.api.clone()));
+            let auth = ListenerAuth {
+                name: b.spec.name.clone(),
+                anonymous: b.spec.anonymous,
+                anonymous_policy: b.spec.anonymous_policy.as_ref().map(|p| p.policies.clone()),
+                custom_auth: b.spec.custom_auth,
+            };
             let ctx = Arc::new(ListenerCtx {
-                auth: Arc::new(ListenerAuth {
-                    name: b.spec.name.clone(),
-                    anonymous: b.spec.anonymous,
-                    anonymous_policy: b.spec.anonymous_policy.as_ref().map(|p| p.policies.clone()),
+                certificate_protocol_auth: Arc::new(ListenerAuth {
                     custom_auth: false,
+                    ..auth.clone()
                 }),
+                auth: Arc::new(auth),
                 spec: b.spec,
                 local: b.local,
                 handler: handler.clone(),
@@ -265,6 +270,9 @@ impl RunningServer {
 struct ListenerCtx {
     spec: ListenerSpec,
     auth: Arc<ListenerAuth>,
+    /// `auth` without custom authentication: for MQTT by ALPN `x-amzn-mqtt-ca` on an HTTPS
+    /// listener, which AWS keeps for device certificates.
+    certificate_protocol_auth: Arc<ListenerAuth>,
     local: SocketAddr,
     handler: Arc<dyn ConnectionHandler>,
     tls: Option<Arc<TlsState>>,
@@ -430,10 +438,8 @@ async fn dispatch(
     slot: ConnectionSlot,
 ) {
     let is_tls = tls.is_some();
-    let mqtt_by_alpn = tls
-        .as_ref()
-        .and_then(|t| t.alpn.as_deref())
-        .is_some_and(is_mqtt_alpn);
+    let alpn = tls.as_ref().and_then(|t| t.alpn.as_deref());
+    let mqtt_by_alpn = alpn.is_some_and(is_mqtt_alpn);
     match (ctx.spec.kind(), &ctx.http) {
         (ListenerKind::Http, Some(http)) if !mqtt_by_alpn => {
             let client_certificate = tls.as_ref().and_then(|t| {
@@ -466,7 +472,14 @@ async fn dispatch(
             });
             Box::pin(http.serve(stream, conn, ctx.options.http_header_timeout)).await;
         }
-        _ => {
+        (kind, _) => {
+            // On the HTTPS port custom authentication is for ALPN `mqtt` (AWS's 443 rule);
+            // MQTT listeners accept it whatever the client offered, when declared so.
+            let listener = if kind == ListenerKind::Http && alpn == Some(ALPN_MQTT_CA) {
+                ctx.certificate_protocol_auth.clone()
+            } else {
+                ctx.auth.clone()
+            };
             let info = ConnectionInfo {
                 peer_addr,
                 local_addr,
@@ -477,7 +490,7 @@ async fn dispatch(
                 },
                 tls,
                 http: None,
-                listener: ctx.auth.clone(),
+                listener,
             };
             ctx.handler.clone().handle(stream, info).await;
             drop(slot);

@@ -696,3 +696,92 @@ fn policy_limits_default_to_aws_quotas_and_can_be_raised() {
         "{err}"
     );
 }
+
+#[test]
+fn custom_auth_per_listener() {
+    let s = resolve(
+        &[],
+        r#"
+[[listener]]
+name = "legacy"
+address = "127.0.0.1:0"
+transport = "mqtts"
+custom_auth = true
+
+[[listener]]
+name = "certs"
+address = "127.0.0.1:0"
+transport = "mqtts"
+
+[[listener]]
+name = "web"
+address = "127.0.0.1:0"
+transport = "https"
+
+[[listener]]
+name = "web-certs"
+address = "127.0.0.1:0"
+transport = "https"
+custom_auth = false
+
+[[listener]]
+name = "lan"
+address = "127.0.0.1:0"
+transport = "mqtt"
+custom_auth = true
+allow_plaintext_passwords = true
+"#,
+    );
+    let custom_auth = |name: &str| {
+        s.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.custom_auth)
+    };
+    // AWS's ports: not on 8883, on 443 (ALPN mqtt and WebSocket).
+    assert_eq!(custom_auth("mqtts"), Some(false));
+    assert_eq!(custom_auth("https"), Some(true));
+    assert_eq!(custom_auth("legacy"), Some(true));
+    assert_eq!(custom_auth("certs"), Some(false));
+    assert_eq!(custom_auth("web"), Some(true));
+    assert_eq!(custom_auth("web-certs"), Some(false));
+    assert_eq!(custom_auth("lan"), Some(true));
+}
+
+#[test]
+fn custom_auth_on_plain_listeners_needs_an_acknowledgement() {
+    for transport in ["mqtt", "ws"] {
+        let e = file_err(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"{transport}\"\ncustom_auth = true\n"
+        ));
+        assert!(e.contains("allow_plaintext_passwords = true"), "{e}");
+    }
+    let e = file_err(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"mqtts\"\ncustom_auth = true\nallow_plaintext_passwords = true\n",
+    );
+    assert!(
+        e.contains("`allow_plaintext_passwords` is for plain"),
+        "{e}"
+    );
+    let e = file_err(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"mqtt\"\nallow_plaintext_passwords = true\n",
+    );
+    assert!(
+        e.contains("`allow_plaintext_passwords` is for plain"),
+        "{e}"
+    );
+    let e = file_err(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"mqtts\"\ncustom_auth = true\nanonymous = true\n",
+    );
+    assert!(e.contains("exclude each other"), "{e}");
+    // An anonymous https listener has custom authentication off unless it asks.
+    let s = resolve(
+        &[],
+        "[[listener]]\nname = \"open\"\naddress = \"127.0.0.1:0\"\ntransport = \"https\"\nanonymous = true\n",
+    );
+    assert!(
+        s.listeners
+            .iter()
+            .any(|l| l.name == "open" && !l.custom_auth)
+    );
+}
