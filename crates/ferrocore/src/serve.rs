@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ferrocore_api::{ApiConfig, ApiState, DataPlane};
 use ferrocore_broker::{Authentication, Broker};
+use ferrocore_identity::custom_auth::{AuthorizerInvoker, BuiltInFunctions, InvokerConfig};
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
 use ferrocore_server::config::MetricsListen;
+use ferrocore_server::custom_auth::RegistryAuthenticator;
 use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
 use ferrocore_server::registry_events::publish_registry_events;
 use ferrocore_server::tls::TlsState;
@@ -171,6 +173,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+    for l in settings
+        .listeners
+        .iter()
+        .filter(|l| l.custom_auth && !l.tls())
+    {
+        warn!("==================================================================");
+        warn!(listener = %l.name, address = %l.address, "PLAIN listener with custom authentication: tokens and PASSWORDS");
+        warn!(listener = %l.name, "cross the network IN CLEAR (allow_plaintext_passwords = true).");
+        warn!("==================================================================");
+    }
     if let Some(limit) = raise_open_files_limit(settings.admission.max_connections)
         && (settings.admission.max_connections as u64) > limit
     {
@@ -218,12 +230,22 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Device certificates: checked against the registry in every TLS handshake and again at
     // MQTT CONNECT; a registry change that makes one fail closes its connections.
     let devices = DeviceAuth::new(registry.clone());
+    // Custom authorizers: one invoker (cache, breakers, webhook client) for devices and
+    // TestInvokeAuthorizer; a change of an authorizer drops what it knew of it.
+    let authorizer_invoker = Arc::new(AuthorizerInvoker::new(
+        InvokerConfig::default(),
+        BuiltInFunctions::new(),
+    ));
+    authorizer_invoker.subscribe(&registry);
     let broker = Broker::start_with_auth(
         settings.broker.clone(),
         store.clone(),
         Authentication {
             certificates: Some(devices.clone()),
-            custom: None,
+            custom: Some(RegistryAuthenticator::new(
+                registry.clone(),
+                authorizer_invoker.clone(),
+            )),
         },
     )
     .await
@@ -266,7 +288,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .with_data_plane(DataPlane {
         broker: broker.clone(),
         shadows,
-    });
+    })
+    .with_authorizer_invoker(authorizer_invoker);
     let mut options = ServerOptions::from_settings(&settings);
     options.api = Some(ferrocore_api::router(Arc::new(api)));
 
