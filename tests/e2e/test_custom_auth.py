@@ -1,0 +1,384 @@
+"""Devices connecting through a custom authorizer (issue 6): a webhook authorizer (a Python HTTP
+server on 127.0.0.1 answering AWS's response JSON) that admits alice with password pw under a
+policy allowing connect and publish / subscribe / receive on `alice/*`, and denies everyone
+else. The authorizer is ACTIVE, unsigned unless said otherwise, and the account's default.
+
+- mosquitto_pub / mosquitto_sub with `-u 'alice?x-amz-customauthorizer-name=hook' -P pw` over
+  TLS without ALPN, on a listener declared `custom_auth = true` (beyond AWS: any port, no ALPN);
+- the AWS IoT Device SDK v2 for Python (`direct_with_custom_authorizer`: ALPN `mqtt` on the
+  HTTPS port, as on AWS's 443; the signed variant; `websockets_with_custom_authorizer`);
+- where custom authentication is not accepted (the built-in MQTT/TLS listener, ALPN
+  x-amzn-mqtt-ca), the webhook down (0x88 / 3) while certificate clients still connect, and a
+  certificate client never reaching the webhook."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+from concurrent.futures import Future, InvalidStateError
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from awscrt import mqtt5
+from awsiot import mqtt5_client_builder
+
+import aws
+import mqttraw
+from clients import WAIT, Paho, tls_context, uid
+from pki import ACCOUNT, REGION, api_device, cert_arn
+
+pytestmark = pytest.mark.ferrocore_only
+
+ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+AUTHORIZER = "hook"
+ALICE_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/*"},
+    {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{ARN}:topic/alice/*"},
+    {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{ARN}:topicfilter/alice/*"},
+]}
+# A listener for fleets that send neither ALPN nor SNI (beyond AWS).
+LEGACY_LISTENER = '[[listener]]\nname = "legacy"\ntransport = "mqtts"\naddress = "127.0.0.1:0"\ncustom_auth = true\n'
+NOT_AUTHORIZED, SERVER_UNAVAILABLE = 0x87, 0x88
+TIMEOUT = WAIT * 3  # only to avoid hangs
+
+
+class Webhook:
+    """AWS's authorizer contract over HTTP: admits alice/pw (from the MQTT username before `?`
+    and the base64 password), or with `token` set the requests carrying that token; keeps the
+    events it got."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.token: str | None = None
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                hook.events.append(event)
+                data = json.dumps(hook.answer(event)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/authorize"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, event: dict) -> dict:
+        mqtt = event.get("protocolData", {}).get("mqtt", {})
+        user = mqtt.get("username", "").split("?", 1)[0]
+        password = base64.b64decode(mqtt.get("password", ""))
+        if self.token is not None:
+            allowed = event.get("token") == self.token and event.get("signatureVerified") is True
+        else:
+            allowed = (user, password) == ("alice", b"pw")
+        return {
+            "isAuthenticated": allowed,
+            "principalId": "alice" if allowed else "nobody",
+            "policyDocuments": [ALICE_POLICY] if allowed else [],
+            "refreshAfterInSeconds": 600,
+            "disconnectAfterInSeconds": 3600,
+        }
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def custom_broker(start_broker, webhook):
+    """A broker with the legacy listener and the webhook as ACTIVE default authorizer."""
+    b = start_broker(tls_anonymous=False, config=LEGACY_LISTENER)
+    iot = aws.iot(b)
+    iot.create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=webhook.url, signingDisabled=True,
+                          status="ACTIVE")
+    iot.set_default_authorizer(authorizerName=AUTHORIZER)
+    return b
+
+
+def username(user: str = "alice") -> str:
+    return f"{user}?x-amz-customauthorizer-name={AUTHORIZER}"
+
+
+def mosquitto(tool: str, broker, port: int, user: str, password: str, version: str = "mqttv5") -> list[str]:
+    """A mosquitto client over TLS without ALPN, trusting the server's root CA."""
+    return [tool, "-h", broker.host, "-p", str(port), "-V", version, "--cafile", str(broker.ca),
+            "-i", uid("mosq"), "-u", user, "-P", password]
+
+
+def observer(broker) -> Paho:
+    """An allow-all client of the --dev listener, to see what is published anywhere."""
+    p = Paho(broker, transport="tcp")
+    p.connect()
+    return p
+
+
+def paho_tls(broker, port: int, version: int = 5, client_id: str | None = None, user: str = username(),
+             password: str = "pw", alpn: list[str] | None = None) -> Paho:
+    p = Paho(broker, client_id=client_id, version=version, transport="tcp", username=user, password=password)
+    p.port = port
+    p.c.tls_set_context(tls_context(broker, alpn))
+    return p
+
+
+def connack(broker, port: int, version: int, password: bytes = b"pw", alpn: list[str] | None = None) -> int:
+    """The CONNACK code (as on the wire: MQTT 5 reason or 3.1.1 return code) of a TLS client
+    without a certificate sending alice's username, a new client id each time (no cached
+    answer applies)."""
+    c = mqttraw.RawClient(broker.host, port, version=version, tls=tls_context(broker, alpn), timeout=TIMEOUT)
+    try:
+        return c.connect(uid("raw"), username=username(), password=password).reason
+    finally:
+        c.sock.close()
+
+
+def test_mosquitto_clients_with_username_and_password(custom_broker, webhook):
+    b = custom_broker
+    port = b.listener_port("legacy")
+    t = uid("t")
+    watch = observer(b)
+    watch.subscribe("alice/#")
+    watch.subscribe("bob/#")
+    sub = subprocess.Popen(
+        ["stdbuf", "-oL"] + mosquitto("mosquitto_sub", b, port, username(), "pw")
+        + ["-t", f"alice/{t}", "-q", "1", "-C", "1", "-W", str(int(TIMEOUT)), "-v"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # Until the subscriber is subscribed, its message may be missed: publish until it
+        # prints one (each publish a new connection through the authorizer).
+        outside = subprocess.run(mosquitto("mosquitto_pub", b, port, username(), "pw")
+                                 + ["-t", f"bob/{t}", "-m", "outside", "-q", "0"],
+                                 capture_output=True, text=True, timeout=TIMEOUT)
+        assert outside.returncode == 0, outside.stdout + outside.stderr
+        for _ in range(20):
+            pub = subprocess.run(mosquitto("mosquitto_pub", b, port, username(), "pw")
+                                 + ["-t", f"alice/{t}", "-m", "hello", "-q", "1"],
+                                 capture_output=True, text=True, timeout=TIMEOUT)
+            assert pub.returncode == 0, pub.stdout + pub.stderr
+            try:
+                out, _ = sub.communicate(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            raise AssertionError("mosquitto_sub got nothing")
+        assert out.strip().splitlines()[-1] == f"alice/{t} hello", out
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+        sub.wait()
+    # The observer saw alice's messages, never the one outside alice/*.
+    seen = watch.until(f"alice/{t}")
+    assert all(not m.topic.startswith("bob/") for m in seen), [m.topic for m in seen]
+    assert not any(m.topic.startswith("bob/") for m in watch.drain())
+    watch.close()
+
+    # The webhook got AWS's authorizer request (the connection had no ALPN).
+    event = webhook.events[0]
+    assert event["protocols"] == ["tls", "mqtt"]
+    assert event["protocolData"]["mqtt"]["username"] == username()
+    assert base64.b64decode(event["protocolData"]["mqtt"]["password"]) == b"pw"
+    assert event["connectionMetadata"]["id"]
+
+    for version, refusal in (("mqttv5", "not authori"), ("mqttv311", "not authori")):
+        wrong = subprocess.run(mosquitto("mosquitto_pub", b, port, username(), "wrong", version)
+                               + ["-t", f"alice/{t}", "-m", "x"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert wrong.returncode != 0
+        assert refusal in (wrong.stdout + wrong.stderr).lower(), wrong.stdout + wrong.stderr
+
+
+@pytest.mark.parametrize("version", [5, 4])
+def test_refusal_codes_and_where_custom_auth_is_refused(custom_broker, webhook, version):
+    b = custom_broker
+    refused = NOT_AUTHORIZED if version == 5 else 5
+    assert connack(b, b.listener_port("legacy"), version, password=b"wrong") == refused
+    calls = len(webhook.events)
+    # AWS's rules: not on the MQTT/TLS port (8883), not with ALPN x-amzn-mqtt-ca on 443.
+    assert connack(b, b.listener_port("mqtts"), version) == refused
+    assert connack(b, b.listener_port("https"), version, alpn=["x-amzn-mqtt-ca"]) == refused
+    assert len(webhook.events) == calls, "listeners without custom authentication never ask"
+    assert connack(b, b.listener_port("legacy"), version) == 0
+    # ALPN mqtt on the HTTPS port is custom authentication's (AWS's 443).
+    with paho_tls(b, b.listener_port("https"), version, alpn=["mqtt"]) as p:
+        p.connect()
+        t = f"alice/{uid('t')}"
+        p.subscribe(t, qos=1)
+        p.publish(t, b"ping", qos=1)
+        assert p.get().payload == b"ping"
+
+
+def test_webhook_down_fails_closed_while_certificates_connect(custom_broker, webhook, pki):
+    b = custom_broker
+    iot = aws.iot(b)
+    dev = api_device(iot, pki)
+    iot.create_policy(policyName="all", policyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+    iot.attach_policy(policyName="all", target=cert_arn(dev.id))
+    webhook.close()
+    for version, unavailable in ((5, SERVER_UNAVAILABLE), (4, 3)):
+        assert connack(b, b.listener_port("legacy"), version) == unavailable
+    # Certificates are decided by themselves alone, on every listener, webhook or not.
+    for port in (b.listener_port("legacy"), b.listener_port("mqtts")):
+        with Paho(b, transport="tcp") as p:
+            p.port = port
+            ctx = tls_context(b)
+            ctx.load_cert_chain(str(dev.cert), str(dev.key))
+            p.c.tls_set_context(ctx)
+            p.connect()
+
+
+def test_certificate_clients_never_call_the_authorizer(custom_broker, webhook, pki):
+    b = custom_broker
+    iot = aws.iot(b)
+    dev = api_device(iot, pki)
+    iot.create_policy(policyName="all", policyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+    iot.attach_policy(policyName="all", target=cert_arn(dev.id))
+    for port in (b.listener_port("legacy"), b.listener_port("mqtts")):
+        # Even with custom-auth credentials in the username: the certificate decides.
+        p = Paho(b, transport="tcp", username=username(), password="pw")
+        p.port = port
+        ctx = tls_context(b)
+        ctx.load_cert_chain(str(dev.cert), str(dev.key))
+        p.c.tls_set_context(ctx)
+        p.connect()
+        p.close()
+    assert webhook.events == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the AWS IoT Device SDK v2 for Python
+
+
+def _settle(f: Future, value=None, error: BaseException | None = None) -> None:
+    try:
+        if error is not None:
+            f.set_exception(error)
+        else:
+            f.set_result(value)
+    except InvalidStateError:
+        pass  # a later lifecycle event: the first one decided
+
+
+def sdk_pubsub(build, **kwargs) -> None:
+    """Builds an MQTT 5 client with `build(**kwargs, callbacks)`, connects, subscribes to
+    alice/<t>, publishes to it and gets the message back."""
+    connected: Future = Future()
+    stopped: Future = Future()
+    received: Future = Future()
+    client = build(
+        **kwargs,
+        on_publish_received=lambda data: _settle(received, data.publish_packet),
+        on_lifecycle_connection_success=lambda data: _settle(connected, data),
+        on_lifecycle_connection_failure=lambda data: _settle(connected, error=data.exception),
+        on_lifecycle_stopped=lambda data: _settle(stopped),
+    )
+    client.start()
+    try:
+        success = connected.result(TIMEOUT)
+        assert success.connack_packet.reason_code == mqtt5.ConnectReasonCode.SUCCESS
+        t = f"alice/{uid('sdk')}"
+        suback = client.subscribe(mqtt5.SubscribePacket(
+            subscriptions=[mqtt5.Subscription(topic_filter=t, qos=mqtt5.QoS.AT_LEAST_ONCE)])).result(TIMEOUT)
+        assert suback.reason_codes == [mqtt5.SubackReasonCode.GRANTED_QOS_1]
+        client.publish(mqtt5.PublishPacket(topic=t, payload=b"from the sdk", qos=mqtt5.QoS.AT_LEAST_ONCE)).result(
+            TIMEOUT)
+        packet = received.result(TIMEOUT)
+        assert (packet.topic, packet.payload) == (t, b"from the sdk")
+    finally:
+        client.stop()
+        stopped.result(TIMEOUT)
+
+
+def test_sdk_direct_with_custom_authorizer(custom_broker, webhook):
+    b = custom_broker
+    sdk_pubsub(
+        mqtt5_client_builder.direct_with_custom_authorizer,
+        endpoint="localhost",  # the server certificate names localhost
+        port=b.listener_port("https"),
+        auth_username="alice",
+        auth_authorizer_name=AUTHORIZER,
+        auth_password=b"pw",
+        ca_filepath=str(b.ca),
+        client_id=uid("sdk"),
+    )
+    event = webhook.events[-1]
+    assert event["protocols"] == ["tls", "mqtt"]
+    assert event["protocolData"]["tls"]["serverName"] == "localhost"
+    # The SDK's metrics parameters follow the authorizer's name in the username.
+    assert event["protocolData"]["mqtt"]["username"].startswith(f"alice?x-amz-customauthorizer-name={AUTHORIZER}&SDK=")
+
+
+def test_sdk_websockets_with_custom_authorizer(custom_broker, webhook):
+    b = custom_broker
+    sdk_pubsub(
+        mqtt5_client_builder.websockets_with_custom_authorizer,
+        endpoint="localhost",
+        port=b.listener_port("https"),
+        auth_username="alice",
+        auth_authorizer_name=AUTHORIZER,
+        auth_password=b"pw",
+        ca_filepath=str(b.ca),
+        client_id=uid("sdk"),
+    )
+    event = webhook.events[-1]
+    assert event["protocols"] == ["tls", "http", "mqtt"]
+    headers = event["protocolData"]["http"]["headers"]
+    assert headers.get("sec-websocket-protocol") == "mqtt"
+
+
+def sign(key: Path, token: str) -> str:
+    out = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=token.encode(), check=True,
+                         capture_output=True)
+    return base64.b64encode(out.stdout).decode()
+
+
+def test_sdk_signed_token(start_broker, webhook, tmp_path):
+    key = tmp_path / "signing.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
+                   check=True, capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True,
+                            text=True).stdout
+    b = start_broker(tls_anonymous=False)
+    aws.iot(b).create_authorizer(authorizerName="signed", authorizerFunctionArn=webhook.url, tokenKeyName="tok",
+                                 tokenSigningPublicKeys={"k1": public}, status="ACTIVE")
+    token = uid("token")
+    webhook.token = token
+    signed = dict(
+        endpoint="localhost",
+        port=b.listener_port("https"),
+        auth_authorizer_name="signed",
+        auth_authorizer_signature=sign(key, token),
+        auth_token_key_name="tok",
+        auth_token_value=token,
+        ca_filepath=str(b.ca),
+        client_id=uid("sdk"),
+    )
+    sdk_pubsub(mqtt5_client_builder.direct_with_custom_authorizer, **signed)
+    assert webhook.events[-1]["token"] == token and webhook.events[-1]["signatureVerified"] is True
+
+    # A signature of another token: refused before the webhook is asked.
+    calls = len(webhook.events)
+    p = paho_tls(b, b.listener_port("https"), client_id=uid("bad"), alpn=["mqtt"], password="",
+                 user=f"?x-amz-customauthorizer-name=signed&x-amz-customauthorizer-signature="
+                      f"{sign(key, 'other').replace('+', '%2B')}&tok={token}")
+    assert p.connect(expect_success=False).rc == NOT_AUTHORIZED
+    p.close()
+    assert len(webhook.events) == calls
