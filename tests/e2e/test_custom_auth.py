@@ -382,3 +382,45 @@ def test_sdk_signed_token(start_broker, webhook, tmp_path):
     assert p.connect(expect_success=False).rc == NOT_AUTHORIZED
     p.close()
     assert len(webhook.events) == calls
+
+
+def test_websocket_upgrade_headers_and_query_name_the_authorizer(custom_broker, webhook):
+    """Over WebSocket the authorizer may be named in the upgrade request's headers or query
+    (AWS's MQTT-over-WSS rule), before the MQTT username. An INACTIVE authorizer named there
+    refuses, where the default one would admit alice."""
+    b = custom_broker
+    aws.iot(b).create_authorizer(authorizerName="off", authorizerFunctionArn=webhook.url, signingDisabled=True)
+
+    def wss(path: str = "/mqtt", headers: dict | None = None) -> Paho:
+        p = Paho(b, transport="wss", username="alice", password="pw")
+        p.c.ws_set_options(path=path, headers=headers)
+        return p
+
+    with wss() as p:
+        p.connect()
+    assert webhook.events[-1]["protocols"] == ["tls", "http", "mqtt"]
+    assert webhook.events[-1]["protocolData"]["http"]["headers"]["sec-websocket-protocol"] == "mqtt"
+    calls = len(webhook.events)
+    for p in (wss(headers={"X-Amz-CustomAuthorizer-Name": "off"}), wss(path="/mqtt?x-amz-customauthorizer-name=off")):
+        assert p.connect(expect_success=False).rc == NOT_AUTHORIZED
+        p.close()
+    assert len(webhook.events) == calls, "an INACTIVE authorizer is not called"
+
+
+def test_plain_listener_only_when_declared(start_broker, webhook):
+    """A plain listener takes passwords only with custom_auth and allow_plaintext_passwords, and
+    says so loudly at start."""
+    b = start_broker(tls_anonymous=False, config=(
+        '[[listener]]\nname = "lan"\ntransport = "mqtt"\naddress = "127.0.0.1:0"\n'
+        "custom_auth = true\nallow_plaintext_passwords = true\n"))
+    iot = aws.iot(b)
+    iot.create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=webhook.url, signingDisabled=True,
+                          status="ACTIVE")
+    iot.set_default_authorizer(authorizerName=AUTHORIZER)
+    assert "PLAIN listener with custom authentication" in b.log()
+    c = mqttraw.RawClient(b.host, b.listener_port("lan"), version=5, timeout=TIMEOUT)
+    try:
+        assert c.connect(uid("raw"), username="alice", password=b"pw").reason == 0
+    finally:
+        c.sock.close()
+    assert webhook.events[-1]["protocols"] == ["mqtt"]
