@@ -413,14 +413,24 @@ def test_plain_listener_only_when_declared(start_broker, webhook):
     b = start_broker(tls_anonymous=False, config=(
         '[[listener]]\nname = "lan"\ntransport = "mqtt"\naddress = "127.0.0.1:0"\n'
         "custom_auth = true\nallow_plaintext_passwords = true\n"))
+    assert "PLAIN listener with custom authentication" in b.log()
+
+    def plain_connack(user: str) -> int:
+        c = mqttraw.RawClient(b.host, b.listener_port("lan"), version=5, timeout=TIMEOUT)
+        try:
+            return c.connect(uid("raw"), username=user, password=b"pw").reason
+        finally:
+            c.sock.close()
+
     iot = aws.iot(b)
     iot.create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=webhook.url, signingDisabled=True,
                           status="ACTIVE")
+    # No authorizer named and no default; an unknown one named.
+    assert plain_connack("alice") == NOT_AUTHORIZED
+    assert plain_connack("alice?x-amz-customauthorizer-name=nope") == NOT_AUTHORIZED
+    assert webhook.events == []
+    # Named, then by default.
+    assert plain_connack(username()) == 0
     iot.set_default_authorizer(authorizerName=AUTHORIZER)
-    assert "PLAIN listener with custom authentication" in b.log()
-    c = mqttraw.RawClient(b.host, b.listener_port("lan"), version=5, timeout=TIMEOUT)
-    try:
-        assert c.connect(uid("raw"), username="alice", password=b"pw").reason == 0
-    finally:
-        c.sock.close()
+    assert plain_connack("alice") == 0
     assert webhook.events[-1]["protocols"] == ["mqtt"]
