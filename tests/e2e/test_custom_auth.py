@@ -434,3 +434,24 @@ def test_plain_listener_only_when_declared(start_broker, webhook):
     iot.set_default_authorizer(authorizerName=AUTHORIZER)
     assert plain_connack("alice") == 0
     assert webhook.events[-1]["protocols"] == ["mqtt"]
+
+
+def test_listener_default_authorizer(start_broker, webhook):
+    """A listener's default_authorizer decides the clients that name none (a migrated fleet
+    sending plain usernames), before and without the account's default."""
+    b = start_broker(tls_anonymous=False, config=LEGACY_LISTENER + f'default_authorizer = "{AUTHORIZER}"\n')
+    aws.iot(b).create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=webhook.url,
+                                 signingDisabled=True, status="ACTIVE")
+    c = mqttraw.RawClient(b.host, b.listener_port("legacy"), version=4, tls=tls_context(b), timeout=TIMEOUT)
+    try:
+        assert c.connect(uid("raw"), username="alice", password=b"pw").reason == 0
+    finally:
+        c.sock.close()
+    assert webhook.events[-1]["protocolData"]["mqtt"]["username"] == "alice"
+    # Elsewhere a client naming no authorizer has none (no account default).
+    https = mqttraw.RawClient(b.host, b.listener_port("https"), version=4, tls=tls_context(b, ["mqtt"]),
+                              timeout=TIMEOUT)
+    try:
+        assert https.connect(uid("raw"), username="alice", password=b"pw").reason == 5
+    finally:
+        https.sock.close()

@@ -245,6 +245,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             custom: Some(RegistryAuthenticator::new(
                 registry.clone(),
                 authorizer_invoker.clone(),
+                settings
+                    .listeners
+                    .iter()
+                    .filter_map(|l| Some((l.name.clone(), l.default_authorizer.clone()?)))
+                    .collect(),
             )),
         },
     )

@@ -21,6 +21,7 @@
 //! anonymous_policy = "anon.json"  # their IoT policy (relative to this file); else allow-all
 //! custom_auth = true         # clients without a device certificate go to custom authorizers
 //! allow_plaintext_passwords = true  # needed with custom_auth on a plain (mqtt, ws) listener
+//! default_authorizer = "fleet-a"    # with custom_auth: the authorizer of clients naming none
 //! ```
 //!
 //! **Custom authentication** (`custom_auth`; see [`crate::custom_auth`]) decides the clients
@@ -41,6 +42,12 @@
 //! `custom_auth` and `anonymous` exclude each other: custom authentication decides every
 //! client without a certificate, so an anonymous client would never get in.
 //!
+//! A client that names no authorizer (`x-amz-customauthorizer-name`) gets its listener's
+//! `default_authorizer`, else the account's default authorizer (SetDefaultAuthorizer); one
+//! that names an authorizer gets that one, on any listener (as AWS lets devices name any
+//! authorizer of the account). So fleets that cannot name an authorizer (plain usernames from
+//! another broker) can be told apart by the port they connect to.
+//!
 //! **Anonymous clients** (of `--dev`'s plain listener and of `anonymous = true` listeners) get
 //! the IoT policy their listener names: its `anonymous_policy`, else the top-level
 //! `anonymous_policy` / `--anonymous-policy FILE` / `FERROCORE_ANONYMOUS_POLICY`, else
@@ -58,6 +65,7 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use ferrocore_broker::{BrokerConfig, Compat};
+use ferrocore_identity::custom_auth::check_authorizer_name;
 use ferrocore_identity::registry::PolicyLimits;
 use ferrocore_policy::{Arns, CompiledPolicy, ParseOptions, PolicySet};
 use ferrocore_shadow::ShadowConfig;
@@ -480,6 +488,9 @@ pub struct ListenerSpec {
     /// Clients without a device certificate are decided by custom authorizers (on `https`
     /// listeners only over ALPN `mqtt` and WebSocket; see the module documentation).
     pub custom_auth: bool,
+    /// The authorizer of custom-authenticated clients that name none, before the account's
+    /// default authorizer.
+    pub default_authorizer: Option<String>,
     /// Where to change this listener, completing "cannot listen on ...; " (e.g. "choose
     /// another with --listen-mqtts").
     pub hint: String,
@@ -607,6 +618,7 @@ pub struct FileListener {
     pub anonymous_policy: Option<String>,
     pub custom_auth: Option<bool>,
     pub allow_plaintext_passwords: Option<bool>,
+    pub default_authorizer: Option<String>,
 }
 
 /// The configuration file, every key optional.
@@ -706,6 +718,7 @@ const LISTENER_KEYS: &[&str] = &[
     "anonymous_policy",
     "custom_auth",
     "allow_plaintext_passwords",
+    "default_authorizer",
 ];
 
 /// Reads typed values out of a TOML table, with errors naming the key.
@@ -956,6 +969,7 @@ impl FileConfig {
                         anonymous_policy: lr.string("anonymous_policy")?,
                         custom_auth: lr.boolean("custom_auth")?,
                         allow_plaintext_passwords: lr.boolean("allow_plaintext_passwords")?,
+                        default_authorizer: lr.string("default_authorizer")?,
                     });
                 }
             }
@@ -1605,6 +1619,7 @@ impl Settings {
                 anonymous_policy: None,
                 // As AWS on 8883.
                 custom_auth: false,
+                default_authorizer: None,
                 hint: "choose another with --listen-mqtts".into(),
             });
         }
@@ -1624,6 +1639,7 @@ impl Settings {
                 anonymous_policy: None,
                 // As AWS on 443: ALPN `mqtt` and WebSocket.
                 custom_auth: true,
+                default_authorizer: None,
                 hint: "choose another with --listen-https".into(),
             });
         }
@@ -1643,6 +1659,7 @@ impl Settings {
                 anonymous: dev,
                 anonymous_policy: anonymous_policy.clone().filter(|_| dev),
                 custom_auth: false,
+                default_authorizer: None,
                 hint: "choose another with --listen-mqtt".into(),
             });
         }
@@ -1888,6 +1905,20 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         l.custom_auth,
         l.allow_plaintext_passwords,
     )?;
+    let default_authorizer = match l.default_authorizer {
+        Some(_) if !custom_auth => {
+            return err(format!(
+                "{ctx}: `default_authorizer` is for listeners with custom authentication; add custom_auth = true"
+            ));
+        }
+        Some(authorizer) => {
+            check_authorizer_name(&authorizer).map_err(|problem| {
+                ConfigError(format!("{ctx}: `default_authorizer`: the name {problem}"))
+            })?;
+            Some(authorizer)
+        }
+        None => None,
+    };
     Ok(ListenerSpec {
         hint: format!(
             "choose another `address` for [[listener]] \"{name}\" in {}",
@@ -1900,6 +1931,7 @@ fn file_listener(i: usize, l: FileListener, fp: &Path) -> Result<ListenerSpec, C
         anonymous,
         anonymous_policy,
         custom_auth,
+        default_authorizer,
     })
 }
 

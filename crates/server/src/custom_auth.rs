@@ -10,8 +10,8 @@
 //!    `SDK=...&Version=...&Metadata=...` parameters ignored) and, for MQTT over WebSocket, the
 //!    upgrade request's headers and query. Over WebSocket the upgrade request is looked at
 //!    first and the username's query second, parameter by parameter (AWS accepts either);
-//! 2. picks the authorizer named by `x-amz-customauthorizer-name`, else the account's default
-//!    authorizer (SetDefaultAuthorizer);
+//! 2. picks the authorizer named by `x-amz-customauthorizer-name`, else the listener's
+//!    `default_authorizer`, else the account's default authorizer (SetDefaultAuthorizer);
 //! 3. takes the token under the authorizer's `tokenKeyName` and the signature, and builds AWS's
 //!    authorizer request: protocols `tls` (with `serverName` when the client sent SNI), `http`
 //!    (WebSocket upgrades: headers and query) and `mqtt` (username as sent, password, client
@@ -35,6 +35,7 @@
 //! Logs name the authorizer, the connection id and the reason; never the token, the
 //! signature or the password (the reasons of [`Denial`] and [`CredentialError`] hold none).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,23 +54,36 @@ use tracing::debug;
 pub struct RegistryAuthenticator {
     registry: Arc<Registry>,
     invoker: Arc<AuthorizerInvoker>,
+    /// Listener name -> the authorizer of its clients that name none.
+    listener_defaults: Arc<HashMap<String, String>>,
 }
 
 impl RegistryAuthenticator {
-    pub fn new(registry: Arc<Registry>, invoker: Arc<AuthorizerInvoker>) -> Arc<Self> {
-        Arc::new(RegistryAuthenticator { registry, invoker })
+    pub fn new(
+        registry: Arc<Registry>,
+        invoker: Arc<AuthorizerInvoker>,
+        listener_defaults: HashMap<String, String>,
+    ) -> Arc<Self> {
+        Arc::new(RegistryAuthenticator {
+            registry,
+            invoker,
+            listener_defaults: Arc::new(listener_defaults),
+        })
     }
 
     async fn decide(
         registry: Arc<Registry>,
         invoker: Arc<AuthorizerInvoker>,
+        listener_defaults: Arc<HashMap<String, String>>,
         attempt: CustomAuthAttempt,
     ) -> Result<CustomGrant, CustomAuthDenied> {
         let credentials = Credentials::read(&attempt).map_err(|error| {
             debug!(connection_id = %attempt.connection_id, %error, "custom authentication: malformed credentials");
             CustomAuthDenied::NotAuthorized(error.to_string())
         })?;
-        let named = credentials.authorizer_name();
+        let named = credentials
+            .authorizer_name()
+            .or_else(|| listener_defaults.get(&attempt.listener).map(String::as_str));
         let record = registry.read(|state| match named {
             Some(name) => state.authorizer(name).cloned(),
             None => state.default_authorizer().cloned(),
@@ -104,6 +118,7 @@ impl CustomAuthenticator for RegistryAuthenticator {
         Box::pin(Self::decide(
             Arc::clone(&self.registry),
             Arc::clone(&self.invoker),
+            Arc::clone(&self.listener_defaults),
             attempt,
         ))
     }

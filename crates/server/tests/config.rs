@@ -785,3 +785,30 @@ fn custom_auth_on_plain_listeners_needs_an_acknowledgement() {
             .any(|l| l.name == "open" && !l.custom_auth)
     );
 }
+
+#[test]
+fn listener_default_authorizer() {
+    let s = resolve(
+        &[],
+        "[[listener]]\nname = \"fleet\"\naddress = \"127.0.0.1:0\"\ntransport = \"mqtts\"\ncustom_auth = true\ndefault_authorizer = \"fleet-a\"\n",
+    );
+    let fleet = s.listeners.iter().find(|l| l.name == "fleet");
+    assert_eq!(
+        fleet.and_then(|l| l.default_authorizer.as_deref()),
+        Some("fleet-a")
+    );
+    assert!(
+        s.listeners
+            .iter()
+            .filter(|l| l.name != "fleet")
+            .all(|l| l.default_authorizer.is_none())
+    );
+    let e = file_err(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"mqtts\"\ndefault_authorizer = \"fleet-a\"\n",
+    );
+    assert!(e.contains("add custom_auth = true"), "{e}");
+    let e = file_err(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntransport = \"mqtts\"\ncustom_auth = true\ndefault_authorizer = \"no spaces\"\n",
+    );
+    assert!(e.contains("`default_authorizer`"), "{e}");
+}
