@@ -151,6 +151,8 @@ def connack(broker, port: int, version: int, password: bytes = b"pw", alpn: list
 def test_mosquitto_clients_with_username_and_password(custom_broker, webhook):
     b = custom_broker
     port = b.listener_port("legacy")
+    assert {entry["name"]: entry["custom_auth"] for entry in b.listeners()
+            if entry["transport"] != "metrics"} == {"mqtts": False, "https": True, "mqtt": False, "legacy": True}
     t = uid("t")
     watch = observer(b)
     watch.subscribe("alice/#")
@@ -373,6 +375,7 @@ def test_sdk_signed_token(start_broker, webhook, tmp_path):
     )
     sdk_pubsub(mqtt5_client_builder.direct_with_custom_authorizer, **signed)
     assert webhook.events[-1]["token"] == token and webhook.events[-1]["signatureVerified"] is True
+    assert token not in b.log() and signed["auth_authorizer_signature"][:40] not in b.log(), "secrets logged"
 
     # A signature of another token: refused before the webhook is asked.
     calls = len(webhook.events)

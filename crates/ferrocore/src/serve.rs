@@ -86,6 +86,7 @@ async fn start_metrics(
         tls: false,
         proxy_protocol: false,
         anonymous: false,
+        custom_auth: false,
     }))
 }
 

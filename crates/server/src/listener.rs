@@ -71,6 +71,10 @@ pub struct ListenerAddress {
     pub tls: bool,
     pub proxy_protocol: bool,
     pub anonymous: bool,
+    /// Clients without a device certificate are decided by custom authorizers (on `https`
+    /// listeners over ALPN `mqtt` and WebSocket).
+    #[serde(default)]
+    pub custom_auth: bool,
 }
 
 /// The contents of `<data-dir>/listeners.json`.
@@ -175,6 +179,7 @@ impl BoundServer {
                 tls: b.spec.tls(),
                 proxy_protocol: b.spec.proxy_protocol,
                 anonymous: b.spec.anonymous,
+                custom_auth: b.spec.custom_auth,
             })
             .collect()
     }
