@@ -152,7 +152,7 @@ def test_mosquitto_clients_with_username_and_password(custom_broker, webhook):
     b = custom_broker
     port = b.listener_port("legacy")
     assert {entry["name"]: entry["custom_auth"] for entry in b.listeners()
-            if entry["transport"] != "metrics"} == {"mqtts": False, "https": True, "mqtt": False, "legacy": True}
+            if entry["transport"] != "metrics"} == {"mqtts": True, "https": True, "mqtt": False, "legacy": True}
     t = uid("t")
     watch = observer(b)
     watch.subscribe("alice/#")
@@ -212,11 +212,12 @@ def test_refusal_codes_and_where_custom_auth_is_refused(custom_broker, webhook, 
     refused = NOT_AUTHORIZED if version == 5 else 5
     assert connack(b, b.listener_port("legacy"), version, password=b"wrong") == refused
     calls = len(webhook.events)
-    # AWS's rules: not on the MQTT/TLS port (8883), not with ALPN x-amzn-mqtt-ca on 443.
-    assert connack(b, b.listener_port("mqtts"), version) == refused
+    # Not with ALPN x-amzn-mqtt-ca on the HTTPS port (AWS's certificate-only protocol).
     assert connack(b, b.listener_port("https"), version, alpn=["x-amzn-mqtt-ca"]) == refused
-    assert len(webhook.events) == calls, "listeners without custom authentication never ask"
+    assert len(webhook.events) == calls, "certificate-only protocols never ask"
     assert connack(b, b.listener_port("legacy"), version) == 0
+    # The built-in MQTT/TLS listener takes custom authentication too (beyond AWS's 8883).
+    assert connack(b, b.listener_port("mqtts"), version) == 0
     # ALPN mqtt on the HTTPS port is custom authentication's (AWS's 443).
     with paho_tls(b, b.listener_port("https"), version, alpn=["mqtt"]) as p:
         p.connect()
@@ -458,3 +459,15 @@ def test_listener_default_authorizer(start_broker, webhook):
         assert https.connect(uid("raw"), username="alice", password=b"pw").reason == 5
     finally:
         https.sock.close()
+
+
+def test_compat_aws_refuses_custom_auth_on_the_mqtts_listener(start_broker, webhook):
+    """As AWS on 8883: in AWS mode the built-in MQTT/TLS listener is certificate-only."""
+    b = start_broker(tls_anonymous=False, args=["--compat", "aws"])
+    iot = aws.iot(b)
+    iot.create_authorizer(authorizerName="hook", authorizerFunctionArn=webhook.url,
+                          signingDisabled=True, status="ACTIVE")
+    iot.set_default_authorizer(authorizerName="hook")
+    assert connack(b, b.listener_port("mqtts"), 5) == NOT_AUTHORIZED
+    assert not webhook.events
+    assert connack(b, b.listener_port("https"), 5, alpn=["mqtt"]) == 0

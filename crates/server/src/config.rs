@@ -32,9 +32,10 @@
 //!   AWS's port 443: MQTT by TLS ALPN `mqtt` and MQTT over WebSocket at `/mqtt`; never MQTT by
 //!   ALPN `x-amzn-mqtt-ca` (AWS's certificate-only protocol). `custom_auth = false` turns it
 //!   off; an `anonymous` https listener has it off unless it says `custom_auth = true`.
-//! - `mqtts` listeners: off by default (AWS refuses custom authentication on 8883, and so does
-//!   the built-in `--listen-mqtts` listener); `custom_auth = true` accepts it with or without
-//!   ALPN and SNI, on any port (beyond AWS: fleets migrating from a broker with passwords).
+//! - the built-in `--listen-mqtts` listener (8883): on, with or without ALPN and SNI (beyond
+//!   AWS, which refuses custom authentication on 8883: fleets migrating from a broker with
+//!   passwords); off with `--compat aws`, as on AWS. Declared `mqtts` listeners: off unless
+//!   they say `custom_auth = true`.
 //! - plain `mqtt` and `ws` listeners: only with `custom_auth = true` and
 //!   `allow_plaintext_passwords = true` (tokens and passwords cross the network in clear);
 //!   `serve` warns loudly at start.
@@ -1617,8 +1618,8 @@ impl Settings {
                 proxy_protocol: false,
                 anonymous: false,
                 anonymous_policy: None,
-                // As AWS on 8883.
-                custom_auth: false,
+                // Beyond AWS (which refuses it on 8883), except in AWS mode.
+                custom_auth: compat != Compat::Aws,
                 default_authorizer: None,
                 hint: "choose another with --listen-mqtts".into(),
             });

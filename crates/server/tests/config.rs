@@ -738,14 +738,21 @@ allow_plaintext_passwords = true
             .find(|l| l.name == name)
             .map(|l| l.custom_auth)
     };
-    // AWS's ports: not on 8883, on 443 (ALPN mqtt and WebSocket).
-    assert_eq!(custom_auth("mqtts"), Some(false));
+    // On the built-in 8883 (beyond AWS) and on 443 (ALPN mqtt and WebSocket).
+    assert_eq!(custom_auth("mqtts"), Some(true));
     assert_eq!(custom_auth("https"), Some(true));
     assert_eq!(custom_auth("legacy"), Some(true));
     assert_eq!(custom_auth("certs"), Some(false));
     assert_eq!(custom_auth("web"), Some(true));
     assert_eq!(custom_auth("web-certs"), Some(false));
     assert_eq!(custom_auth("lan"), Some(true));
+}
+
+#[test]
+fn compat_aws_keeps_custom_auth_off_the_built_in_mqtts_listener() {
+    let s = resolve(&["--compat", "aws"], "");
+    let mqtts = s.listeners.iter().find(|l| l.name == "mqtts");
+    assert_eq!(mqtts.map(|l| l.custom_auth), Some(false));
 }
 
 #[test]
