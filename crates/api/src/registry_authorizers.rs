@@ -29,8 +29,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use ferrocore_identity::custom_auth::{
-    AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, Denial, HttpContext, InvokeError,
-    MAX_TOKEN_CHARS, MqttContext, TlsContext, check_signature_format,
+    AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, Denial, HttpContext, MAX_TOKEN_CHARS,
+    MqttContext, TlsContext, check_signature_format,
 };
 use ferrocore_identity::registry::{
     self, CreateAuthorizerRequest, ListAuthorizersRequest, SetDefaultAuthorizerRequest,
@@ -306,24 +306,10 @@ fn test_answer(answer: &AuthorizerAnswer) -> TestInvokeAuthorizerResponse {
 /// InvalidResponseException when the function gave no valid answer.
 fn denial_error(name: &str, denial: &Denial) -> ApiError {
     let message = format!("Authorizer {name}: {denial}.");
-    match denial {
-        Denial::Inactive
-        | Denial::MissingToken
-        | Denial::MissingSignature
-        | Denial::BadSignature(_)
-        | Denial::LambdaFunction
-        | Denial::UndeclaredFunction(_)
-        | Denial::InvalidFunctionName(_)
-        | Denial::Function(InvokeError::BadUrl(_) | InvokeError::PlainHttpNotLoopback(_)) => {
-            ApiError::invalid_request(message)
-        }
-        Denial::Function(
-            InvokeError::Unreachable(_) | InvokeError::Status(_) | InvokeError::TooLarge,
-        )
-        | Denial::Timeout(_)
-        | Denial::InvalidAnswer(_)
-        | Denial::Busy(_)
-        | Denial::CircuitOpen(_) => ApiError::new(400, "InvalidResponseException", message),
+    if denial.is_function_failure() {
+        ApiError::new(400, "InvalidResponseException", message)
+    } else {
+        ApiError::invalid_request(message)
     }
 }
 

@@ -45,7 +45,7 @@ use ferrocore_broker::{
 };
 use ferrocore_identity::custom_auth::{
     AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, CredentialError, CustomAuthParams,
-    Denial, HttpContext, InvokeError, MqttContext, MqttUsername, TlsContext,
+    Denial, HttpContext, MqttContext, MqttUsername, TlsContext,
 };
 use ferrocore_identity::registry::{AuthorizerRecord, Registry};
 use tracing::debug;
@@ -228,24 +228,10 @@ fn grant(authorizer: &str, answer: &AuthorizerAnswer) -> Result<CustomGrant, Cus
 /// Why the invoker gave no answer, as the broker refuses the client (see the table above).
 fn denied(authorizer: &str, denial: &Denial) -> CustomAuthDenied {
     let reason = format!("authorizer '{authorizer}': {denial}");
-    match denial {
-        Denial::Inactive
-        | Denial::MissingToken
-        | Denial::MissingSignature
-        | Denial::BadSignature(_)
-        | Denial::LambdaFunction
-        | Denial::UndeclaredFunction(_)
-        | Denial::InvalidFunctionName(_)
-        | Denial::Function(InvokeError::BadUrl(_) | InvokeError::PlainHttpNotLoopback(_)) => {
-            CustomAuthDenied::NotAuthorized(reason)
-        }
-        Denial::Function(
-            InvokeError::Unreachable(_) | InvokeError::Status(_) | InvokeError::TooLarge,
-        )
-        | Denial::Timeout(_)
-        | Denial::InvalidAnswer(_)
-        | Denial::Busy(_)
-        | Denial::CircuitOpen(_) => CustomAuthDenied::Unavailable(reason),
+    if denial.is_function_failure() {
+        CustomAuthDenied::Unavailable(reason)
+    } else {
+        CustomAuthDenied::NotAuthorized(reason)
     }
 }
 
@@ -256,7 +242,7 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use ferrocore_identity::custom_auth::{AnswerError, SignatureError};
+    use ferrocore_identity::custom_auth::{AnswerError, InvokeError, SignatureError};
     use ferrocore_identity::registry::AuthorizerStatus;
 
     use super::*;

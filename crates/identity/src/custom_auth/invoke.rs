@@ -153,6 +153,31 @@ pub enum Denial {
     CircuitOpen(u32),
 }
 
+impl Denial {
+    /// Whether the function failed to give an answer (down, slow, busy, broken), as opposed
+    /// to the request or the authorizer's configuration being at fault: the difference
+    /// between "try again later" and "not authorized".
+    pub fn is_function_failure(&self) -> bool {
+        match self {
+            Denial::Function(InvokeError::BadUrl(_) | InvokeError::PlainHttpNotLoopback(_)) => {
+                false
+            }
+            Denial::Function(_)
+            | Denial::Timeout(_)
+            | Denial::InvalidAnswer(_)
+            | Denial::Busy(_)
+            | Denial::CircuitOpen(_) => true,
+            Denial::Inactive
+            | Denial::MissingToken
+            | Denial::MissingSignature
+            | Denial::BadSignature(_)
+            | Denial::LambdaFunction
+            | Denial::UndeclaredFunction(_)
+            | Denial::InvalidFunctionName(_) => false,
+        }
+    }
+}
+
 /// Limits and lifetimes of an [`AuthorizerInvoker`].
 #[derive(Debug, Clone)]
 pub struct InvokerConfig {
