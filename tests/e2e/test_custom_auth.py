@@ -27,7 +27,7 @@ from awsiot import mqtt5_client_builder
 
 import aws
 import mqttraw
-from clients import WAIT, Paho, tls_context, uid
+from clients import WAIT, Paho, rc_value, tls_context, uid
 from pki import ACCOUNT, REGION, api_device, cert_arn
 
 pytestmark = pytest.mark.ferrocore_only
@@ -409,6 +409,17 @@ def test_websocket_upgrade_headers_and_query_name_the_authorizer(custom_broker, 
         assert p.connect(expect_success=False).rc == NOT_AUTHORIZED
         p.close()
     assert len(webhook.events) == calls, "an INACTIVE authorizer is not called"
+
+
+def test_deactivating_the_authorizer_closes_its_connections_at_once(custom_broker, webhook):
+    """A connection admitted through an authorizer is re-authenticated when the authorizer
+    changes: made INACTIVE, it closes the connection with DISCONNECT 0x87 at once (not at the
+    answer's refreshAfterInSeconds), the cached answer notwithstanding."""
+    b = custom_broker
+    with paho_tls(b, b.listener_port("legacy")) as p:
+        p.connect()
+        aws.iot(b).update_authorizer(authorizerName=AUTHORIZER, status="INACTIVE")
+        assert rc_value(p.wait_disconnected(TIMEOUT)) == NOT_AUTHORIZED
 
 
 def test_plain_listener_only_when_declared(start_broker, webhook):

@@ -36,6 +36,7 @@ use ferrocore_policy::{
     ThingContext,
 };
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::custom_auth::CustomAuthenticator;
@@ -44,7 +45,8 @@ use crate::session::Kick;
 /// What a connection's authorization was resolved from, so that a change to any of them
 /// reaches it: its certificate (status, attached policies, attached things), the thing it
 /// connected as (attributes, type, groups), the thing groups whose policies it inherits, and
-/// the policies themselves (versions).
+/// the policies themselves (versions); for a custom-authenticated connection, the custom
+/// authorizer that admitted it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dependency {
     /// A certificate id.
@@ -55,6 +57,9 @@ pub enum Dependency {
     ThingGroup(String),
     /// A policy name.
     Policy(String),
+    /// A custom authorizer's name: its change (deactivated, deleted, updated) re-authenticates
+    /// the connections it admitted ([`crate::Broker::reauthenticate_authorizer`]).
+    Authorizer(String),
 }
 
 /// The policies in force for a device and the thing context they are decided in, as the
@@ -314,6 +319,9 @@ pub(crate) struct Principal {
     log: Mutex<DenialLog>,
     /// The index keys this connection is filed under (see [`ConnectionIndex`]).
     deps: Mutex<Vec<Dependency>>,
+    /// Custom authentication: the authorizer that admitted the connection changed, so its
+    /// supervisor asks the authenticator again (a permit is kept until it does).
+    authorizer_changed: Notify,
 }
 
 static NOBODY: LazyLock<Arc<Principal>> = LazyLock::new(|| {
@@ -326,6 +334,7 @@ static NOBODY: LazyLock<Arc<Principal>> = LazyLock::new(|| {
         kick: Arc::new(Kick::default()),
         log: Mutex::new(DenialLog::default()),
         deps: Mutex::new(Vec::new()),
+        authorizer_changed: Notify::new(),
     })
 });
 
@@ -347,6 +356,7 @@ impl Principal {
             kick,
             log: Mutex::new(DenialLog::default()),
             deps: Mutex::new(Vec::new()),
+            authorizer_changed: Notify::new(),
         })
     }
 
@@ -381,6 +391,17 @@ impl Principal {
 
     pub fn set_authz(&self, authz: Authz) {
         self.authz.store(Arc::new(authz));
+    }
+
+    /// Tells the connection's custom-authentication supervisor to ask the authenticator again
+    /// (the authorizer that admitted it changed).
+    pub fn reauthenticate(&self) {
+        self.authorizer_changed.notify_one();
+    }
+
+    /// Resolves once [`Principal::reauthenticate`] was called (since the last time it resolved).
+    pub async fn reauthentication_requested(&self) {
+        self.authorizer_changed.notified().await;
     }
 
     /// Whether `action` on `name` (of `kind`) is allowed; the ARN is written into `buf` (a

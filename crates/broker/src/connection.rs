@@ -549,6 +549,9 @@ async fn admit(
                 http: info.http.clone(),
                 connection_id: session_identifier.to_owned(),
             };
+            // A change of the authorizer while it decides (an answer of its old configuration
+            // or cache) is caught by the epoch: the connection is then asked about again.
+            let epoch = broker.index.epoch();
             let grant = match custom_auth::authenticate_within(
                 &*authenticator,
                 attempt.clone(),
@@ -581,7 +584,24 @@ async fn admit(
                 reauthenticate = Some(sender);
                 receiver
             });
-            if disconnect_at.is_some() || refresh_at.is_some() || reauthentications.is_some() {
+            let authorizer_watched = grant.authorizer.is_some();
+            let indexed = grant.authorizer.map(|name| {
+                broker
+                    .index
+                    .set(&principal, vec![Dependency::Authorizer(name)]);
+                if broker.index.epoch() != epoch {
+                    principal.reauthenticate();
+                }
+                Indexed {
+                    index: broker.index.clone(),
+                    principal: principal.clone(),
+                }
+            });
+            if disconnect_at.is_some()
+                || refresh_at.is_some()
+                || reauthentications.is_some()
+                || authorizer_watched
+            {
                 supervised = Some(Supervised {
                     authenticator,
                     attempt,
@@ -590,9 +610,10 @@ async fn admit(
                     refresh_at,
                     limit: broker.config.connect_timeout,
                     reauthentications,
+                    authorizer_watched,
                 });
             }
-            (principal, None)
+            (principal, indexed)
         }
         (None, None) => {
             let authz = match &info.listener.anonymous_policy {

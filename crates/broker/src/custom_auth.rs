@@ -21,6 +21,9 @@
 //! again). A refresh that denies, fails or does not answer within the connect timeout closes
 //! the connection with DISCONNECT 0x87 and `AUTH_ERROR`, without the will. A refresh can
 //! shorten the connection's lifetime, never extend it; the principal stays the one admitted.
+//! The same refresh happens at once when the authorizer that admitted the connection (the
+//! grant's [`CustomGrant::authorizer`]) changes ([`Broker::reauthenticate_authorizer`]): a
+//! deactivated or deleted authorizer closes its connections, an updated one's answer applies.
 //! MQTT 5 clients that connect with the authentication method [`CUSTOM_AUTH_METHOD`] may
 //! re-authenticate with a new token through AUTH (reason 0x19), as documented there.
 //!
@@ -130,6 +133,9 @@ pub struct CustomGrant {
     pub disconnect_after: Option<Duration>,
     /// `refreshAfterInSeconds`: when to ask the authorizer again.
     pub refresh_after: Option<Duration>,
+    /// The custom authorizer that decided, if the authenticator names one: the connection is
+    /// re-authenticated at once when it changes ([`Broker::reauthenticate_authorizer`]).
+    pub authorizer: Option<String>,
 }
 
 /// An authorizer's refusal.
@@ -198,11 +204,14 @@ pub(crate) struct Supervised {
     /// New passwords from AUTH re-authentications, when the client connected with
     /// [`CUSTOM_AUTH_METHOD`].
     pub reauthentications: Option<mpsc::Receiver<Option<Bytes>>>,
+    /// Whether the connection is filed under the authorizer that admitted it, so a change of
+    /// that authorizer asks for a refresh ([`Principal::reauthenticate`]).
+    pub authorizer_watched: bool,
 }
 
 /// Why the supervisor asks the authenticator.
 enum Ask {
-    /// `refresh_after` is due: the same attempt again.
+    /// `refresh_after` is due, or the authorizer changed: the same attempt again.
     Refresh,
     /// AUTH 0x19 with a new password.
     Reauthenticate(Option<Bytes>),
@@ -220,6 +229,7 @@ pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<O
         mut refresh_at,
         limit,
         mut reauthentications,
+        authorizer_watched,
     } = s;
     loop {
         let refresh_first = match (refresh_at, disconnect_at) {
@@ -232,7 +242,7 @@ pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<O
         } else {
             disconnect_at
         };
-        if due.is_none() && reauthentications.is_none() {
+        if due.is_none() && reauthentications.is_none() && !authorizer_watched {
             return;
         }
         let ask = tokio::select! {
@@ -252,6 +262,10 @@ pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<O
                     continue;
                 }
             },
+            () = principal.reauthentication_requested(), if authorizer_watched => {
+                tracing::debug!(client_id = %principal.client_id(), principal = %principal.identity, "the connection's custom authorizer changed; asking it again");
+                Ask::Refresh
+            }
         };
         let reauthenticating = matches!(ask, Ask::Reauthenticate(_));
         let mut asked = attempt.clone();

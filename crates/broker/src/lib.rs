@@ -456,6 +456,28 @@ impl Broker {
             .collect()
     }
 
+    /// Re-authenticates at once every open connection the custom authorizer `name` admitted,
+    /// after it changed (deactivated, deleted, updated): each connection's authenticator is
+    /// asked again with its original attempt, as at a `refresh_after`. A refusal closes the
+    /// connection (MQTT 5: DISCONNECT 0x87, lifecycle `AUTH_ERROR`, no will); a grant puts its
+    /// policies in force. Call it once the change is visible to the authenticator (and any
+    /// cached answer of the authorizer is forgotten). Returns how many connections are asked
+    /// about; the answers arrive asynchronously.
+    pub fn reauthenticate_authorizer(&self, name: &str) -> usize {
+        let conns = self.connections_depending_on(&[Dependency::Authorizer(name.to_owned())]);
+        for conn in &conns {
+            conn.0.reauthenticate();
+        }
+        if !conns.is_empty() {
+            tracing::info!(
+                authorizer = name,
+                connections = conns.len(),
+                "re-authenticating the connections of a changed custom authorizer"
+            );
+        }
+        conns.len()
+    }
+
     /// Puts `grant` in force on an open connection: its publishes, subscribes and deliveries
     /// are decided by it from now on, and it is filed under its new dependencies. When the
     /// grant is `None` (the certificate may not connect any more) or no longer allows

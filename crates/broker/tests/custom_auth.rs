@@ -55,6 +55,8 @@ enum Mode {
 /// A custom authenticator that knows one user, counts its calls and keeps the last attempt.
 struct FakeAuthorizer {
     mode: Mutex<Mode>,
+    /// The authorizer its grants name as deciding.
+    authorizer: Mutex<String>,
     policies: Mutex<Arc<PolicySet>>,
     disconnect_after: Option<Duration>,
     refresh_after: Option<Duration>,
@@ -66,6 +68,7 @@ impl FakeAuthorizer {
     fn new(disconnect_after: Option<Duration>, refresh_after: Option<Duration>) -> Arc<Self> {
         Arc::new(FakeAuthorizer {
             mode: Mutex::new(Mode::Normal),
+            authorizer: Mutex::new("a".to_owned()),
             policies: Mutex::new(alice_policy()),
             disconnect_after,
             refresh_after,
@@ -97,6 +100,7 @@ impl CustomAuthenticator for FakeAuthorizer {
                 policies: self.policies.lock().clone(),
                 disconnect_after: self.disconnect_after,
                 refresh_after: self.refresh_after,
+                authorizer: Some(self.authorizer.lock().clone()),
             }),
             Mode::Normal => Err(CustomAuthDenied::NotAuthorized("unknown user".into())),
         };
@@ -598,4 +602,53 @@ async fn auth_without_the_custom_method_is_a_protocol_error() {
         other => panic!("expected DISCONNECT 0x82, got {other:?}"),
     }
     assert_eq!(h.authorizer.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_changed_authorizer_reauthenticates_the_connections_it_admitted_at_once() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let mut o = observer(&h.broker).await;
+    let (mut by_a, ack) = alice(&h).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    *h.authorizer.authorizer.lock() = "b".to_owned();
+    let (mut by_b, ack) = connect(
+        &h.broker,
+        listener(true, false),
+        connect_packet(ProtocolVersion::V5, "alice-2", "alice", b"pw"),
+    )
+    .await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    next_event(&mut o).await;
+    next_event(&mut o).await;
+    assert_eq!(h.broker.reauthenticate_authorizer("unknown"), 0);
+
+    // An updated authorizer: its new answer is in force on its connections only.
+    *h.authorizer.policies.lock() = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/alice*"},
+           {"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/alice/other/*"}"#,
+    );
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.authorizer.calls(), 3);
+    assert_eq!(by_a.publish("alice/temp", 1).await, reason::NOT_AUTHORIZED);
+    assert_eq!(by_a.publish("alice/other/x", 2).await, reason::SUCCESS);
+    assert_eq!(by_b.publish("alice/temp", 1).await, reason::SUCCESS);
+
+    // A deactivated authorizer: its connections close with 0x87 and AUTH_ERROR.
+    *h.authorizer.mode.lock() = Mode::DenyAll;
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 1);
+    match by_a.try_recv(Duration::from_secs(1)).await {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::NOT_AUTHORIZED),
+        other => panic!("expected DISCONNECT 0x87, got {other:?}"),
+    }
+    let (topic, e) = next_event(&mut o).await;
+    assert_eq!(topic, "$aws/events/presence/disconnected/alice-1");
+    assert_eq!(e["disconnectReason"], "AUTH_ERROR");
+    assert_eq!(h.authorizer.calls(), 4);
+    // The other authorizer's connection was not asked about and stays open.
+    assert!(by_b.try_recv(Duration::from_secs(1)).await.is_none());
+    assert_eq!(by_b.publish("alice/temp", 2).await, reason::SUCCESS);
+    // The closed connection left the index.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 0);
 }

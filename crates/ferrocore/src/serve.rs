@@ -11,7 +11,7 @@ use ferrocore_identity::custom_auth::{AuthorizerInvoker, BuiltInFunctions, Invok
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
 use ferrocore_server::config::MetricsListen;
-use ferrocore_server::custom_auth::RegistryAuthenticator;
+use ferrocore_server::custom_auth::{RegistryAuthenticator, watch_authorizers};
 use ferrocore_server::devices::{DeviceAuth, DeviceVerifier, watch_registry};
 use ferrocore_server::registry_events::publish_registry_events;
 use ferrocore_server::tls::TlsState;
@@ -232,12 +232,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // MQTT CONNECT; a registry change that makes one fail closes its connections.
     let devices = DeviceAuth::new(registry.clone());
     // Custom authorizers: one invoker (cache, breakers, webhook client) for devices and
-    // TestInvokeAuthorizer; a change of an authorizer drops what it knew of it.
+    // TestInvokeAuthorizer; a change of an authorizer drops what it knew of it, then
+    // re-authenticates the connections it admitted (watch_authorizers, once the broker runs).
     let authorizer_invoker = Arc::new(AuthorizerInvoker::new(
         InvokerConfig::default(),
         BuiltInFunctions::new(),
     ));
-    authorizer_invoker.subscribe(&registry);
     let broker = Broker::start_with_auth(
         settings.broker.clone(),
         store.clone(),
@@ -257,6 +257,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("cannot start the broker")?;
     watch_registry(&devices, &broker);
+    watch_authorizers(&registry, &authorizer_invoker, &broker);
     publish_registry_events(&registry, &broker);
     let tls = Arc::new(
         TlsState::new(&identity, DeviceVerifier::new(devices, &broker))

@@ -41,13 +41,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ferrocore_broker::{
-    CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant, HttpUpgrade, Transport,
+    Broker, CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant, HttpUpgrade,
+    Transport,
 };
 use ferrocore_identity::custom_auth::{
     AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, CredentialError, CustomAuthParams,
     Denial, HttpContext, MqttContext, MqttUsername, TlsContext,
 };
-use ferrocore_identity::registry::{AuthorizerRecord, Registry};
+use ferrocore_identity::registry::{AuthorizerRecord, Change, Registry};
 use tracing::debug;
 
 /// The broker's custom authenticator: the registry's authorizers, run by `invoker`.
@@ -122,6 +123,33 @@ impl CustomAuthenticator for RegistryAuthenticator {
             attempt,
         ))
     }
+}
+
+/// Applies every change of an authorizer (deactivated, deleted, updated) to what depends on
+/// it: `invoker` forgets its cached answers and state first, then `broker` re-authenticates
+/// the open connections it admitted, so their fresh calls see the new configuration instead
+/// of a cached answer (an INACTIVE or deleted authorizer closes them). Replaces
+/// [`AuthorizerInvoker::subscribe`] where there is a broker; runs in the registry's listener.
+pub fn watch_authorizers(
+    registry: &Registry,
+    invoker: &Arc<AuthorizerInvoker>,
+    broker: &Arc<Broker>,
+) {
+    let invoker = Arc::downgrade(invoker);
+    let broker = Arc::downgrade(broker);
+    registry.subscribe(Arc::new(move |changes: &[Change]| {
+        for change in changes {
+            let Change::Authorizer { name, .. } = change else {
+                continue;
+            };
+            if let Some(invoker) = invoker.upgrade() {
+                invoker.forget(name);
+            }
+            if let Some(broker) = broker.upgrade() {
+                broker.reauthenticate_authorizer(name);
+            }
+        }
+    }));
 }
 
 /// Where a connection's custom-authentication parameters are: the WebSocket upgrade request
@@ -222,6 +250,7 @@ fn grant(authorizer: &str, answer: &AuthorizerAnswer) -> Result<CustomGrant, Cus
         policies: Arc::new(answer.policy_set()),
         disconnect_after: answer.disconnect_after,
         refresh_after: answer.refresh_after,
+        authorizer: Some(authorizer.to_owned()),
     })
 }
 
