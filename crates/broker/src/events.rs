@@ -11,12 +11,12 @@
 //! client id has been offline for an hour, as AWS's does.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::auth::{Identity, Principal};
@@ -129,9 +129,8 @@ impl Presence {
 
     pub fn connected(&self, ip: IpAddr) -> Announcement {
         let mut payload = self.head("connected");
-        payload.push_str(",\"ipAddress\":");
-        push_json_string(&mut payload, &ip.to_canonical().to_string());
-        let _ = write!(payload, ",\"versionNumber\":{}}}", self.version);
+        payload.insert("ipAddress".into(), ip.to_canonical().to_string().into());
+        payload.insert("versionNumber".into(), self.version.into());
         self.announce("presence/connected", payload)
     }
 
@@ -145,18 +144,15 @@ impl Presence {
     ) -> Announcement {
         versions.disconnected(&self.client_id, Instant::now());
         let mut payload = self.head("disconnected");
-        let _ = write!(
-            payload,
-            ",\"clientInitiatedDisconnect\":{},\"disconnectReason\":\"{}\",\"versionNumber\":{}",
-            reason == DisconnectReason::ClientInitiated,
-            reason.as_str(),
-            self.version
+        payload.insert(
+            "clientInitiatedDisconnect".into(),
+            (reason == DisconnectReason::ClientInitiated).into(),
         );
+        payload.insert("disconnectReason".into(), reason.as_str().into());
+        payload.insert("versionNumber".into(), self.version.into());
         if let Some(thing) = thing {
-            payload.push_str(",\"thingName\":");
-            push_json_string(&mut payload, thing);
+            payload.insert("thingName".into(), thing.into());
         }
-        payload.push('}');
         self.announce("presence/disconnected", payload)
     }
 
@@ -168,36 +164,31 @@ impl Presence {
             "unsubscribed"
         };
         let mut payload = self.head(kind);
-        payload.push_str(",\"topics\":[");
-        for (i, t) in topics.iter().enumerate() {
-            if i > 0 {
-                payload.push(',');
-            }
-            push_json_string(&mut payload, t);
-        }
-        payload.push_str("]}");
+        payload.insert("topics".into(), topics.into());
         self.announce(&format!("subscriptions/{kind}"), payload)
     }
 
-    /// The fields every event has, without the closing brace.
-    fn head(&self, event_type: &str) -> String {
-        let mut payload = String::with_capacity(256);
-        payload.push_str("{\"clientId\":");
-        push_json_string(&mut payload, &self.client_id);
-        let _ = write!(
-            payload,
-            ",\"timestamp\":{},\"eventType\":\"{event_type}\",\"sessionIdentifier\":\"{}\",\"principalIdentifier\":",
-            unix_ms(),
-            self.session_identifier
+    /// The fields every event has.
+    fn head(&self, event_type: &str) -> Map<String, Value> {
+        let mut payload = Map::new();
+        payload.insert("clientId".into(), (*self.client_id).into());
+        payload.insert("timestamp".into(), unix_ms().into());
+        payload.insert("eventType".into(), event_type.into());
+        payload.insert(
+            "sessionIdentifier".into(),
+            self.session_identifier.as_str().into(),
         );
-        push_json_string(&mut payload, &self.principal_identifier);
+        payload.insert(
+            "principalIdentifier".into(),
+            self.principal_identifier.as_str().into(),
+        );
         payload
     }
 
-    fn announce(&self, kind: &str, payload: String) -> Announcement {
+    fn announce(&self, kind: &str, payload: Map<String, Value>) -> Announcement {
         Announcement {
             topic: format!("$aws/events/{kind}/{}", self.client_id),
-            payload,
+            payload: Value::Object(payload).to_string(),
         }
     }
 }
@@ -305,35 +296,9 @@ pub(crate) fn random_uuid() -> String {
     )
 }
 
-/// Appends `s` as a JSON string.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        let mut out = String::new();
-        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
-    }
 
     #[test]
     fn uuids_are_version_4() {
