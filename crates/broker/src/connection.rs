@@ -1078,6 +1078,29 @@ impl Connection {
     }
 
     /// Sends `ack` once its commit (if any) resolves and every acknowledgement before it went.
+    /// Queues a SUBACK (`subscribed`) or UNSUBACK, then the retained deliveries and the
+    /// lifecycle event for `filters` (none when no filter was granted or removed).
+    fn queue_subscription_ack(
+        &mut self,
+        commit: Option<Commit>,
+        packet: Packet,
+        then_deliver: Vec<Delivery>,
+        subscribed: bool,
+        filters: &[&str],
+    ) {
+        let then_announce = self
+            .presence
+            .as_ref()
+            .filter(|_| !filters.is_empty())
+            .map(|p| Box::new(p.subscriptions(subscribed, filters)));
+        self.queue_ack(PendingAck {
+            commit: durable(commit),
+            packet,
+            then_deliver,
+            then_announce,
+        });
+    }
+
     fn queue_ack(&mut self, ack: PendingAck) {
         if ack.commit.is_none() && self.pending.is_empty() {
             self.release_ack(ack);
@@ -1178,17 +1201,7 @@ impl Connection {
                     reasons,
                     ..UnsubAck::default()
                 });
-                let then_announce = self
-                    .presence
-                    .as_ref()
-                    .filter(|_| !removed.is_empty())
-                    .map(|p| Box::new(p.subscriptions(false, &removed)));
-                self.queue_ack(PendingAck {
-                    commit: durable(commits.pop()),
-                    packet,
-                    then_deliver: Vec::new(),
-                    then_announce,
-                });
+                self.queue_subscription_ack(commits.pop(), packet, Vec::new(), false, &removed);
                 Ok(())
             }
             Packet::PingReq => {
@@ -1497,17 +1510,7 @@ impl Connection {
             reasons,
             ..SubAck::default()
         });
-        let then_announce = self
-            .presence
-            .as_ref()
-            .filter(|_| !granted.is_empty())
-            .map(|p| Box::new(p.subscriptions(true, &granted)));
-        self.queue_ack(PendingAck {
-            commit: durable(commits.pop()),
-            packet,
-            then_deliver: retained,
-            then_announce,
-        });
+        self.queue_subscription_ack(commits.pop(), packet, retained, true, &granted);
         Ok(())
     }
 }
