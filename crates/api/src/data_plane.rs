@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Extension, State};
-use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,7 +34,7 @@ use ferrocore_shadow::topic::{valid_shadow_name, valid_thing_name};
 use ferrocore_shadow::{ShadowKey, ShadowService};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{AwsPath, AwsQuery, ok_json};
+use crate::extract::{AwsPath, AwsQuery, json_bytes, ok_json};
 use crate::{ApiError, Shared};
 
 /// What the data plane serves from.
@@ -158,7 +157,7 @@ fn shadow_key(
 /// A shadow service answer as HTTP: the JSON document, or the error with its AWS name.
 fn shadow_answer(answer: Result<Vec<u8>, RequestError>) -> Response {
     match answer {
-        Ok(body) => json_response(body),
+        Ok(body) => json_bytes(body),
         Err(e) => shadow_error(&e.error).into_response(),
     }
 }
@@ -178,14 +177,6 @@ fn shadow_error(e: &ShadowError) -> ApiError {
         _ => "InternalFailureException",
     };
     ApiError::new(e.code, code, e.message.clone())
-}
-
-fn json_response(body: impl Into<axum::body::Body>) -> Response {
-    let mut response = (StatusCode::OK, body.into()).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 async fn get_shadow(

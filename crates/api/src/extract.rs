@@ -54,15 +54,18 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 /// A 200 answer with a JSON body.
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut response = (StatusCode::OK, body).into_response();
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
+        Ok(body) => json_bytes(body),
         Err(e) => ApiError::new(500, "InternalFailureException", e.to_string()).into_response(),
     }
+}
+
+/// A 200 answer whose body is JSON already.
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Runs a read operation at the current time and answers with its JSON.
