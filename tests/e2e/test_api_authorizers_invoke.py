@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
+import authorizers
 import aws
+from authorizers import sign
 from pki import ACCOUNT, REGION
 
 pytestmark = pytest.mark.ferrocore_only
@@ -23,11 +22,11 @@ pytestmark = pytest.mark.ferrocore_only
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
 
 
-class Webhook:
-    """Answers each POST with `self.reply(event)` -> (status, body); keeps the events."""
+class Webhook(authorizers.Webhook):
+    """Answers with `self.reply(event)` -> (status, body): by default admits the token "good"."""
 
     def __init__(self):
-        self.events: list[dict] = []
+        super().__init__()
         self.reply = lambda event: (200, {
             "isAuthenticated": event.get("token") == "good",
             "principalId": "device17",
@@ -35,29 +34,6 @@ class Webhook:
             "refreshAfterInSeconds": 600,
             "disconnectAfterInSeconds": 3600,
         })
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                hook.events.append(event)
-                status, body = hook.reply(event)
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/authorize"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 @pytest.fixture
@@ -69,18 +45,7 @@ def webhook():
 
 @pytest.fixture(scope="module")
 def signing_key(tmp_path_factory) -> tuple[Path, str]:
-    folder = tmp_path_factory.mktemp("authorizer-signing")
-    key = folder / "signing.key"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
-                   check=True, capture_output=True)
-    public = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True, text=True)
-    return key, public.stdout
-
-
-def sign(key: Path, token: str) -> str:
-    out = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=token.encode(), check=True,
-                         capture_output=True)
-    return base64.b64encode(out.stdout).decode()
+    return authorizers.signing_key(tmp_path_factory.mktemp("authorizer-signing"))
 
 
 def error(e) -> tuple[str, int, str]:

@@ -16,16 +16,15 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 from concurrent.futures import Future, InvalidStateError
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
+import authorizers
 import aws
+from authorizers import sign
 import mqttraw
 from clients import WAIT, Paho, rc_value, tls_context, uid
 from pki import ACCOUNT, REGION, api_device, cert_arn
@@ -45,33 +44,17 @@ NOT_AUTHORIZED, SERVER_UNAVAILABLE = 0x87, 0x88
 TIMEOUT = WAIT * 3  # only to avoid hangs
 
 
-class Webhook:
+class Webhook(authorizers.Webhook):
     """AWS's authorizer contract over HTTP: admits alice/pw (from the MQTT username before `?`
     and the base64 password), or with `token` set the requests carrying that token; keeps the
     events it got."""
 
     def __init__(self):
-        self.events: list[dict] = []
+        super().__init__()
         self.token: str | None = None
-        hook = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                hook.events.append(event)
-                data = json.dumps(hook.answer(event)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/authorize"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def reply(self, event: dict) -> tuple[int, dict]:
+        return 200, self.answer(event)
 
     def answer(self, event: dict) -> dict:
         mqtt = event.get("protocolData", {}).get("mqtt", {})
@@ -88,10 +71,6 @@ class Webhook:
             "refreshAfterInSeconds": 600,
             "disconnectAfterInSeconds": 3600,
         }
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -347,18 +326,8 @@ def test_sdk_websockets_with_custom_authorizer(custom_broker, webhook):
     assert headers.get("sec-websocket-protocol") == "mqtt"
 
 
-def sign(key: Path, token: str) -> str:
-    out = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=token.encode(), check=True,
-                         capture_output=True)
-    return base64.b64encode(out.stdout).decode()
-
-
 def test_sdk_signed_token(start_broker, webhook, tmp_path):
-    key = tmp_path / "signing.key"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
-                   check=True, capture_output=True)
-    public = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True,
-                            text=True).stdout
+    key, public = authorizers.signing_key(tmp_path)
     b = start_broker(tls_anonymous=False)
     aws.iot(b).create_authorizer(authorizerName="signed", authorizerFunctionArn=webhook.url, tokenKeyName="tok",
                                  tokenSigningPublicKeys={"k1": public}, status="ACTIVE")
