@@ -236,7 +236,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // re-authenticates the connections it admitted (watch_authorizers, once the broker runs).
     let authorizer_invoker = Arc::new(AuthorizerInvoker::new(
         InvokerConfig::default(),
-        BuiltInFunctions::new(),
+        built_in_functions(&settings, &registry)?,
     ));
     let broker = Broker::start_with_auth(
         settings.broker.clone(),
@@ -402,4 +402,23 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
         _ = term.recv() => Ok("SIGTERM"),
         _ = int.recv() => Ok("SIGINT"),
     }
+}
+
+/// The built-in authorizer functions of the configuration (`[[authorizer_function]]`).
+fn built_in_functions(
+    settings: &Settings,
+    registry: &Arc<Registry>,
+) -> anyhow::Result<BuiltInFunctions> {
+    let mut functions = BuiltInFunctions::new();
+    for spec in &settings.authorizer_functions {
+        let context = ferrocore_authorizers::FunctionContext {
+            registry: Arc::clone(registry),
+            base_dir: spec.base_dir.clone(),
+        };
+        let function = ferrocore_authorizers::build(&spec.kind, &spec.options, &context)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", spec.context))?;
+        info!(name = %spec.name, kind = %spec.kind, "built-in authorizer function ferrocore:function/{}", spec.name);
+        functions.insert(spec.name.clone(), function);
+    }
+    Ok(functions)
 }

@@ -24,6 +24,16 @@
 //! default_authorizer = "fleet-a"    # with custom_auth: the authorizer of clients naming none
 //! ```
 //!
+//! and built-in authorizer functions, named `ferrocore:function/<name>` by an authorizer's
+//! `authorizerFunctionArn` (their kinds and options: the `ferrocore_authorizers` crate):
+//!
+//! ```toml
+//! [[authorizer_function]]
+//! name = "corp-idp"          # unique: 1-128 of A-Z a-z 0-9 - _
+//! kind = "jwt"               # jwt | password | wasm
+//! # ... the kind's own options; relative paths are relative to this file
+//! ```
+//!
 //! **Custom authentication** (`custom_auth`; see [`crate::custom_auth`]) decides the clients
 //! that present no device certificate by the account's custom authorizers; a client with a
 //! certificate is decided by it alone. Where it is accepted:
@@ -577,6 +587,8 @@ pub struct Settings {
     pub metrics: Option<MetricsListen>,
     pub policy_limits: PolicyLimits,
     pub shadow: ShadowConfig,
+    /// The built-in authorizer functions (`[[authorizer_function]]`).
+    pub authorizer_functions: Vec<AuthorizerFunctionSpec>,
 }
 
 /// Where `/metrics` is served.
@@ -665,6 +677,22 @@ pub struct FileConfig {
     pub max_topic_aliases: Option<u16>,
     pub max_keep_alive: Option<Duration>,
     pub listeners: Vec<FileListener>,
+    pub authorizer_functions: Vec<AuthorizerFunctionSpec>,
+}
+
+/// An `[[authorizer_function]]` table: a built-in authorizer function, built by `serve`
+/// (`ferrocore_authorizers::build`), which checks the kind and its options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerFunctionSpec {
+    /// The `<name>` of `ferrocore:function/<name>`.
+    pub name: String,
+    pub kind: String,
+    /// The table without `name` and `kind`.
+    pub options: toml::Table,
+    /// The configuration file's directory: relative paths among the options start here.
+    pub base_dir: PathBuf,
+    /// Where the table is, for messages (`config file F: [[authorizer_function]] "name"`).
+    pub context: String,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -707,6 +735,7 @@ const TOP_KEYS: &[&str] = &[
     "max_topic_aliases",
     "max_keep_alive",
     "listener",
+    "authorizer_function",
 ];
 
 const LISTENER_KEYS: &[&str] = &[
@@ -746,7 +775,7 @@ impl<'a> TableReader<'a> {
             if !known.contains(&key.as_str()) {
                 let hint = known
                     .iter()
-                    .filter(|k| **k != "listener")
+                    .filter(|k| **k != "listener" && **k != "authorizer_function")
                     .min_by_key(|k| edit_distance(k, key))
                     .filter(|k| edit_distance(k, key) <= 3)
                     .map(|k| format!(" (did you mean `{k}`?)"))
@@ -980,6 +1009,7 @@ impl FileConfig {
                 ));
             }
         }
+        let authorizer_functions = parse_authorizer_functions(path, &table)?;
         Ok(FileConfig {
             path: path.to_path_buf(),
             data_dir: r.string("data_dir")?.map(PathBuf::from),
@@ -1020,8 +1050,82 @@ impl FileConfig {
             max_topic_aliases: r.integer("max_topic_aliases")?,
             max_keep_alive: r.duration("max_keep_alive")?,
             listeners,
+            authorizer_functions,
         })
     }
+}
+
+/// The `[[authorizer_function]]` tables of the file: each needs a valid, unique `name` and
+/// a `kind`; the rest of the table is the kind's options.
+fn parse_authorizer_functions(
+    path: &Path,
+    table: &toml::Table,
+) -> Result<Vec<AuthorizerFunctionSpec>, ConfigError> {
+    let shown = path.display();
+    let items = match table.get("authorizer_function") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            return err(format!(
+                "config file {shown}: `authorizer_function` must be [[authorizer_function]] tables"
+            ));
+        }
+    };
+    let base_dir = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut specs: Vec<AuthorizerFunctionSpec> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let toml::Value::Table(t) = item else {
+            return err(format!(
+                "config file {shown}: `authorizer_function` must be [[authorizer_function]] tables"
+            ));
+        };
+        let r = TableReader {
+            table: t,
+            ctx: format!("config file {shown}: [[authorizer_function]] #{}", i + 1),
+        };
+        let Some(name) = r.string("name")? else {
+            return err(format!(
+                "{}: `name` is missing; authorizers name the function ferrocore:function/<name>",
+                r.ctx
+            ));
+        };
+        if name.is_empty()
+            || name.len() > 128
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return err(format!(
+                "{}: name \"{name}\" must be 1-128 of A-Z a-z 0-9 - _",
+                r.ctx
+            ));
+        }
+        if specs.iter().any(|f| f.name == name) {
+            return err(format!(
+                "{}: name \"{name}\" is used twice; names must be unique",
+                r.ctx
+            ));
+        }
+        let Some(kind) = r.string("kind")? else {
+            return err(format!(
+                "{}: `kind` is missing; use jwt, password or wasm",
+                r.ctx
+            ));
+        };
+        let mut options = t.clone();
+        options.remove("name");
+        options.remove("kind");
+        specs.push(AuthorizerFunctionSpec {
+            context: format!("config file {shown}: [[authorizer_function]] \"{name}\""),
+            name,
+            kind,
+            options,
+            base_dir: base_dir.clone(),
+        });
+    }
+    Ok(specs)
 }
 
 /// A merged value and where it came from, for messages.
@@ -1707,6 +1811,7 @@ impl Settings {
             metrics,
             policy_limits,
             shadow,
+            authorizer_functions: file.authorizer_functions,
         })
     }
 }
