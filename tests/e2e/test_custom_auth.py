@@ -391,6 +391,22 @@ def test_deactivating_the_authorizer_closes_its_connections_at_once(custom_broke
         assert rc_value(p.wait_disconnected(TIMEOUT)) == NOT_AUTHORIZED
 
 
+def test_clearing_the_default_authorizer_closes_the_connections_it_admitted(custom_broker, webhook):
+    """A change of the account's default authorizer re-authenticates the connections the old
+    default admitted: one that named no authorizer is refused once there is no default; one
+    that named the authorizer keeps its connection."""
+    b = custom_broker
+    port = b.listener_port("legacy")
+    with paho_tls(b, port, user="alice") as by_default, paho_tls(b, port) as by_name:
+        by_default.connect()
+        by_name.connect()
+        aws.iot(b).clear_default_authorizer()
+        assert rc_value(by_default.wait_disconnected(TIMEOUT)) == NOT_AUTHORIZED
+        by_name.subscribe("alice/still")
+        by_name.publish("alice/still", b"here", qos=1)
+        assert by_name.get(TIMEOUT).payload == b"here"
+
+
 def test_plain_listener_only_when_declared(start_broker, webhook):
     """A plain listener takes passwords only with custom_auth and allow_plaintext_passwords, and
     says so loudly at start."""

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ferrocore_api::{ApiConfig, ApiState, DataPlane};
 use ferrocore_broker::{Authentication, Broker};
-use ferrocore_identity::custom_auth::{AuthorizerInvoker, BuiltInFunctions, InvokerConfig};
+use ferrocore_identity::custom_auth::{AuthorizerInvoker, BuiltInFunctions};
 use ferrocore_identity::registry::{Arns, Registry};
 use ferrocore_identity::x509::CaSigner;
 use ferrocore_server::config::MetricsListen;
@@ -235,7 +235,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // TestInvokeAuthorizer; a change of an authorizer drops what it knew of it, then
     // re-authenticates the connections it admitted (watch_authorizers, once the broker runs).
     let authorizer_invoker = Arc::new(AuthorizerInvoker::new(
-        InvokerConfig::default(),
+        settings.authorizer_invoker.clone(),
         built_in_functions(&settings, &registry)?,
     ));
     let broker = Broker::start_with_auth(

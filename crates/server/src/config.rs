@@ -76,11 +76,13 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use ferrocore_broker::{BrokerConfig, Compat};
-use ferrocore_identity::custom_auth::check_authorizer_name;
+use ferrocore_identity::custom_auth::{InvokerConfig, WebhookOptions, check_authorizer_name};
 use ferrocore_identity::registry::PolicyLimits;
 use ferrocore_policy::{Arns, CompiledPolicy, ParseOptions, PolicySet};
 use ferrocore_shadow::ShadowConfig;
 use ferrocore_store::Durability;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::admission::AdmissionConfig;
 
@@ -443,6 +445,62 @@ pub struct ServeFlags {
     /// [default: 0] [config: max_keep_alive]
     #[arg(long, env = "FERROCORE_MAX_KEEP_ALIVE", value_name = "DURATION", value_parser = parse_duration, help_heading = "Limits")]
     pub max_keep_alive: Option<Duration>,
+
+    /// Longest a custom authorizer's function may take to answer; slower is a denial
+    /// (CONNACK 0x88). [default: 5s] [config: authorizer_timeout]
+    #[arg(long, env = "FERROCORE_AUTHORIZER_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Custom authorizers")]
+    pub authorizer_timeout: Option<Duration>,
+
+    /// Calls of one authorizer in flight at once; more are denied at once rather than queued.
+    /// [default: 64] [config: authorizer_max_concurrent_calls]
+    #[arg(
+        long,
+        env = "FERROCORE_AUTHORIZER_MAX_CONCURRENT_CALLS",
+        value_name = "N",
+        help_heading = "Custom authorizers"
+    )]
+    pub authorizer_max_concurrent_calls: Option<usize>,
+
+    /// Consecutive failures of an authorizer's function that open its circuit breaker.
+    /// [default: 5] [config: authorizer_breaker_failures]
+    #[arg(
+        long,
+        env = "FERROCORE_AUTHORIZER_BREAKER_FAILURES",
+        value_name = "N",
+        help_heading = "Custom authorizers"
+    )]
+    pub authorizer_breaker_failures: Option<u32>,
+
+    /// How long an open circuit breaker denies without calling the function.
+    /// [default: 30s] [config: authorizer_breaker_cool_down]
+    #[arg(long, env = "FERROCORE_AUTHORIZER_BREAKER_COOL_DOWN", value_name = "DURATION", value_parser = parse_duration, help_heading = "Custom authorizers")]
+    pub authorizer_breaker_cool_down: Option<Duration>,
+
+    /// Authorizer answers kept across connections (all authorizers); 0 turns the cache off.
+    /// [default: 10000] [config: authorizer_cache_entries]
+    #[arg(
+        long,
+        env = "FERROCORE_AUTHORIZER_CACHE_ENTRIES",
+        value_name = "N",
+        help_heading = "Custom authorizers"
+    )]
+    pub authorizer_cache_entries: Option<usize>,
+
+    /// PEM file of CA certificates trusted for https:// webhook authorizers besides the
+    /// system's roots. [config: authorizer_webhook_ca]
+    #[arg(
+        long,
+        env = "FERROCORE_AUTHORIZER_WEBHOOK_CA",
+        value_name = "FILE",
+        help_heading = "Custom authorizers"
+    )]
+    pub authorizer_webhook_ca: Option<PathBuf>,
+
+    /// Allows webhook authorizers at plain http:// URLs of hosts that are not loopback
+    /// addresses (tokens and passwords then cross the network in clear).
+    /// [default: false] [config: authorizer_webhook_allow_plain_http]
+    #[arg(long, env = "FERROCORE_AUTHORIZER_WEBHOOK_ALLOW_PLAIN_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Custom authorizers")]
+    pub authorizer_webhook_allow_plain_http: Option<bool>,
 }
 
 /// What a listener speaks once its connections are established.
@@ -589,6 +647,9 @@ pub struct Settings {
     pub shadow: ShadowConfig,
     /// The built-in authorizer functions (`[[authorizer_function]]`).
     pub authorizer_functions: Vec<AuthorizerFunctionSpec>,
+    /// Limits of the custom authorizers' invoker (timeouts, concurrency, breaker, cache,
+    /// webhook TLS).
+    pub authorizer_invoker: InvokerConfig,
 }
 
 /// Where `/metrics` is served.
@@ -678,6 +739,13 @@ pub struct FileConfig {
     pub max_keep_alive: Option<Duration>,
     pub listeners: Vec<FileListener>,
     pub authorizer_functions: Vec<AuthorizerFunctionSpec>,
+    pub authorizer_timeout: Option<Duration>,
+    pub authorizer_max_concurrent_calls: Option<usize>,
+    pub authorizer_breaker_failures: Option<u32>,
+    pub authorizer_breaker_cool_down: Option<Duration>,
+    pub authorizer_cache_entries: Option<usize>,
+    pub authorizer_webhook_ca: Option<String>,
+    pub authorizer_webhook_allow_plain_http: Option<bool>,
 }
 
 /// An `[[authorizer_function]]` table: a built-in authorizer function, built by `serve`
@@ -736,6 +804,13 @@ const TOP_KEYS: &[&str] = &[
     "max_keep_alive",
     "listener",
     "authorizer_function",
+    "authorizer_timeout",
+    "authorizer_max_concurrent_calls",
+    "authorizer_breaker_failures",
+    "authorizer_breaker_cool_down",
+    "authorizer_cache_entries",
+    "authorizer_webhook_ca",
+    "authorizer_webhook_allow_plain_http",
 ];
 
 const LISTENER_KEYS: &[&str] = &[
@@ -1051,6 +1126,14 @@ impl FileConfig {
             max_keep_alive: r.duration("max_keep_alive")?,
             listeners,
             authorizer_functions,
+            authorizer_timeout: r.duration("authorizer_timeout")?,
+            authorizer_max_concurrent_calls: r.integer("authorizer_max_concurrent_calls")?,
+            authorizer_breaker_failures: r.integer("authorizer_breaker_failures")?,
+            authorizer_breaker_cool_down: r.duration("authorizer_breaker_cool_down")?,
+            authorizer_cache_entries: r.integer("authorizer_cache_entries")?,
+            authorizer_webhook_ca: r.string("authorizer_webhook_ca")?,
+            authorizer_webhook_allow_plain_http: r
+                .boolean("authorizer_webhook_allow_plain_http")?,
         })
     }
 }
@@ -1276,6 +1359,7 @@ impl Settings {
     pub fn resolve(flags: ServeFlags, file: FileConfig) -> Result<Settings, ConfigError> {
         let fp = file.path.clone();
         let fp = fp.as_path();
+        let authorizer_invoker = resolve_invoker_config(&flags, &file, fp)?;
 
         let data_dir = pick_or(
             flags.data_dir,
@@ -1811,6 +1895,7 @@ impl Settings {
             metrics,
             policy_limits,
             shadow,
+            authorizer_invoker,
             authorizer_functions: file.authorizer_functions,
         })
     }
@@ -2072,6 +2157,114 @@ fn listener_custom_auth(
 }
 
 /// A path from the configuration file: relative ones are relative to the file's directory.
+/// The custom authorizers' invoker limits from flags, file and defaults.
+fn resolve_invoker_config(
+    flags: &ServeFlags,
+    file: &FileConfig,
+    fp: &Path,
+) -> Result<InvokerConfig, ConfigError> {
+    let d = InvokerConfig::default();
+    let timeout = pick_or(
+        flags.authorizer_timeout,
+        file.authorizer_timeout,
+        "--authorizer-timeout",
+        "authorizer_timeout",
+        fp,
+        d.timeout,
+    );
+    if timeout.value.is_zero() {
+        return err(format!("{}: must be more than 0s", timeout.from));
+    }
+    let concurrent = pick_or(
+        flags.authorizer_max_concurrent_calls,
+        file.authorizer_max_concurrent_calls,
+        "--authorizer-max-concurrent-calls",
+        "authorizer_max_concurrent_calls",
+        fp,
+        d.max_concurrent_calls,
+    );
+    if concurrent.value == 0 {
+        return err(format!("{}: must be at least 1", concurrent.from));
+    }
+    let failures = pick_or(
+        flags.authorizer_breaker_failures,
+        file.authorizer_breaker_failures,
+        "--authorizer-breaker-failures",
+        "authorizer_breaker_failures",
+        fp,
+        d.breaker_failures,
+    );
+    if failures.value == 0 {
+        return err(format!("{}: must be at least 1", failures.from));
+    }
+    let cool_down = pick_or(
+        flags.authorizer_breaker_cool_down,
+        file.authorizer_breaker_cool_down,
+        "--authorizer-breaker-cool-down",
+        "authorizer_breaker_cool_down",
+        fp,
+        d.breaker_cool_down,
+    );
+    let cache_entries = pick_or(
+        flags.authorizer_cache_entries,
+        file.authorizer_cache_entries,
+        "--authorizer-cache-entries",
+        "authorizer_cache_entries",
+        fp,
+        d.max_cached_answers,
+    );
+    let ca = match (&flags.authorizer_webhook_ca, &file.authorizer_webhook_ca) {
+        (Some(path), _) => Some((path.clone(), "--authorizer-webhook-ca".to_owned())),
+        (None, Some(path)) => Some((
+            relative_to_file(fp, path),
+            format!("`authorizer_webhook_ca` in {}", fp.display()),
+        )),
+        (None, None) => None,
+    };
+    let extra_roots = match ca {
+        None => Vec::new(),
+        Some((path, from)) => load_ca_certificates(&path, &from)?,
+    };
+    let allow_plain_http = pick_or(
+        flags.authorizer_webhook_allow_plain_http,
+        file.authorizer_webhook_allow_plain_http,
+        "--authorizer-webhook-allow-plain-http",
+        "authorizer_webhook_allow_plain_http",
+        fp,
+        false,
+    );
+    Ok(InvokerConfig {
+        timeout: timeout.value,
+        max_concurrent_calls: concurrent.value,
+        breaker_failures: failures.value,
+        breaker_cool_down: cool_down.value,
+        max_cached_answers: cache_entries.value,
+        webhook: WebhookOptions {
+            extra_roots,
+            allow_plain_http: allow_plain_http.value,
+        },
+        ..d
+    })
+}
+
+/// The CA certificates of a PEM file (at least one).
+fn load_ca_certificates(
+    path: &Path,
+    from: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let fail = |why: String| err(format!("{from}: {}: {why}", path.display()));
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(e) => return fail(format!("cannot read it ({e})")),
+    };
+    let certificates: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match certificates {
+        Ok(certificates) if !certificates.is_empty() => Ok(certificates),
+        Ok(_) => fail("holds no PEM CERTIFICATE block".into()),
+        Err(e) => fail(format!("is not valid PEM ({e})")),
+    }
+}
+
 fn relative_to_file(file: &Path, path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     if p.is_absolute() {

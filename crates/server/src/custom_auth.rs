@@ -49,6 +49,7 @@ use ferrocore_identity::custom_auth::{
     Denial, HttpContext, MqttContext, MqttUsername, TlsContext,
 };
 use ferrocore_identity::registry::{AuthorizerRecord, Change, Registry};
+use parking_lot::Mutex;
 use tracing::debug;
 
 /// The broker's custom authenticator: the registry's authorizers, run by `invoker`.
@@ -130,6 +131,10 @@ impl CustomAuthenticator for RegistryAuthenticator {
 /// the open connections it admitted, so their fresh calls see the new configuration instead
 /// of a cached answer (an INACTIVE or deleted authorizer closes them). Replaces
 /// [`AuthorizerInvoker::subscribe`] where there is a broker; runs in the registry's listener.
+///
+/// A change of the account's default authorizer re-authenticates the connections the
+/// previous default admitted: those that named no authorizer are decided by the new default
+/// (or refused when there is none); those that named it get its cached answer again.
 pub fn watch_authorizers(
     registry: &Registry,
     invoker: &Arc<AuthorizerInvoker>,
@@ -137,16 +142,29 @@ pub fn watch_authorizers(
 ) {
     let invoker = Arc::downgrade(invoker);
     let broker = Arc::downgrade(broker);
+    let previous_default = Mutex::new(
+        registry.read(|state| state.default_authorizer().map(|record| record.name.clone())),
+    );
     registry.subscribe(Arc::new(move |changes: &[Change]| {
         for change in changes {
-            let Change::Authorizer { name, .. } = change else {
-                continue;
-            };
-            if let Some(invoker) = invoker.upgrade() {
-                invoker.forget(name);
-            }
-            if let Some(broker) = broker.upgrade() {
-                broker.reauthenticate_authorizer(name);
+            match change {
+                Change::Authorizer { name, .. } => {
+                    if let Some(invoker) = invoker.upgrade() {
+                        invoker.forget(name);
+                    }
+                    if let Some(broker) = broker.upgrade() {
+                        broker.reauthenticate_authorizer(name);
+                    }
+                }
+                Change::DefaultAuthorizer { new } => {
+                    let previous = std::mem::replace(&mut *previous_default.lock(), new.clone());
+                    if let (Some(previous), Some(broker)) = (previous, broker.upgrade())
+                        && Some(&previous) != new.as_ref()
+                    {
+                        broker.reauthenticate_authorizer(&previous);
+                    }
+                }
+                _ => {}
             }
         }
     }));

@@ -819,3 +819,112 @@ fn listener_default_authorizer() {
     );
     assert!(e.contains("`default_authorizer`"), "{e}");
 }
+
+#[test]
+fn authorizer_invoker_limits_from_flags_and_file() {
+    let s = resolve(&[], "");
+    assert_eq!(s.authorizer_invoker.timeout, Duration::from_secs(5));
+    assert_eq!(s.authorizer_invoker.max_concurrent_calls, 64);
+    assert!(!s.authorizer_invoker.webhook.allow_plain_http);
+    assert!(s.authorizer_invoker.webhook.extra_roots.is_empty());
+
+    let s = resolve(
+        &[
+            "--authorizer-timeout",
+            "2s",
+            "--authorizer-webhook-allow-plain-http",
+        ],
+        "authorizer_timeout = \"9s\"\nauthorizer_max_concurrent_calls = 8\nauthorizer_breaker_failures = 2\nauthorizer_breaker_cool_down = \"1m\"\nauthorizer_cache_entries = 0\n",
+    );
+    let c = &s.authorizer_invoker;
+    assert_eq!(c.timeout, Duration::from_secs(2));
+    assert_eq!(c.max_concurrent_calls, 8);
+    assert_eq!(c.breaker_failures, 2);
+    assert_eq!(c.breaker_cool_down, Duration::from_secs(60));
+    assert_eq!(c.max_cached_answers, 0);
+    assert!(c.webhook.allow_plain_http);
+
+    let e = resolve_err(&["--authorizer-timeout", "0s"], "").to_string();
+    assert!(
+        e.contains("--authorizer-timeout") && e.contains("more than 0s"),
+        "{e}"
+    );
+    let e = file_err("authorizer_max_concurrent_calls = 0\n");
+    assert!(
+        e.contains("authorizer_max_concurrent_calls") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = file_err("authorizer_webhook_ca = \"no-such-ca.pem\"\n");
+    assert!(
+        e.contains("authorizer_webhook_ca") && e.contains("cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn authorizer_webhook_ca_is_read_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("hooks-ca.pem"), ca.cert.pem())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("ferrocore.toml");
+    let file = FileConfig::parse(&path, "authorizer_webhook_ca = \"hooks-ca.pem\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = Settings::resolve(ServeFlags::default(), file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.authorizer_invoker.webhook.extra_roots.len(), 1);
+
+    std::fs::write(dir.path().join("hooks-ca.pem"), "not pem").unwrap_or_else(|e| panic!("{e}"));
+    let file = FileConfig::parse(&path, "authorizer_webhook_ca = \"hooks-ca.pem\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = Settings::resolve(ServeFlags::default(), file)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("no PEM CERTIFICATE"), "{e}");
+}
+
+#[test]
+fn authorizer_function_tables() {
+    let s = resolve(
+        &[],
+        "[[authorizer_function]]\nname = \"idp\"\nkind = \"jwt\"\nissuer = \"https://idp.test/\"\n\n[[authorizer_function]]\nname = \"passwords\"\nkind = \"password\"\n",
+    );
+    let names: Vec<_> = s
+        .authorizer_functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["idp", "passwords"]);
+    let idp = &s.authorizer_functions[0];
+    assert_eq!(idp.kind, "jwt");
+    assert!(idp.options.contains_key("issuer"));
+    assert!(!idp.options.contains_key("name") && !idp.options.contains_key("kind"));
+    assert!(idp.context.contains("\"idp\""), "{}", idp.context);
+
+    for (text, expected) in [
+        (
+            "[[authorizer_function]]\nkind = \"jwt\"\n",
+            "`name` is missing",
+        ),
+        (
+            "[[authorizer_function]]\nname = \"a b\"\nkind = \"jwt\"\n",
+            "must be 1-128",
+        ),
+        (
+            "[[authorizer_function]]\nname = \"x\"\n",
+            "`kind` is missing",
+        ),
+        (
+            "[[authorizer_function]]\nname = \"x\"\nkind = \"jwt\"\n[[authorizer_function]]\nname = \"x\"\nkind = \"wasm\"\n",
+            "used twice",
+        ),
+        (
+            "authorizer_function = 3\n",
+            "[[authorizer_function]] tables",
+        ),
+    ] {
+        let e = file_err(text);
+        assert!(e.contains(expected), "{text:?}: {e}");
+    }
+}
