@@ -40,6 +40,16 @@
 //! `${*}`, `${?}` and `${$}` write a literal `*`, `?` and `$`. Actions compare without regard
 //! to case; resources and strings with it.
 //!
+//! **MQTT level wildcards** (*Ferrocore extension*, Version `2012-10-17`, wherever `*` is a
+//! wildcard): `${ferrocore:+}` is one whole topic level and `${ferrocore:#}`, last, the level
+//! it stands at and all below — exactly MQTT's `+` and `#`, which `*` can only approximate
+//! (`topic/a/*/c` also covers `a/b/x/c`). `topic/a/${ferrocore:+}/c` covers `a/b/c` and
+//! `a//c`, not `a/b/x/c`; `topic/a/${ferrocore:#}` covers `a`, `a/b` and `a/b/c`. Each must
+//! take a whole level (after `/`, and `${ferrocore:+}` before `/` or the end); at the topic's
+//! first level neither covers a level starting with `$`, as in MQTT. The built-in `password`
+//! authorizer writes them for Mosquitto ACLs. AWS IoT has no such syntax: to AWS,
+//! `${ferrocore:+}` is an unknown variable and its statement never applies.
+//!
 //! **Policy variables** (Version `2012-10-17` only; with `2008-10-17`, or no `Version`, `${...}`
 //! is literal text) are substituted in `Resource` / `NotResource` and in String, Arn and Bool
 //! condition values. Their names, also usable as condition keys:

@@ -1047,7 +1047,10 @@ impl Linter<'_> {
                             r.part.as_ref().is_some_and(|part| {
                                 part.iter().all(|p| match p {
                                     Piece::Lit(_) => true,
-                                    Piece::Star | Piece::One => false,
+                                    Piece::Star
+                                    | Piece::One
+                                    | Piece::Level { .. }
+                                    | Piece::Levels { .. } => false,
                                     Piece::Var(k) => {
                                         !matches!(k, Key::ClientId | Key::ThingAttribute(_))
                                     }

@@ -9,7 +9,9 @@ use crate::template::Piece;
 ///
 /// The classic greedy algorithm: on a mismatch, go back to the last `*` and let it swallow
 /// one more character. Remembering only the last star is enough because every other piece
-/// matches a fixed length of text.
+/// matches where it starts in one way only, ending no earlier when it starts later (a fixed
+/// length of text, or an MQTT level up to the next `/`), so the earliest match of what
+/// follows a star leaves the most text for the rest.
 pub(crate) fn glob(pieces: &[Piece], text: &str, req: &Request) -> bool {
     glob_after(pieces, 0, text, req)
 }
@@ -67,6 +69,26 @@ pub(crate) fn glob_after(pieces: &[Piece], skip: usize, text: &str, req: &Reques
                         }
                     }
                 },
+                Piece::Level { first } => {
+                    let level = rest.split('/').next().unwrap_or_default();
+                    if !(*first && level.starts_with('$')) {
+                        t += level.len();
+                        p += 1;
+                        continue;
+                    }
+                }
+                Piece::Levels { first } => {
+                    let covered = if *first {
+                        !rest.starts_with('$')
+                    } else {
+                        rest.is_empty() || rest.starts_with('/')
+                    };
+                    if covered {
+                        t = text.len();
+                        p += 1;
+                        continue;
+                    }
+                }
             }
         } else if t == text.len() {
             return true;
@@ -109,6 +131,8 @@ pub(crate) fn equals(pieces: &[Piece], text: &str, req: &Request) -> bool {
             },
             Piece::Star => strip(&mut rest, "*"),
             Piece::One => strip(&mut rest, "?"),
+            // Only parsed where wildcards apply, never for equality.
+            Piece::Level { .. } | Piece::Levels { .. } => false,
         };
         if !ok {
             return false;
@@ -143,6 +167,7 @@ pub(crate) fn equals_ignore_case(pieces: &[Piece], text: &str, req: &Request) ->
             },
             Piece::Star => "*",
             Piece::One => "?",
+            Piece::Level { .. } | Piece::Levels { .. } => return false,
         };
         for c in s.chars().flat_map(char::to_lowercase) {
             if chars.next() != Some(c) {

@@ -9,6 +9,15 @@
 //!   (`/` and `:` included) and `?` exactly one character. MQTT's `+` and `#` are literal.
 //! - The value a variable stands for is always matched literally: a `*` in a client id is a
 //!   star, not a wildcard.
+//! - *Ferrocore extension*, also only where wildcards apply and with `2012-10-17`: MQTT's
+//!   topic-filter wildcards, level by level. `${ferrocore:+}` is one whole topic level (any
+//!   run of characters without `/`, possibly empty); `${ferrocore:#}` ends the pattern and is
+//!   the level it stands at and every level below it, none included (`a/${ferrocore:#}`
+//!   covers `a`, `a/` and `a/b/c`, as the filter `a/#` does). Either must take a whole level:
+//!   at the start of the text or after a literal `/`, and `${ferrocore:+}` before the end or
+//!   a literal `/`. At the topic's first level (the start of the text, or right after the
+//!   ARN's `:<type>/`, e.g. `:topic/`) neither matches a level that starts with `$`
+//!   ([MQTT-4.7.2-1]: `+/x` and `#` do not match `$aws/...`).
 
 use crate::var::Key;
 
@@ -20,7 +29,22 @@ pub(crate) enum Piece {
     Star,
     /// `?`: exactly one character.
     One,
+    /// `${ferrocore:+}`: one MQTT topic level (up to the next `/` or the end). `first`: at the
+    /// topic's first level, where a level starting with `$` does not match.
+    Level {
+        first: bool,
+    },
+    /// `${ferrocore:#}`, always the last piece. `first`: the whole topic, unless it starts
+    /// with `$`. Otherwise the `/` before it belongs to it: the end of the text, or `/` and
+    /// anything after it.
+    Levels {
+        first: bool,
+    },
 }
+
+/// The extension's names for MQTT's single- and multi-level wildcards.
+pub(crate) const MQTT_LEVEL: &str = "ferrocore:+";
+pub(crate) const MQTT_LEVELS: &str = "ferrocore:#";
 
 /// A rejected `${...}`: the text inside the braces, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +55,12 @@ pub(crate) struct BadVariable {
 
 /// Parses `s` into pieces, merging adjacent literal text and adjacent stars.
 pub(crate) fn parse(s: &str, variables: bool, wildcards: bool) -> Result<Vec<Piece>, BadVariable> {
+    let pieces = parse_pieces(s, variables, wildcards)?;
+    check_mqtt_levels(&pieces)?;
+    Ok(pieces)
+}
+
+fn parse_pieces(s: &str, variables: bool, wildcards: bool) -> Result<Vec<Piece>, BadVariable> {
     let mut pieces = Vec::new();
     let mut lit = String::new();
     let flush = |lit: &mut String, pieces: &mut Vec<Piece>| {
@@ -60,6 +90,27 @@ pub(crate) fn parse(s: &str, variables: bool, wildcards: bool) -> Result<Vec<Pie
                     return Err(BadVariable {
                         variable: String::new(),
                         reason: "the variable name is empty",
+                    });
+                }
+                MQTT_LEVEL | MQTT_LEVELS if wildcards => {
+                    let at_start = pieces.is_empty() && lit.is_empty();
+                    if !at_start && !lit.ends_with('/') {
+                        return Err(BadVariable {
+                            variable: inner.to_string(),
+                            reason: "an MQTT wildcard must take a whole topic level: put it \
+                                     at the start or after a `/`",
+                        });
+                    }
+                    let first = at_start || is_first_level(&lit);
+                    if inner == MQTT_LEVELS && !first {
+                        // The `/` before it is optional: `a/#` also covers `a`.
+                        lit.pop();
+                    }
+                    flush(&mut lit, &mut pieces);
+                    pieces.push(if inner == MQTT_LEVEL {
+                        Piece::Level { first }
+                    } else {
+                        Piece::Levels { first }
                     });
                 }
                 _ if inner.contains(", '") => {
@@ -92,6 +143,41 @@ pub(crate) fn parse(s: &str, variables: bool, wildcards: bool) -> Result<Vec<Pie
     }
     flush(&mut lit, &mut pieces);
     Ok(pieces)
+}
+
+/// Whether literal text ending in `/` leaves the next level at the topic's first: after its
+/// last `:` (the ARN's resource component), one `/` and nothing after it (`:topic/`).
+fn is_first_level(lit: &str) -> bool {
+    lit.rfind(':')
+        .is_some_and(|colon| lit[colon..].find('/') == Some(lit.len() - colon - 1))
+}
+
+/// `${ferrocore:#}` must be last, and `${ferrocore:+}` must end its level.
+fn check_mqtt_levels(pieces: &[Piece]) -> Result<(), BadVariable> {
+    for (i, piece) in pieces.iter().enumerate() {
+        let next = pieces.get(i + 1);
+        let (variable, reason) = match piece {
+            Piece::Levels { .. } if next.is_some() => (
+                MQTT_LEVELS,
+                "`${ferrocore:#}` must end the pattern, as `#` ends a topic filter",
+            ),
+            Piece::Level { .. } => match next {
+                None | Some(Piece::Levels { first: false }) => continue,
+                Some(Piece::Lit(l)) if l.starts_with('/') => continue,
+                Some(_) => (
+                    MQTT_LEVEL,
+                    "an MQTT wildcard must take a whole topic level: put the end or a `/` \
+                     after it",
+                ),
+            },
+            _ => continue,
+        };
+        return Err(BadVariable {
+            variable: variable.into(),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 /// The variables among `pieces`.
@@ -193,6 +279,76 @@ mod tests {
         assert_eq!(e.variable, "iot:ClientId, 'x'");
         // Literal in 2008-10-17.
         assert!(parse("${}", false, true).is_ok());
+    }
+
+    #[test]
+    fn mqtt_wildcards_take_whole_levels() {
+        let t = "arn:aws:iot:r:1:topic/";
+        assert_eq!(
+            parse(
+                &format!("{t}${{ferrocore:+}}/a/${{ferrocore:+}}"),
+                true,
+                true
+            )
+            .unwrap(),
+            vec![
+                lit(t),
+                Piece::Level { first: true },
+                lit("/a/"),
+                Piece::Level { first: false }
+            ]
+        );
+        // The `/` before a `#` below the first level belongs to it.
+        assert_eq!(
+            parse(&format!("{t}a/${{ferrocore:#}}"), true, true).unwrap(),
+            vec![lit(&format!("{t}a")), Piece::Levels { first: false }]
+        );
+        assert_eq!(
+            parse(&format!("{t}${{ferrocore:+}}/${{ferrocore:#}}"), true, true).unwrap(),
+            vec![
+                lit(t),
+                Piece::Level { first: true },
+                Piece::Levels { first: false }
+            ]
+        );
+        assert_eq!(
+            parse("${ferrocore:#}", true, true).unwrap(),
+            vec![Piece::Levels { first: true }]
+        );
+        // After a variable, a level is never the first.
+        assert_eq!(
+            parse(
+                &format!("{t}${{iot:ClientId}}/${{ferrocore:+}}"),
+                true,
+                true
+            )
+            .unwrap(),
+            vec![
+                lit(t),
+                Piece::Var(Key::ClientId),
+                lit("/"),
+                Piece::Level { first: false }
+            ]
+        );
+        for bad in [
+            "topic/a${ferrocore:+}",
+            "topic/${ferrocore:+}a",
+            "topic/${ferrocore:+}*",
+            "topic/${ferrocore:#}/a",
+            "topic/a${ferrocore:#}",
+            "topic/${iot:ClientId}${ferrocore:+}",
+        ] {
+            assert!(parse(bad, true, true).is_err(), "{bad}");
+        }
+        // Without wildcards (equality), or in 2008-10-17: not the extension.
+        assert_eq!(
+            parse("${ferrocore:+}", true, false).unwrap(),
+            vec![Piece::Var(Key::parse("ferrocore:+"))]
+        );
+        assert_eq!(
+            parse("a/${ferrocore:+}", false, true).unwrap(),
+            vec![lit("a/${ferrocore:+}")]
+        );
     }
 
     #[test]

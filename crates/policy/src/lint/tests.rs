@@ -524,3 +524,19 @@ fn every_code_is_listed_documented_and_used() {
         );
     }
 }
+
+#[test]
+fn mqtt_level_wildcards_are_not_variables() {
+    assert!(
+        codes(&format!(
+            "{},{}",
+            allow("iot:Publish", "topic/a/${ferrocore:+}/b/${ferrocore:#}"),
+            deny("iot:Receive", "topic/a/${ferrocore:+}/secret")
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        codes(&allow("iot:Subscribe", "topicfilter/${ferrocore:#}")),
+        ["broad-subscribe"]
+    );
+}
