@@ -5,16 +5,20 @@
 //! access key; the credential scope's service then picks the API: `iot` reaches the control
 //! plane, `iotdata` / `iotdevicegateway` the data plane, as the admin. An unsigned request on
 //! a connection that presented a device certificate reaches the data plane only, decided by
-//! the certificate's policies: a certificate never reaches the control plane.
+//! the certificate's policies: a certificate never reaches the control plane. The scope's
+//! service `acm` reaches the part of AWS Certificate Manager that imports the server
+//! certificates of domain configurations ([`acm`]).
 //!
 //! Errors have AWS's shape (status, `x-amzn-ErrorType`, `{"message": …}`) so each SDK raises
 //! the matching exception; see [`error`].
 
+pub mod acm;
 pub mod data_plane;
 pub mod error;
 mod extract;
 mod registry_authorizers;
 mod registry_certificates;
+mod registry_domains;
 mod registry_events;
 mod registry_policies;
 mod registry_things;
@@ -78,7 +82,7 @@ impl ApiState {
         device_ca: Arc<CaSigner>,
         config: ApiConfig,
     ) -> ApiState {
-        let mut services = vec![SERVICE_CONTROL_PLANE];
+        let mut services = vec![SERVICE_CONTROL_PLANE, acm::SERVICE_ACM];
         services.extend(SERVICES_DATA_PLANE);
         let verifier = VerifierConfig::new(config.region.clone(), &services);
         ApiState {
@@ -118,6 +122,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(registry_policies::routes())
         .merge(registry_events::routes())
         .merge(registry_authorizers::routes())
+        .merge(registry_domains::routes())
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());
@@ -132,10 +137,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(missing_authentication)
         .method_not_allowed_fallback(unknown_operation)
         .with_state(state.clone());
+    let certificate_manager = Router::new()
+        .merge(acm::routes())
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
+        .with_state(state.clone());
     let apis = Apis {
         control,
         data,
         device_data,
+        certificate_manager,
     };
     Router::new().fallback(move |req: Request| dispatch(state.clone(), apis.clone(), req))
 }
@@ -148,6 +159,8 @@ struct Apis {
     data: Router,
     /// The data plane for device-certificate callers.
     device_data: Router,
+    /// ACM's server-certificate import (service `acm`).
+    certificate_manager: Router,
 }
 
 /// Whether a request claims a SigV4 signature (then it must verify, whatever else it has).
@@ -224,6 +237,8 @@ async fn dispatch(state: Shared, apis: Apis, req: Request) -> Response {
     req.extensions_mut().insert(identity);
     let api = if service == SERVICE_CONTROL_PLANE {
         apis.control
+    } else if service == acm::SERVICE_ACM {
+        apis.certificate_manager
     } else {
         req.extensions_mut().insert(Caller::admin());
         apis.data

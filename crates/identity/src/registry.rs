@@ -1,6 +1,6 @@
 //! The control-plane registry: things, thing types, thing groups, certificates, CA
-//! certificates, policies, custom authorizers and the attachments between them, with AWS IoT's
-//! rules.
+//! certificates, policies, custom authorizers, server certificates, domain configurations and
+//! the attachments between them, with AWS IoT's rules.
 //!
 //! Split in two so the rules are testable without I/O:
 //! - operations (in the submodules) are pure functions of a [`RegistryState`] and a [`Ctx`]
@@ -16,6 +16,7 @@
 mod authorizers;
 mod certificates;
 mod device;
+mod domains;
 mod events;
 mod policies;
 mod things;
@@ -23,6 +24,7 @@ mod things;
 pub use authorizers::*;
 pub use certificates::*;
 pub use device::*;
+pub use domains::*;
 pub use events::*;
 pub use policies::*;
 pub use things::*;
@@ -261,6 +263,16 @@ pub enum Change {
     DefaultAuthorizer {
         new: Option<String>,
     },
+    /// An imported server certificate (keyed by its ACM ARN).
+    ServerCertificate {
+        arn: String,
+        new: Option<ServerCertificateRecord>,
+    },
+    /// A domain configuration.
+    DomainConfiguration {
+        name: String,
+        new: Option<DomainConfigurationRecord>,
+    },
 }
 
 /// The empty answer (`{}`) of the operations that return nothing.
@@ -304,6 +316,10 @@ pub struct RegistryState {
     pub authorizers: BTreeMap<String, AuthorizerRecord>,
     /// The name of the account's default authorizer.
     pub default_authorizer: Option<String>,
+    /// Imported server certificates by ACM ARN.
+    pub server_certificates: BTreeMap<String, ServerCertificateRecord>,
+    /// Domain configurations by name (the built-in endpoint's only once updated).
+    pub domain_configurations: BTreeMap<String, DomainConfigurationRecord>,
     /// The region and account of the ARNs the state holds (set by [`Registry::open`]).
     pub arns: Arns,
     /// Configured limits (not stored; [`Registry::set_policy_limits`]).
@@ -324,6 +340,8 @@ const KIND_POLICY_ATTACHMENT: &str = "policy_attachment";
 const KIND_EVENT_CONFIGURATIONS: &str = "event_configurations";
 const KIND_AUTHORIZER: &str = "authorizer";
 const KIND_DEFAULT_AUTHORIZER: &str = "default_authorizer";
+const KIND_SERVER_CERTIFICATE: &str = "server_certificate";
+const KIND_DOMAIN_CONFIGURATION: &str = "domain_configuration";
 
 /// Separates the two names of a pair key; neither thing nor group names may contain it.
 const PAIR_SEPARATOR: char = '\n';
@@ -422,6 +440,10 @@ impl RegistryState {
             }
             Change::Authorizer { name, new } => set(&mut self.authorizers, name, new),
             Change::DefaultAuthorizer { new } => self.default_authorizer = new.clone(),
+            Change::ServerCertificate { arn, new } => set(&mut self.server_certificates, arn, new),
+            Change::DomainConfiguration { name, new } => {
+                set(&mut self.domain_configurations, name, new)
+            }
         }
     }
 
@@ -495,6 +517,14 @@ impl RegistryState {
                     new: Some(doc(r)?),
                 },
                 KIND_DEFAULT_AUTHORIZER => Change::DefaultAuthorizer { new: Some(doc(r)?) },
+                KIND_SERVER_CERTIFICATE => Change::ServerCertificate {
+                    arn: key,
+                    new: Some(doc(r)?),
+                },
+                KIND_DOMAIN_CONFIGURATION => Change::DomainConfiguration {
+                    name: key,
+                    new: Some(doc(r)?),
+                },
                 // A kind written by a newer version: kept in the store, ignored here.
                 _ => continue,
             });
@@ -585,6 +615,12 @@ impl Change {
             }
             Change::Authorizer { name, new } => put_or_delete(KIND_AUTHORIZER, name, new),
             Change::DefaultAuthorizer { new } => put_or_delete(KIND_DEFAULT_AUTHORIZER, "", new),
+            Change::ServerCertificate { arn, new } => {
+                put_or_delete(KIND_SERVER_CERTIFICATE, arn, new)
+            }
+            Change::DomainConfiguration { name, new } => {
+                put_or_delete(KIND_DOMAIN_CONFIGURATION, name, new)
+            }
         }
     }
 }

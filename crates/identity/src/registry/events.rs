@@ -435,7 +435,9 @@ impl<'a, F: FnMut() -> Result<String, RegistryError>> Announcer<'a, F> {
             | Change::RegistrationCode { .. }
             | Change::EventConfigurations { .. }
             | Change::Authorizer { .. }
-            | Change::DefaultAuthorizer { .. } => {}
+            | Change::DefaultAuthorizer { .. }
+            | Change::ServerCertificate { .. }
+            | Change::DomainConfiguration { .. } => {}
         }
         Ok(())
     }

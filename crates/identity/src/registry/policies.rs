@@ -254,7 +254,9 @@ impl Change {
             | Change::RegistrationCode { .. }
             | Change::EventConfigurations { .. }
             | Change::Authorizer { .. }
-            | Change::DefaultAuthorizer { .. } => Vec::new(),
+            | Change::DefaultAuthorizer { .. }
+            | Change::ServerCertificate { .. }
+            | Change::DomainConfiguration { .. } => Vec::new(),
         }
     }
 }
