@@ -566,7 +566,7 @@ async fn admit(
                 }
             };
             let now = Instant::now();
-            let request = base.request(None);
+            let request = grant.request(&base);
             let principal = Principal::new(
                 Identity::Custom(grant.principal_id.as_str().into()),
                 conn_id,

@@ -6,7 +6,9 @@
 //! authenticator (bounded by the connect timeout: the CONNECT must be read and decided within
 //! it), and admits the client with the returned policies as a custom principal whose
 //! `principalIdentifier` in lifecycle events is the authorizer's `principalId`. `iot:Connect`
-//! must still be allowed by those policies.
+//! must still be allowed by those policies. The policies decide with the grant's principal id,
+//! claims and context as `ferrocore:PrincipalId`, `ferrocore:Claims.<name>` and
+//! `ferrocore:Context.<name>` ([`CustomGrant::request`]), from each refresh's grant anew.
 //!
 //! | outcome | CONNACK (MQTT 5 / 3.1.1) |
 //! |---|---|
@@ -31,6 +33,7 @@
 //! supervising task, and is never logged (its `Debug` shows neither password nor header
 //! values nor query).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,11 +43,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrocore_mqtt::{Auth, AuthProperties, Packet, reason};
-use ferrocore_policy::PolicySet;
+use ferrocore_policy::{PolicySet, Request};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::auth::{Authz, Principal};
+use crate::auth::{Authz, Principal, RequestBase};
 use crate::session::Outbox;
 use crate::{Broker, Transport};
 
@@ -136,6 +139,27 @@ pub struct CustomGrant {
     /// The custom authorizer that decided, if the authenticator names one: the connection is
     /// re-authenticated at once when it changes ([`Broker::reauthenticate_authorizer`]).
     pub authorizer: Option<String>,
+    /// The answer's `claims` (Ferrocore extension): `ferrocore:Claims.<name>` in policies.
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// The answer's `context` (Ferrocore extension): `ferrocore:Context.<name>` in policies.
+    pub context: BTreeMap<String, String>,
+}
+
+impl CustomGrant {
+    /// The request the grant's policies decide in: the connection's (client id, source
+    /// address, server name) with the grant's principal id (`ferrocore:PrincipalId`), claims
+    /// and context. Built anew from each grant, so a refresh's claims replace the old ones.
+    pub(crate) fn request(&self, base: &RequestBase) -> Request {
+        let request = base
+            .request(None)
+            .with_principal_id(self.principal_id.as_str());
+        let request = self.claims.iter().fold(request, |request, (name, values)| {
+            request.with_claim(name.as_str(), values.iter().map(String::as_str))
+        });
+        self.context.iter().fold(request, |request, (name, value)| {
+            request.with_context(name.as_str(), value.as_str())
+        })
+    }
 }
 
 /// An authorizer's refusal.
@@ -286,7 +310,8 @@ pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<O
             }
         };
         let now = Instant::now();
-        principal.set_authz(Authz::new(grant.policies, principal.base().request(None)));
+        let request = grant.request(principal.base());
+        principal.set_authz(Authz::new(grant.policies, request));
         if !principal.may_connect(&broker.denials, broker.arns()) {
             tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "iot:Connect not allowed after a custom authorization refresh; closing the connection");
             principal.kick().fire(reason::NOT_AUTHORIZED);

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed set-up step should fail the test loudly
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -58,6 +59,8 @@ struct FakeAuthorizer {
     /// The authorizer its grants name as deciding.
     authorizer: Mutex<String>,
     policies: Mutex<Arc<PolicySet>>,
+    /// The grants' claims (`ferrocore:Claims.*`).
+    claims: Mutex<BTreeMap<String, Vec<String>>>,
     disconnect_after: Option<Duration>,
     refresh_after: Option<Duration>,
     calls: AtomicUsize,
@@ -70,6 +73,7 @@ impl FakeAuthorizer {
             mode: Mutex::new(Mode::Normal),
             authorizer: Mutex::new("a".to_owned()),
             policies: Mutex::new(alice_policy()),
+            claims: Mutex::new(BTreeMap::new()),
             disconnect_after,
             refresh_after,
             calls: AtomicUsize::new(0),
@@ -101,6 +105,8 @@ impl CustomAuthenticator for FakeAuthorizer {
                 disconnect_after: self.disconnect_after,
                 refresh_after: self.refresh_after,
                 authorizer: Some(self.authorizer.lock().clone()),
+                claims: self.claims.lock().clone(),
+                context: BTreeMap::from([("site".to_owned(), "lyon".to_owned())]),
             }),
             Mode::Normal => Err(CustomAuthDenied::NotAuthorized("unknown user".into())),
         };
@@ -651,4 +657,31 @@ async fn a_changed_authorizer_reauthenticates_the_connections_it_admitted_at_onc
     // The closed connection left the index.
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(h.broker.reauthenticate_authorizer("a"), 0);
+}
+
+#[tokio::test]
+async fn principal_id_claims_and_context_decide_in_the_returned_policies() {
+    let h = harness(FakeAuthorizer::new(None, Some(Duration::from_secs(300)))).await;
+    // Publish under <principal id>/ only with the scope "write" from the site "lyon".
+    *h.authorizer.policies.lock() = policy(
+        r#"{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/alice*"},
+           {"Effect":"Allow","Action":"iot:Publish",
+            "Resource":"{ARN}:topic/${ferrocore:PrincipalId}/*",
+            "Condition":{"ForAnyValue:StringEquals":{"ferrocore:Claims.scope":"write"},
+                         "StringEquals":{"ferrocore:Context.site":"lyon"}}}"#,
+    );
+    *h.authorizer.claims.lock() = BTreeMap::from([(
+        "scope".to_owned(),
+        vec!["read".to_owned(), "write".to_owned()],
+    )]);
+    let (mut c, ack) = alice(&h).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    assert_eq!(c.publish("alice/temp", 1).await, reason::SUCCESS);
+    assert_eq!(c.publish("bob/temp", 2).await, reason::NOT_AUTHORIZED);
+
+    // The refresh's grant brings a token without the scope: its claims replace the old ones.
+    *h.authorizer.claims.lock() = BTreeMap::from([("scope".to_owned(), vec!["read".to_owned()])]);
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    assert_eq!(h.authorizer.calls(), 2);
+    assert_eq!(c.publish("alice/temp", 3).await, reason::NOT_AUTHORIZED);
 }

@@ -30,8 +30,10 @@ pub mod request;
 pub mod signature;
 
 pub use answer::{
-    AnswerError, AnswerPolicy, AuthorizerAnswer, MAX_ANSWER_BYTES, MAX_ANSWER_POLICIES,
-    MAX_ANSWER_SECONDS, MAX_PRINCIPAL_ID_CHARS, MIN_ANSWER_SECONDS,
+    AnswerError, AnswerPolicy, AnswerRules, AuthorizerAnswer, MAX_ANSWER_BYTES,
+    MAX_ANSWER_POLICIES, MAX_ANSWER_SECONDS, MAX_CLAIM_VALUES, MAX_EXTENSION_ENTRIES,
+    MAX_EXTENSION_NAME_CHARS, MAX_EXTENSION_VALUE_CHARS, MAX_PRINCIPAL_ID_CHARS,
+    MIN_ANSWER_SECONDS, MIN_BUILT_IN_ANSWER_SECONDS, is_built_in_principal_id,
 };
 pub use credentials::{
     AUTHORIZER_NAME_PARAM, CredentialError, CustomAuthParams, MAX_AUTHORIZER_NAME_CHARS,
@@ -40,7 +42,7 @@ pub use credentials::{
 };
 pub use invoke::{
     AuthorizerFunction, AuthorizerInvoker, BuiltInFunctions, Clock, Denial, InvokeError,
-    InvokerConfig, SystemClock, WebhookOptions,
+    InvokeFuture, InvokerConfig, SystemClock, WebhookOptions,
 };
 pub use request::{
     AuthorizerRequest, CacheKey, HttpContext, MAX_HTTP_CONTEXT_BYTES, MqttContext, TlsContext,

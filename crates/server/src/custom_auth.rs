@@ -21,7 +21,7 @@
 //!
 //! | outcome | [`CustomAuthDenied`] | CONNACK (MQTT 5 / 3.1.1) |
 //! |---|---|---|
-//! | `isAuthenticated: true` | (granted: `principalId`, `policyDocuments`, `disconnectAfterInSeconds`, `refreshAfterInSeconds`) | 0x00 / 0 (if the policies allow `iot:Connect`) |
+//! | `isAuthenticated: true` | (granted: `principalId`, `policyDocuments`, `disconnectAfterInSeconds`, `refreshAfterInSeconds`, and the `claims` / `context` extensions for the policies' `ferrocore:Claims.*` / `ferrocore:Context.*`) | 0x00 / 0 (if the policies allow `iot:Connect`) |
 //! | `isAuthenticated: false` | `NotAuthorized` | 0x87 / 5 |
 //! | malformed credentials (bad authorizer name or signature form, oversized or empty token, a parameter given twice with different values) | `NotAuthorized` | 0x87 / 5 |
 //! | no authorizer named and no default, or the named one does not exist | `NotAuthorized` | 0x87 / 5 |
@@ -269,6 +269,8 @@ fn grant(authorizer: &str, answer: &AuthorizerAnswer) -> Result<CustomGrant, Cus
         disconnect_after: answer.disconnect_after,
         refresh_after: answer.refresh_after,
         authorizer: Some(authorizer.to_owned()),
+        claims: answer.claims.clone(),
+        context: answer.context.clone(),
     })
 }
 
@@ -473,11 +475,13 @@ mod tests {
     #[test]
     fn answers_become_grants() {
         let allow = AuthorizerAnswer::from_json(
-            br#"{"isAuthenticated":true,"principalId":"alice","policyDocuments":[{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}],"disconnectAfterInSeconds":3600,"refreshAfterInSeconds":300}"#,
+            br#"{"isAuthenticated":true,"principalId":"alice","policyDocuments":[{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}],"disconnectAfterInSeconds":3600,"refreshAfterInSeconds":300,"claims":{"scope":["read","write"]},"context":{"site":"lyon"}}"#,
         )
         .unwrap();
         let grant = grant("A", &allow).unwrap();
         assert_eq!(grant.principal_id, "alice");
+        assert_eq!(grant.claims["scope"], ["read", "write"]);
+        assert_eq!(grant.context["site"], "lyon");
         assert_eq!(grant.disconnect_after, Some(Duration::from_secs(3600)));
         assert_eq!(grant.refresh_after, Some(Duration::from_secs(300)));
         let deny =

@@ -14,12 +14,13 @@
 //!    (refused rather than queued, so a slow authorizer cannot pile up connections);
 //! 5. calls the function with the request JSON, within [`InvokerConfig::timeout`] (5 s by
 //!    default: AWS's limit on a Lambda authorizer), and validates its answer with
-//!    [`AuthorizerAnswer::from_json`].
+//!    [`AuthorizerAnswer::from_json_with`]: AWS's rules, or [`AnswerRules::BuiltIn`] when
+//!    the function [is built in](AuthorizerFunction::is_built_in).
 //!
 //! **The function** ([`AuthorizerFunction`]) is named by the record's
 //! `authorizerFunctionArn`: an `http(s)://` URL is a [`Webhook`]; `ferrocore:function/<name>`
-//! a built-in function declared under that name ([`BuiltInFunctions`]; none exist yet, so
-//! such an authorizer denies with [`Denial::UndeclaredFunction`]); a Lambda ARN denies with
+//! a built-in function declared under that name ([`BuiltInFunctions`]; an undeclared name
+//! denies with [`Denial::UndeclaredFunction`]); a Lambda ARN denies with
 //! [`Denial::LambdaFunction`].
 //!
 //! **The cache** holds answers across connections under
@@ -30,9 +31,12 @@
 //! no answer outlives an update, deactivation or deletion of its authorizer. An authenticated
 //! answer is kept for its `refreshAfterInSeconds` (else [`InvokerConfig::default_cache_ttl`]),
 //! an unauthenticated one for at most [`InvokerConfig::denial_cache_ttl`]; failures are never
-//! cached (the breaker deals with them). At most [`InvokerConfig::max_cached_answers`]
-//! entries. The token signature is checked before the cache is consulted, so a cached answer
-//! is never given to a request whose signature does not verify.
+//! cached (the breaker deals with them). A cached answer never outlives its
+//! `disconnectAfterInSeconds` counted from when it was given: a hit gets it shortened by the
+//! entry's age, and once that has run out the entry is a miss. At most
+//! [`InvokerConfig::max_cached_answers`] entries. The token signature is checked before the
+//! cache is consulted, so a cached answer is never given to a request whose signature does
+//! not verify.
 //!
 //! Time comes from a [`Clock`], so tests move it instead of sleeping. Logs name the
 //! authorizer and the reason, never a token, signature or password.
@@ -54,8 +58,8 @@ use tokio::sync::Semaphore;
 pub use webhook::{Webhook, WebhookClient, WebhookOptions};
 
 use super::{
-    AnswerError, AuthorizerAnswer, AuthorizerRequest, MAX_ANSWER_BYTES, ParsedKey, SignatureError,
-    verify_token_signature,
+    AnswerError, AnswerRules, AuthorizerAnswer, AuthorizerRequest, MAX_ANSWER_BYTES, ParsedKey,
+    SignatureError, verify_token_signature,
 };
 use crate::registry::{
     AuthorizerFunction as NamedFunction, AuthorizerRecord, AuthorizerStatus, Change, Registry,
@@ -85,6 +89,13 @@ pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeEr
 /// of its answer (AWS's response JSON), validated by the caller.
 pub trait AuthorizerFunction: Send + Sync {
     fn invoke<'a>(&'a self, request: &'a Value) -> InvokeFuture<'a>;
+
+    /// Whether this is one of Ferrocore's built-in functions: its answers are validated by
+    /// [`AnswerRules::BuiltIn`] (lifetimes from 1 s, a wider `principalId`) instead of AWS's
+    /// rules for a Lambda's answer.
+    fn is_built_in(&self) -> bool {
+        false
+    }
 }
 
 /// Why a function gave no answer.
@@ -103,6 +114,9 @@ pub enum InvokeError {
     Status(u16),
     #[error("the function's answer is larger than {MAX_ANSWER_BYTES} bytes")]
     TooLarge,
+    /// A built-in function ran and failed (a WebAssembly trap, fuel or memory exhausted).
+    #[error("the function failed: {0}")]
+    Failed(String),
 }
 
 impl InvokeError {
@@ -385,11 +399,16 @@ impl AuthorizerInvoker {
             return Err(Denial::Busy(self.config.max_concurrent_calls));
         };
         let event = request.to_json();
+        let rules = if function.is_built_in() {
+            AnswerRules::BuiltIn
+        } else {
+            AnswerRules::Aws
+        };
         let outcome = match tokio::time::timeout(self.config.timeout, function.invoke(&event)).await
         {
             Err(_) => Err(Denial::Timeout(self.config.timeout)),
             Ok(Err(error)) => Err(Denial::Function(error)),
-            Ok(Ok(body)) => AuthorizerAnswer::from_json(&body)
+            Ok(Ok(body)) => AuthorizerAnswer::from_json_with(&body, rules)
                 .map(Arc::new)
                 .map_err(Denial::InvalidAnswer),
         };

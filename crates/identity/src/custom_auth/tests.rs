@@ -829,6 +829,192 @@ mod answer_tests {
         }
     }
 
+    fn built_in(value: serde_json::Value) -> Result<AuthorizerAnswer, AnswerError> {
+        AuthorizerAnswer::from_json_with(value.to_string().as_bytes(), AnswerRules::BuiltIn)
+    }
+
+    #[test]
+    fn built_in_principal_ids_are_wider_but_never_wildcards_or_levels() {
+        for good in [
+            "client-1",
+            "alice@example.com",
+            "auth0|5f2b",
+            "0b7c3c5e-4d2f-4c1e-9a53-1f0e7b9c2d11",
+            "a_b:c.d~e",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(
+                built_in(json!({"isAuthenticated": true, "principalId": good}))
+                    .unwrap()
+                    .principal_id,
+                good
+            );
+            assert!(is_built_in_principal_id(good));
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a+b",
+            "a#b",
+            "a*",
+            "a?",
+            "$aws",
+            "tab\t",
+            "dév",
+            "nl\n",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(
+                built_in(json!({"isAuthenticated": true, "principalId": bad})).unwrap_err(),
+                AnswerError::InvalidBuiltInPrincipalId,
+                "{bad:?}"
+            );
+        }
+        // Webhooks keep AWS's rule.
+        assert_eq!(
+            answer(json!({"isAuthenticated": true, "principalId": "client-1"})).unwrap_err(),
+            AnswerError::InvalidPrincipalId
+        );
+    }
+
+    #[test]
+    fn built_in_lifetimes_start_at_one_second() {
+        for field in ["disconnectAfterInSeconds", "refreshAfterInSeconds"] {
+            let valid =
+                built_in(json!({"isAuthenticated": true, "principalId": "p", field: 1})).unwrap();
+            assert!(
+                valid.disconnect_after == Some(Duration::from_secs(1))
+                    || valid.refresh_after == Some(Duration::from_secs(1))
+            );
+            for bad in [0, 86401] {
+                let error =
+                    built_in(json!({"isAuthenticated": true, "principalId": "p", field: bad}))
+                        .unwrap_err();
+                assert!(
+                    matches!(error, AnswerError::OutOfBuiltInRange { .. }),
+                    "{field} {bad}: {error}"
+                );
+                assert!(error.to_string().contains("1-86400"), "{error}");
+            }
+            // Webhooks: 300 at least.
+            assert!(matches!(
+                answer(json!({"isAuthenticated": true, "principalId": "p", field: 1})).unwrap_err(),
+                AnswerError::OutOfRange { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn context_and_claims_extensions() {
+        let valid = answer(json!({
+            "isAuthenticated": true, "principalId": "p",
+            "context": {"site": "lyon", "tokenAgeSeconds": 12, "admin": false, "gone": null},
+            "claims": {"sub": "client-1", "scope": ["read", "write"], "level": 3,
+                       "mixed": ["a", 1, true], "none": []}
+        }))
+        .unwrap();
+        let context: Vec<(&str, &str)> = valid
+            .context
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            context,
+            [
+                ("admin", "false"),
+                ("site", "lyon"),
+                ("tokenAgeSeconds", "12")
+            ]
+        );
+        assert_eq!(valid.claims["sub"], ["client-1"]);
+        assert_eq!(valid.claims["scope"], ["read", "write"]);
+        assert_eq!(valid.claims["level"], ["3"]);
+        assert_eq!(valid.claims["mixed"], ["a", "1", "true"]);
+        assert!(valid.claims["none"].is_empty());
+        // Absent or null members: empty.
+        let plain =
+            answer(json!({"isAuthenticated": true, "principalId": "p", "claims": null})).unwrap();
+        assert!(plain.context.is_empty() && plain.claims.is_empty());
+    }
+
+    #[test]
+    fn extension_limits_and_types() {
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_EXTENSION_ENTRIES)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect();
+        let long_name = "n".repeat(MAX_EXTENSION_NAME_CHARS + 1);
+        let long_value = "v".repeat(MAX_EXTENSION_VALUE_CHARS + 1);
+        let values: Vec<String> = (0..=MAX_CLAIM_VALUES).map(|i| i.to_string()).collect();
+        let cases = [
+            (json!({"context": []}), "context must be an object"),
+            (json!({"claims": "x"}), "claims must be an object"),
+            (json!({"context": many}), "context has 65 names"),
+            (
+                json!({"claims": {long_name.as_str(): "v"}}),
+                "claims has a name of 129",
+            ),
+            (json!({"context": {"": "v"}}), "context has a name of 0"),
+            (json!({"context": {"a\u{1}": "v"}}), "control characters"),
+            (
+                json!({"context": {"a": long_value.as_str()}}),
+                "context.a is 1025 characters",
+            ),
+            (
+                json!({"claims": {"a": [long_value.as_str()]}}),
+                "claims.a is 1025 characters",
+            ),
+            (json!({"claims": {"a": values}}), "claims.a has 65 values"),
+            (
+                json!({"context": {"a": ["x"]}}),
+                "context.a must be a string",
+            ),
+            (json!({"context": {"a": {}}}), "context.a must be a string"),
+            (json!({"claims": {"a": {}}}), "claims.a must be a string"),
+            (
+                json!({"claims": {"a": [["x"]]}}),
+                "claims.a must be a string",
+            ),
+            (
+                json!({"claims": {"a": [null]}}),
+                "claims.a must be a string",
+            ),
+        ];
+        for (extension, expected) in cases {
+            let mut body = json!({"isAuthenticated": true, "principalId": "p"});
+            for (name, value) in extension.as_object().unwrap() {
+                body[name] = value.clone();
+            }
+            let error = answer(body).unwrap_err();
+            assert!(error.to_string().contains(expected), "{expected}: {error}");
+        }
+        // A name given twice is refused (a map would silently keep one).
+        let twice = br#"{"isAuthenticated": true, "principalId": "p",
+            "claims": {"role": "user", "role": "admin"}}"#;
+        assert_eq!(
+            AuthorizerAnswer::from_json(twice).unwrap_err(),
+            AnswerError::DuplicateName {
+                member: "claims",
+                name: "role".into()
+            }
+        );
+        // At the limits: accepted.
+        let names: serde_json::Map<String, serde_json::Value> = (0..MAX_EXTENSION_ENTRIES)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect();
+        let values = vec!["v"; MAX_CLAIM_VALUES];
+        let longest = "v".repeat(MAX_EXTENSION_VALUE_CHARS);
+        let name = "n".repeat(MAX_EXTENSION_NAME_CHARS);
+        let valid = answer(
+            json!({"isAuthenticated": true, "principalId": "p", "context": names,
+            "claims": {"many": values, name.as_str(): longest}}),
+        )
+        .unwrap();
+        assert_eq!(valid.context.len(), MAX_EXTENSION_ENTRIES);
+        assert_eq!(valid.claims["many"].len(), MAX_CLAIM_VALUES);
+        assert_eq!(valid.claims[&name], [longest]);
+    }
+
     #[test]
     fn durations_must_be_within_300_to_86400() {
         for field in ["disconnectAfterInSeconds", "refreshAfterInSeconds"] {

@@ -1,4 +1,7 @@
-//! Authorizer answers across connections, by [`CacheKey`], each until its expiry.
+//! Authorizer answers across connections, by [`CacheKey`], each until its expiry and never
+//! beyond its `disconnectAfterInSeconds` counted from when it was given: a hit gets the
+//! answer with `disconnect_after` shortened by the entry's age, so a connection admitted
+//! from the cache ends when the first one would have (e.g. when the token expires).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +17,8 @@ pub(super) struct AnswerCache {
 struct Entry {
     authorizer: String,
     answer: Arc<AuthorizerAnswer>,
+    /// When the answer was given.
+    stored: Instant,
     expires: Instant,
 }
 
@@ -25,19 +30,30 @@ impl AnswerCache {
         }
     }
 
-    /// The answer under `key` if it has not expired at `now`.
+    /// The answer under `key` if it has not expired at `now`, its `disconnect_after` (if any)
+    /// less the time since it was given; none once that has run out.
     pub(super) fn get(&mut self, key: &CacheKey, now: Instant) -> Option<Arc<AuthorizerAnswer>> {
         let entry = self.entries.get(key)?;
-        if now < entry.expires {
-            return Some(Arc::clone(&entry.answer));
+        let age = now.saturating_duration_since(entry.stored);
+        let disconnect_after = entry.answer.disconnect_after;
+        let live = now < entry.expires && disconnect_after.is_none_or(|after| age < after);
+        if !live {
+            self.entries.remove(key);
+            return None;
         }
-        self.entries.remove(key);
-        None
+        match disconnect_after {
+            Some(after) if !age.is_zero() => {
+                let mut answer = AuthorizerAnswer::clone(&entry.answer);
+                answer.disconnect_after = Some(after - age);
+                Some(Arc::new(answer))
+            }
+            _ => Some(Arc::clone(&entry.answer)),
+        }
     }
 
-    /// Keeps `answer` of `authorizer` under `key` until `expires`. When full, expired entries
-    /// go first, else the one expiring soonest (a scan, paid only by inserts into a full
-    /// cache).
+    /// Keeps `answer` of `authorizer`, given at `now`, under `key` until `expires`. When full,
+    /// expired entries go first, else the one expiring soonest (a scan, paid only by inserts
+    /// into a full cache).
     pub(super) fn insert(
         &mut self,
         key: CacheKey,
@@ -66,6 +82,7 @@ impl AnswerCache {
             Entry {
                 authorizer: authorizer.to_owned(),
                 answer,
+                stored: now,
                 expires,
             },
         );

@@ -126,6 +126,7 @@ struct FakeFunction {
     calls: AtomicUsize,
     answer: Mutex<Result<Vec<u8>, InvokeError>>,
     gate: Option<Arc<Notify>>,
+    built_in: bool,
 }
 
 impl FakeFunction {
@@ -134,6 +135,16 @@ impl FakeFunction {
             calls: AtomicUsize::new(0),
             answer: Mutex::new(answer.map(|a| a.as_bytes().to_vec())),
             gate: None,
+            built_in: false,
+        })
+    }
+    /// A function that says it is built in (its answers get the built-in rules).
+    fn built_in(answer: &str) -> Arc<FakeFunction> {
+        Arc::new(FakeFunction {
+            calls: AtomicUsize::new(0),
+            answer: Mutex::new(Ok(answer.as_bytes().to_vec())),
+            gate: None,
+            built_in: true,
         })
     }
     fn calls(&self) -> usize {
@@ -153,6 +164,9 @@ impl AuthorizerFunction for FakeFunction {
             }
             self.answer.lock().clone()
         })
+    }
+    fn is_built_in(&self) -> bool {
+        self.built_in
     }
 }
 
@@ -449,6 +463,7 @@ async fn concurrency_is_bounded_without_queueing() {
         calls: AtomicUsize::new(0),
         answer: Mutex::new(Ok(ALLOW.as_bytes().to_vec())),
         gate: Some(Arc::clone(&gate)),
+        built_in: false,
     });
     let config = InvokerConfig {
         max_concurrent_calls: 1,
@@ -681,4 +696,74 @@ async fn cache_is_bounded() {
             .unwrap();
     }
     assert_eq!(invoker.cache.lock().len(), 2);
+}
+
+#[tokio::test]
+async fn built_in_answers_get_the_built_in_rules() {
+    let short = r#"{"isAuthenticated": true, "principalId": "client-1",
+        "disconnectAfterInSeconds": 1, "refreshAfterInSeconds": 1,
+        "claims": {"scope": ["read"]}, "context": {"tokenAgeSeconds": "3"}}"#;
+    let fake = FakeFunction::built_in(short);
+    let (invoker, _clock) = invoker_with(InvokerConfig::default(), &fake);
+    let answer = invoker
+        .authorize(&record("auth", FAKE), request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(answer.principal_id, "client-1");
+    assert_eq!(answer.disconnect_after, Some(Duration::from_secs(1)));
+    assert_eq!(answer.claims["scope"], ["read"]);
+    assert_eq!(answer.context["tokenAgeSeconds"], "3");
+
+    // The same answer from a function that is not built in is held to AWS's rules.
+    let fake = FakeFunction::new(Ok(short));
+    let (invoker, _clock) = invoker_with(InvokerConfig::default(), &fake);
+    let denial = invoker
+        .authorize(&record("auth", FAKE), request("t"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denial,
+        Denial::InvalidAnswer(AnswerError::InvalidPrincipalId)
+    );
+}
+
+#[tokio::test]
+async fn cached_answers_never_outlive_their_disconnect_time() {
+    let answer = r#"{"isAuthenticated": true, "principalId": "p",
+        "disconnectAfterInSeconds": 600, "refreshAfterInSeconds": 3600}"#;
+    let fake = FakeFunction::new(Ok(answer));
+    let (invoker, clock) = invoker_with(InvokerConfig::default(), &fake);
+    let authorizer = record("auth", FAKE);
+    let first = invoker
+        .authorize(&authorizer, request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(first.disconnect_after, Some(Duration::from_secs(600)));
+
+    // A hit 100 s later ends when the first connection would: 500 s from now.
+    clock.advance(Duration::from_secs(100));
+    let hit = invoker
+        .authorize(&authorizer, request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), 1);
+    assert_eq!(hit.disconnect_after, Some(Duration::from_secs(500)));
+    assert_eq!(hit.refresh_after, Some(Duration::from_secs(3600)));
+
+    clock.advance(Duration::from_millis(499_500));
+    let hit = invoker
+        .authorize(&authorizer, request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), 1);
+    assert_eq!(hit.disconnect_after, Some(Duration::from_millis(500)));
+
+    // At the disconnect time the entry is a miss, though its refresh time is far.
+    clock.advance(Duration::from_millis(500));
+    let fresh = invoker
+        .authorize(&authorizer, request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), 2);
+    assert_eq!(fresh.disconnect_after, Some(Duration::from_secs(600)));
 }
