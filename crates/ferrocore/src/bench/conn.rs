@@ -18,7 +18,7 @@ use ferrocore_mqtt::{
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -85,6 +85,15 @@ pub struct Dialer {
     /// MQTT 5 session expiry sent when `clean_session` is false.
     pub session_expiry: u32,
     pub timeout: Duration,
+    /// The MQTT username and password of each client (custom authentication), if any.
+    pub login: Option<Login>,
+}
+
+/// What clients present to a custom authorizer in CONNECT.
+pub struct Login {
+    /// Every client's username (e.g. `bench?x-amz-customauthorizer-name=<authorizer>`).
+    pub username: String,
+    pub password: Bytes,
 }
 
 /// A connected MQTT client.
@@ -150,6 +159,8 @@ impl Dialer {
             clean_start: self.clean_session,
             keep_alive: self.keep_alive,
             client_id: client_id.to_owned(),
+            username: self.login.as_ref().map(|l| l.username.clone()),
+            password: self.login.as_ref().map(|l| l.password.clone()),
             properties,
             ..Connect::default()
         }));
@@ -265,21 +276,27 @@ pub fn packet_name(p: &Packet) -> &'static str {
     }
 }
 
+/// A client certificate chain and its private key (PEM files), presented for mTLS.
+pub struct ClientCert<'a> {
+    pub cert_file: &'a Path,
+    pub key_file: &'a Path,
+}
+
 /// rustls client config on aws-lc-rs: TLS 1.3/1.2 defaults, session resumption disabled so each
-/// connection is a full handshake.
+/// connection is a full handshake; with `client_cert`, mTLS.
 pub fn tls_config(
     ca_file: Option<&Path>,
     insecure: bool,
     alpn: &[String],
+    client_cert: Option<ClientCert<'_>>,
 ) -> anyhow::Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let mut config = if insecure {
+    let builder = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
-            .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
         let path = ca_file.ok_or_else(|| anyhow!("--tls needs --ca-file (or --insecure)"))?;
@@ -291,7 +308,27 @@ pub fn tls_config(
         if roots.is_empty() {
             bail!("no certificate in {}", path.display());
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some(ClientCert {
+            cert_file,
+            key_file,
+        }) => {
+            let chain = CertificateDer::pem_file_iter(cert_file)
+                .with_context(|| format!("read {}", cert_file.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parse {}", cert_file.display()))?;
+            if chain.is_empty() {
+                bail!("no certificate in {}", cert_file.display());
+            }
+            let key = PrivateKeyDer::from_pem_file(key_file)
+                .with_context(|| format!("read the private key in {}", key_file.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("client certificate and key do not match")?
+        }
     };
     config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
@@ -494,9 +531,38 @@ mod tests {
 
     #[test]
     fn tls_config_needs_a_ca_or_insecure() {
-        assert!(tls_config(None, false, &[]).is_err());
-        let c = tls_config(None, true, &["mqtt".into()]).expect("insecure config");
+        assert!(tls_config(None, false, &[], None).is_err());
+        let c = tls_config(None, true, &["mqtt".into()], None).expect("insecure config");
         assert_eq!(c.alpn_protocols, vec![b"mqtt".to_vec()]);
-        assert!(tls_config(Some(Path::new("/nonexistent.pem")), false, &[]).is_err());
+        assert!(!c.client_auth_cert_resolver.has_certs());
+        assert!(tls_config(Some(Path::new("/nonexistent.pem")), false, &[], None).is_err());
+        let missing = ClientCert {
+            cert_file: Path::new("/nonexistent.pem"),
+            key_file: Path::new("/nonexistent.key"),
+        };
+        assert!(tls_config(None, true, &[], Some(missing)).is_err());
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["device".to_owned()])
+            .and_then(|p| p.self_signed(&key))
+            .expect("certificate");
+        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_file, cert.pem()).expect("write certificate");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        let mtls = ClientCert {
+            cert_file: &cert_file,
+            key_file: &key_file,
+        };
+        let c = tls_config(None, true, &[], Some(mtls)).expect("mTLS config");
+        assert!(c.client_auth_cert_resolver.has_certs());
+        // A key that is not the certificate's.
+        let other = rcgen::KeyPair::generate().expect("key");
+        std::fs::write(&key_file, other.serialize_pem()).expect("write key");
+        let mismatched = ClientCert {
+            cert_file: &cert_file,
+            key_file: &key_file,
+        };
+        assert!(tls_config(None, true, &[], Some(mismatched)).is_err());
     }
 }

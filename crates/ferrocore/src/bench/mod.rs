@@ -5,6 +5,7 @@
 //! publishers stamping a monotonic send time into the first 8 payload bytes, subscribers
 //! recording receive − send in an HDR histogram, a warm-up, a measurement window and a drain.
 
+mod auth;
 mod conn;
 mod load;
 mod pace;
@@ -74,6 +75,29 @@ pub struct BenchArgs {
     /// ALPN protocol to offer (repeatable), e.g. `mqtt` or `x-amzn-mqtt-ca`.
     #[arg(long)]
     pub alpn: Vec<String>,
+    /// Client certificate chain (PEM) every connection presents (mTLS); needs --key-file.
+    #[arg(long, requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --cert-file.
+    #[arg(long, requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+
+    /// connect-storm / idle: authenticate through a custom authorizer whose function the
+    /// bench serves itself on --auth-server (bench/README.md, *Custom authentication*).
+    #[arg(long, value_enum, requires = "auth_server")]
+    pub custom_auth: Option<auth::CustomAuth>,
+    /// Address on which the bench serves the authorizer function, e.g. 127.0.0.1:9001 (the
+    /// webhook URL is then http://127.0.0.1:9001/).
+    #[arg(long)]
+    pub auth_server: Option<SocketAddr>,
+    /// Authorizer the clients name in their username (`x-amz-customauthorizer-name`)
+    /// [default: none named: the listener's or the account's default authorizer].
+    #[arg(long)]
+    pub authorizer: Option<String>,
+    /// connect-storm: connect and disconnect every client once before the measured ramp, with
+    /// the same client ids and credentials, so the authorizer's answers are cached (warm cache).
+    #[arg(long)]
+    pub warm_up_pass: bool,
 
     /// MQTT protocol version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
@@ -301,14 +325,39 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
     only(a.inflight.is_some(), "--inflight", load || shadows)?;
     only(a.rate != 0, "--rate", load || shadows)?;
     only(a.qos != 0, "--qos", load || shadows)?;
+    only(
+        a.custom_auth.is_some(),
+        "--custom-auth",
+        matches!(s, ConnectStorm | Idle),
+    )?;
+    only(a.warm_up_pass, "--warm-up-pass", s == ConnectStorm)?;
+    ensure!(
+        a.custom_auth.is_some() || (a.auth_server.is_none() && a.authorizer.is_none()),
+        "--auth-server and --authorizer need --custom-auth"
+    );
+    ensure!(
+        a.custom_auth.is_none() || a.cert_file.is_none(),
+        "--custom-auth and --cert-file exclude each other: a client that presents a \
+         certificate is authenticated by it alone"
+    );
+    if let Some(name) = &a.authorizer {
+        ensure!(
+            valid_authorizer_name(name),
+            "--authorizer must be 1 to 128 of a-z A-Z 0-9 _ - = , @ (AWS's authorizer name rule)"
+        );
+    }
     ensure!(
         !shadows || a.qos <= 1,
         "the shadow scenarios publish and subscribe at --qos 0 or 1"
     );
     if !a.tls {
         ensure!(
-            a.ca_file.is_none() && !a.insecure && a.server_name.is_none() && a.alpn.is_empty(),
-            "--ca-file, --insecure, --server-name and --alpn need --tls"
+            a.ca_file.is_none()
+                && !a.insecure
+                && a.server_name.is_none()
+                && a.alpn.is_empty()
+                && a.cert_file.is_none(),
+            "--ca-file, --insecure, --server-name, --alpn and --cert-file need --tls"
         );
     } else {
         ensure!(
@@ -401,11 +450,14 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
         ShadowDelta => "shadow-delta",
     };
     let label = a.label.clone().unwrap_or_else(|| {
-        if a.tls {
-            format!("{base}-tls")
-        } else {
-            base.to_owned()
-        }
+        let transport = match (a.custom_auth, &a.cert_file) {
+            (Some(kind), _) => format!("-{}", auth::kind_name(kind)),
+            (None, Some(_)) => "-mtls".to_owned(),
+            (None, None) if a.tls => "-tls".to_owned(),
+            (None, None) => String::new(),
+        };
+        let warm = if a.warm_up_pass { "-warm" } else { "" };
+        format!("{base}{transport}{warm}")
     });
     ensure!(
         !label.contains(char::is_whitespace),
@@ -443,6 +495,14 @@ fn thing_names(prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
          name rule, and room for -app in a client id): choose another --client-id-prefix"
     );
     Ok(names)
+}
+
+/// AWS's authorizer name rule: 1 to 128 of `[\w=,@-]`; it goes into a username's query.
+fn valid_authorizer_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'=' | b',' | b'@'))
 }
 
 /// AWS's shadow name rule: 1 to 64 of `[$a-zA-Z0-9:_-]`.
@@ -517,8 +577,26 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
         .with_context(|| format!("resolve {}", args.host))?
         .next()
         .ok_or_else(|| anyhow!("{} resolves to no address", args.host))?;
+    // The authorizer function serves before the first connect and stops with the run.
+    let auth_server = match (args.custom_auth, args.auth_server) {
+        (Some(kind), Some(at)) => Some(auth::AuthServer::start(kind, at).await?),
+        _ => None,
+    };
     let tls = if args.tls {
-        let config = conn::tls_config(args.ca_file.as_deref(), args.insecure, &args.alpn)?;
+        let client_cert =
+            args.cert_file
+                .as_deref()
+                .zip(args.key_file.as_deref())
+                .map(|(cert_file, key_file)| conn::ClientCert {
+                    cert_file,
+                    key_file,
+                });
+        let config = conn::tls_config(
+            args.ca_file.as_deref(),
+            args.insecure,
+            &args.alpn,
+            client_cert,
+        )?;
         let name = args
             .server_name
             .clone()
@@ -537,6 +615,9 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
         clean_session: args.clean_session,
         session_expiry: args.session_expiry,
         timeout: args.connect_timeout,
+        login: args
+            .custom_auth
+            .map(|kind| auth::login(kind, args.authorizer.as_deref())),
     });
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut report = Report::new(args, plan, addr);
@@ -566,9 +647,25 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
                 idle_settle: (plan.scenario == Scenario::Idle).then_some(args.settle),
                 ping_timeout: args.connect_timeout,
             };
+            // Requests the authorizer function has answered so far.
+            let requests = || auth_server.as_ref().map(auth::AuthServer::requests);
+            let since = |before: Option<u64>| requests().zip(before).map(|(now, b)| now - b);
+            let warm_up = if args.warm_up_pass {
+                let before = requests();
+                let outcome = ramp::run(spec.clone(), &mut ramp::Unobserved).await;
+                Some(report::WarmUp {
+                    ok: outcome.ok,
+                    attempted: outcome.ok + outcome.failed,
+                    auth_requests: since(before),
+                })
+            } else {
+                None
+            };
+            let before = requests();
             let outcome = ramp::run(spec, &mut obs).await;
+            let auth = args.custom_auth.zip(since(before));
             obs.finish();
-            report.set_ramp(outcome, &obs);
+            report.set_ramp(outcome, &obs, warm_up, auth);
         }
         Scenario::ShadowUpdate | Scenario::ShadowDelta => {
             let shared = Arc::new(load::Shared::new(run_tag()));
@@ -724,6 +821,52 @@ mod tests {
         assert!(Cli::try_parse_from(["bench", "p2p", "--qos", "3"]).is_err());
         assert!(Cli::try_parse_from(["bench", "p2p", "--mqtt-version", "6"]).is_err());
         assert!(Cli::try_parse_from(["bench", "p2p", "--warmup", "soon"]).is_err());
+    }
+
+    #[test]
+    fn custom_auth_and_client_certificates() {
+        let p = plan("connect-storm --tls --insecure --custom-auth webhook --auth-server 127.0.0.1:9 --authorizer bench-hook --warm-up-pass").expect("valid");
+        assert_eq!(p.label, "connect-webhook-warm");
+        let p = plan("idle --custom-auth webhook --auth-server 127.0.0.1:9").expect("valid");
+        assert_eq!(p.label, "idle-webhook");
+        let p = plan("connect-storm --tls --insecure --cert-file c.pem --key-file k.pem")
+            .expect("valid");
+        assert_eq!(p.label, "connect-mtls");
+
+        // The function needs an address, and only connection scenarios authenticate this way.
+        assert!(
+            Cli::try_parse_from(["bench", "connect-storm", "--custom-auth", "webhook"]).is_err()
+        );
+        assert!(plan("p2p --custom-auth webhook --auth-server 127.0.0.1:9").is_err());
+        assert!(plan("idle --warm-up-pass").is_err());
+        assert!(plan("connect-storm --authorizer hook").is_err());
+        assert!(plan("connect-storm --auth-server 127.0.0.1:9").is_err());
+        // The authorizer's name goes into the username's query: AWS's name rule only.
+        let named = |name: &str| {
+            plan(&format!(
+                "connect-storm --custom-auth webhook --auth-server 127.0.0.1:9 --authorizer {name}"
+            ))
+        };
+        assert!(named("a=b,c@d_e-f").is_ok());
+        assert!(named("hook&token=x").is_err());
+        assert!(named(&"h".repeat(129)).is_err());
+        // A certificate alone decides, so it and custom authentication exclude each other.
+        assert!(plan("connect-storm --tls --insecure --cert-file c.pem --key-file k.pem --custom-auth webhook --auth-server 127.0.0.1:9").is_err());
+        assert!(
+            plan("connect-storm --cert-file c.pem --key-file k.pem").is_err(),
+            "without --tls"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "bench",
+                "connect-storm",
+                "--tls",
+                "--insecure",
+                "--cert-file",
+                "c.pem"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use super::conn::{Dialer, packet_name};
 use super::stats::{self, Percentiles, now_ns};
 
+#[derive(Clone)]
 pub struct RampSpec {
     pub dialer: Arc<Dialer>,
     pub clients: usize,
@@ -46,6 +47,17 @@ pub trait RampObserver: Send {
     /// Idle only: the connections have been held for the settle time.
     fn settled(&mut self);
     fn pinging(&mut self);
+}
+
+/// Observes nothing: a ramp that is not measured (connect-storm's warm-up pass).
+pub struct Unobserved;
+
+impl RampObserver for Unobserved {
+    fn progress(&mut self, _done: u64, _total: u64) {}
+    fn ramp_start(&mut self) {}
+    fn ramp_end(&mut self) {}
+    fn settled(&mut self) {}
+    fn pinging(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

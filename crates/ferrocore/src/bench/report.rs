@@ -11,11 +11,20 @@ use ferrocore_mqtt::ProtocolVersion;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 
+use super::auth::{self, CustomAuth};
 use super::load::{LoadOutcome, Observer, RunOutcome, Shared, Timeline};
 use super::ramp::{RampObserver, RampOutcome};
 use super::shadow::{ShadowMode, ShadowOutcome};
 use super::stats::{self, CpuSample, Percentiles, cpu_pct, now_ns};
 use super::{BenchArgs, Plan};
+
+/// connect-storm's unmeasured pass before the ramp (`--warm-up-pass`).
+pub struct WarmUp {
+    pub ok: u64,
+    pub attempted: u64,
+    /// Requests the bench's authorizer function answered during the pass.
+    pub auth_requests: Option<u64>,
+}
 
 /// Keeps the error list printable.
 const MAX_ERRORS_SHOWN: usize = 10;
@@ -221,12 +230,33 @@ impl Report {
             ProtocolVersion::V5 => "MQTT 5",
             _ => "MQTT 3.1.1",
         };
-        let transport = if a.tls { "TLS" } else { "TCP" };
+        let transport = match (a.tls, a.cert_file.is_some()) {
+            (true, true) => "mTLS",
+            (true, false) => "TLS",
+            (false, _) => "TCP",
+        };
+        let custom_auth = a.custom_auth.map_or(String::new(), |kind| {
+            format!(
+                ", custom authentication through the bench's {} ({})",
+                auth::kind_name(kind),
+                a.authorizer
+                    .as_ref()
+                    .map_or("the default authorizer".to_owned(), |n| format!(
+                        "authorizer {n}"
+                    ))
+            )
+        });
         let who = match plan.scenario {
             super::Scenario::ConnectStorm | super::Scenario::Idle => {
                 format!(
-                    "{} connections, {} connects in flight",
-                    plan.clients, a.connect_concurrency
+                    "{} connections, {} connects in flight{custom_auth}{}",
+                    plan.clients,
+                    a.connect_concurrency,
+                    if a.warm_up_pass {
+                        ", after a warm-up pass with the same client ids"
+                    } else {
+                        ""
+                    }
                 )
             }
             super::Scenario::ShadowUpdate | super::Scenario::ShadowDelta => format!(
@@ -472,7 +502,15 @@ impl Report {
         self.set_body(b, s, bcpu, lcpu, s.rss_after_kb);
     }
 
-    pub fn set_ramp(&mut self, o: RampOutcome, s: &Sampler) {
+    /// `auth`: the authorizer function the bench served and the requests it answered during
+    /// the measured ramp.
+    pub fn set_ramp(
+        &mut self,
+        o: RampOutcome,
+        s: &Sampler,
+        warm_up: Option<WarmUp>,
+        auth: Option<(CustomAuth, u64)>,
+    ) {
         self.errors = o.errors.clone();
         let bcpu = s.broker_cpu_pct();
         let lcpu = s.loadgen_cpu_pct();
@@ -505,6 +543,11 @@ impl Report {
         self.push_opt("sockmem_kb_per_conn", sock_per.map(|v| Val::F(v, 2)));
         self.push("failed", Val::U(o.failed));
         self.push("errors", Val::U(self.errors.len() as u64));
+        self.push_opt("auth_requests", auth.map(|(_, n)| Val::U(n)));
+        if let Some(w) = &warm_up {
+            self.push("warmup_ok", Val::U(w.ok));
+            self.push_opt("warmup_auth_requests", w.auth_requests.map(Val::U));
+        }
 
         let mut b = String::new();
         let _ = writeln!(
@@ -520,6 +563,29 @@ impl Report {
             "  connect     p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
+        if let Some(w) = &warm_up {
+            let requests = w.auth_requests.map_or(String::new(), |n| {
+                format!(", {} authorizer requests", group(n as f64))
+            });
+            let _ = writeln!(
+                b,
+                "  warm-up     {} of {} connected before the ramp{requests}",
+                w.ok, w.attempted
+            );
+        }
+        if let Some((kind, n)) = auth {
+            let _ = writeln!(
+                b,
+                "  authorizer  {} {} during the ramp ({:.2} per connect)",
+                group(n as f64),
+                auth::requests_name(kind),
+                if o.ok > 0 {
+                    n as f64 / o.ok as f64
+                } else {
+                    0.0
+                }
+            );
+        }
         if let Some(v) = per_core {
             let _ = writeln!(
                 b,

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Custom-authentication connects per second (issue 6), each beside mTLS connects per second in
+# the same run, on the same listener of the same server:
+#
+#   bench/custom_auth.sh                  # ~1 min: ROUNDS (3) × the modes below × CLIENTS (2000)
+#
+# Every round starts a fresh `ferrocore serve` (new temporary data directory; the built-in MQTT/TLS
+# listener on 127.0.0.1:0, which takes both client certificates and custom authentication, and
+# the HTTPS control plane on 127.0.0.1:0), then sets it up through the AWS API (boto3 from
+# .venv, with the credentials and aws-config files the server wrote into its data directory):
+# one device certificate (CreateKeysAndCertificate, active) with an allow-all policy attached,
+# and the authorizer `bench-hook` (signing disabled, ACTIVE) whose function is the URL of the
+# webhook that `ferrocore bench --custom-auth webhook` serves in its own process. Then, against
+# that server, one `ferrocore bench connect-storm --tls` per mode (the order reversed every other
+# round):
+#   mtls           every connection presents the device certificate
+#   webhook-cold   username bench?x-amz-customauthorizer-name=bench-hook, a password, client ids
+#                  never seen before: every connect is an answer-cache miss, a webhook call
+#   webhook-warm   the same, after an unmeasured pass that connects and disconnects the same
+#                  client ids with the same credentials: every measured connect is a cache hit
+# Each connect is TCP + a full TLS handshake (no session resumption, client or server) +
+# CONNECT/CONNACK; the connections are held until the ramp ends, then sent DISCONNECT.
+# Prints every run's summary and machine line, then a Markdown table: per mode the median over
+# the rounds of connects/s, p50 / p99 connect latency and broker CPU, the webhook calls per
+# connect, and the ratio to mTLS (median of the per-round ratios).
+#
+# Environment:
+#   ROUNDS=3  CLIENTS=2000  CONCURRENCY=32   rounds, connects per run, connects in flight
+#   MODES="mtls webhook-cold webhook-warm"   the modes to run, in this order (then reversed)
+#   BENCH_ARGS                               extra `ferrocore bench` arguments for every run
+#   FERROCORE_BIN=path   binary [default: $CARGO_TARGET_DIR or ./target, release]
+#   NO_BUILD=1           do not run `cargo build --release -p ferrocore` first
+#   FERROCORE_SERVE_ARGS extra arguments for `ferrocore serve`
+#   KEEP=1               keep the scratch directory (server logs, per-run outputs)
+set -euo pipefail
+
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${ROUNDS:-3}
+clients=${CLIENTS:-2000}
+concurrency=${CONCURRENCY:-32}
+read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm}"
+read -r -a bench_args <<<"${BENCH_ARGS:-}"
+bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
+python=$repo/.venv/bin/python
+authorizer=bench-hook
+
+say() { printf '%s\n' "$*" >&2; }
+
+for m in "${modes[@]}"; do
+    case $m in
+        mtls | webhook-cold | webhook-warm) ;;
+        *) say "unknown mode $m (mtls, webhook-cold, webhook-warm)"; exit 2 ;;
+    esac
+done
+[ -x "$python" ] || { say "no $python: create the venv (scripts/test does)"; exit 1; }
+if [ "${NO_BUILD:-0}" != 1 ] && [ -z "${FERROCORE_BIN:-}" ]; then
+    (cd "$repo" && cargo build --release -q -p ferrocore)
+fi
+[ -x "$bin" ] || { say "no ferrocore binary at $bin"; exit 1; }
+
+work=$(mktemp -d /tmp/ferrocore-custom-auth-bench.XXXXXX)
+serve_pid=""
+
+# Ends the server this script started (and only it), waiting up to 10 s before SIGKILL.
+end_serve() {
+    [ -n "$serve_pid" ] || return 0
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    local waited=0
+    while kill -0 "$serve_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+    serve_pid=""
+}
+on_exit() {
+    end_serve
+    if [ "${KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port for the bench's webhook (the authorizer's URL must name it before the
+# bench starts; the bench binds it with SO_REUSEADDR, one bench at a time).
+webhook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# `ports DATA_DIR PID`: waits (10 s) for listeners.json and the listeners, prints
+# "<mqtts port> <https port>"; fails unless the MQTT/TLS listener takes custom authentication.
+# `setup DATA_DIR OUT_DIR WEBHOOK_URL`: the device certificate (OUT_DIR/device.pem, .key, mode
+# 0600) with an allow-all policy, and the webhook authorizer.
+helper() {
+    "$python" - "$@" <<'EOF'
+import json, os, socket, sys, time
+
+def ports(data_dir, pid):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if not os.path.exists(f"/proc/{pid}"):
+            sys.exit("ferrocore exited")
+        try:
+            listeners = {l["name"]: l for l in json.load(open(f"{data_dir}/listeners.json"))["listeners"]}
+            mqtts, https = listeners["mqtts"], listeners["https"]
+            pair = [int(l["address"].rsplit(":", 1)[1]) for l in (mqtts, https)]
+            for port in pair:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+            continue
+        if not mqtts.get("custom_auth"):
+            sys.exit("the built-in MQTT/TLS listener does not take custom authentication (--compat aws?)")
+        print(*pair)
+        return
+    sys.exit("ferrocore did not open its listeners within 10 s")
+
+def setup(data_dir, out_dir, webhook_url):
+    import configparser
+    import boto3, botocore.session
+    core = botocore.session.Session()
+    core.set_config_variable("credentials_file", f"{data_dir}/credentials")
+    core.set_config_variable("config_file", f"{data_dir}/aws-config")
+    config = configparser.ConfigParser()
+    config.read(f"{data_dir}/aws-config")
+    core.set_config_variable("ca_bundle", config["default"]["ca_bundle"])
+    iot = boto3.session.Session(botocore_session=core).client("iot")
+    cert = iot.create_keys_and_certificate(setAsActive=True)
+    for name, pem in (("device.pem", cert["certificatePem"]), ("device.key", cert["keyPair"]["PrivateKey"])):
+        fd = os.open(f"{out_dir}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pem)
+    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
+    iot.create_policy(policyName="bench-all", policyDocument=json.dumps(allow_all))
+    iot.attach_policy(policyName="bench-all", target=cert["certificateArn"])
+    iot.create_authorizer(authorizerName="bench-hook", authorizerFunctionArn=webhook_url,
+                          signingDisabled=True, status="ACTIVE")
+
+{"ports": ports, "setup": setup}[sys.argv[1]](*sys.argv[2:])
+EOF
+}
+
+: >"$work/lines"
+runs=0
+round_of_modes() { # round
+    local round=$1 data=$work/data-$1 ports mqtts_port
+    mkdir -p "$work/round-$round"
+    # shellcheck disable=SC2086
+    "$bin" serve --data-dir "$data" --log-level warn --listen-mqtt off \
+        --listen-mqtts 127.0.0.1:0 --listen-https 127.0.0.1:0 ${FERROCORE_SERVE_ARGS:-} \
+        2>>"$work/ferrocore.log" >&2 &
+    serve_pid=$!
+    if ! ports=$(helper ports "$data" "$serve_pid"); then
+        say "ferrocore did not start:"
+        tail -5 "$work/ferrocore.log" >&2
+        exit 1
+    fi
+    mqtts_port=${ports% *}
+    helper setup "$data" "$work/round-$round" "http://127.0.0.1:$webhook_port/"
+    local -a order=("${modes[@]}")
+    if [ $((round % 2)) = 0 ]; then
+        local i
+        order=()
+        for ((i = ${#modes[@]} - 1; i >= 0; i--)); do order+=("${modes[i]}"); done
+    fi
+    local mode out
+    for mode in "${order[@]}"; do
+        local -a margs=()
+        case $mode in
+            mtls) margs=(--cert-file "$work/round-$round/device.pem" --key-file "$work/round-$round/device.key") ;;
+            webhook-cold) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer "$authorizer") ;;
+            webhook-warm) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer "$authorizer" --warm-up-pass) ;;
+        esac
+        runs=$((runs + 1))
+        out=$work/$mode-$round.out
+        if ! timeout 600 "$bin" bench connect-storm --tls --ca-file "$data/root-ca.pem" \
+            --host 127.0.0.1 --port "$mqtts_port" --broker-pid "$serve_pid" \
+            --clients "$clients" --connect-concurrency "$concurrency" --label "$mode" \
+            "${margs[@]}" "${bench_args[@]}" >"$out" 2>"$out.err"; then
+            say "bench $mode failed (round $round):"
+            tail -15 "$out.err" "$out" >&2 || true
+        fi
+        sed -n '/^ferrocore bench/,/^  errors/p' "$out" >&2
+        local line
+        line=$(grep '^scenario=' "$out" | tail -1 || true)
+        [ -z "$line" ] || echo "$line round=$round" | tee -a "$work/lines"
+        sleep 0.5
+    done
+    end_serve
+}
+
+say "custom-auth bench: $bin at $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), $rounds round(s) × ${modes[*]}, $clients connects, $concurrency in flight"
+say "load at the start: $(uptime)"
+for r in $(seq "$rounds"); do round_of_modes "$r"; done
+say "load at the end: $(uptime)"
+
+python3 - "$work/lines" <<'EOF'
+import statistics, sys
+
+runs = {}  # mode -> {round: fields}
+for line in open(sys.argv[1]):
+    kv = dict(f.split("=", 1) for f in line.split())
+    runs.setdefault(kv["scenario"], {})[kv["round"]] = kv
+
+def med(values, fmt):
+    values = [v for v in values if v is not None]
+    return fmt.format(statistics.median(values)) if values else "—"
+
+def field(r, k):
+    return float(r[k]) if k in r else None
+
+base = runs.get("mtls", {})
+print()
+print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | authorizer calls per connect | failed |")
+print("|---|---|---|---|---|---|---|")
+for mode, by_round in runs.items():
+    rs = list(by_round.values())
+    rates = sorted(float(r["msgs_per_s"]) for r in rs)
+    spread = f" [{rates[0]:,.0f}–{rates[-1]:,.0f}]" if len(rates) > 1 else ""
+    ratios = [float(r["msgs_per_s"]) / float(base[k]["msgs_per_s"])
+              for k, r in by_round.items() if k in base and float(base[k]["msgs_per_s"]) > 0]
+    calls = [field(r, "auth_requests") / float(r["ok"]) for r in rs
+             if field(r, "auth_requests") is not None and float(r["ok"]) > 0]
+    print(f"| {mode} | {statistics.median(rates):,.0f}{spread} | {med(ratios, '{:.2f}')} | "
+          f"{med([field(r, 'p50_ms') for r in rs], '{:.2f}')} / {med([field(r, 'p99_ms') for r in rs], '{:.2f}')} | "
+          f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med(calls, '{:.2f}')} | "
+          f"{sum(int(r.get('failed', 0)) for r in rs)} |")
+EOF
