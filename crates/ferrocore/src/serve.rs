@@ -263,6 +263,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         TlsState::new(&identity, DeviceVerifier::new(devices, &broker))
             .context("TLS setup failed")?,
     );
+    // Domain configurations: certificates by SNI, replaced when the registry changes.
+    ferrocore_server::domains::watch_domains(&registry, &tls);
     spawn_tls_reload_on_sighup(
         tls.clone(),
         data_dir.clone(),

@@ -10,8 +10,10 @@
 //!    `SDK=...&Version=...&Metadata=...` parameters ignored) and, for MQTT over WebSocket, the
 //!    upgrade request's headers and query. Over WebSocket the upgrade request is looked at
 //!    first and the username's query second, parameter by parameter (AWS accepts either);
-//! 2. picks the authorizer named by `x-amz-customauthorizer-name`, else the listener's
-//!    `default_authorizer`, else the account's default authorizer (SetDefaultAuthorizer);
+//! 2. picks the authorizer named by `x-amz-customauthorizer-name` (refused when the SNI's domain
+//!    configuration has a default authorizer and does not allow overriding it), else the
+//!    domain's default authorizer, else the listener's `default_authorizer`, else the
+//!    account's default authorizer (SetDefaultAuthorizer);
 //! 3. takes the token under the authorizer's `tokenKeyName` and the signature, and builds AWS's
 //!    authorizer request: protocols `tls` (with `serverName` when the client sent SNI), `http`
 //!    (WebSocket upgrades: headers and query) and `mqtt` (username as sent, password, client
@@ -83,8 +85,18 @@ impl RegistryAuthenticator {
             debug!(connection_id = %attempt.connection_id, %error, "custom authentication: malformed credentials");
             CustomAuthDenied::NotAuthorized(error.to_string())
         })?;
+        let domain_default = crate::domains::domain_authorizer(
+            &registry,
+            attempt.server_name.as_deref(),
+            credentials.authorizer_name(),
+        )
+        .map_err(|reason| {
+            debug!(connection_id = %attempt.connection_id, %reason, "custom authentication refused");
+            CustomAuthDenied::NotAuthorized(reason)
+        })?;
         let named = credentials
             .authorizer_name()
+            .or(domain_default.as_deref())
             .or_else(|| listener_defaults.get(&attempt.listener).map(String::as_str));
         let record = registry.read(|state| match named {
             Some(name) => state.authorizer(name).cloned(),

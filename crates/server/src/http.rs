@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::{Bytes, BytesMut};
-use ferrocore_broker::{ConnectionInfo, HttpUpgrade};
+use ferrocore_broker::{ConnectionInfo, HttpUpgrade, ListenerAuth, TlsInfo};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +24,10 @@ use crate::{ConnectionHandler, IoStream};
 pub(crate) struct HttpConn {
     /// The connection, with the WebSocket transport a bridged MQTT session gets.
     pub info: ConnectionInfo,
+    /// The listener rules and TLS information a bridged MQTT session gets under the SNI's
+    /// domain configuration (see [`crate::domains`]), or why the domain refuses MQTT over
+    /// WebSocket.
+    pub websocket_rules: Result<(Arc<ListenerAuth>, Option<TlsInfo>), String>,
     pub handler: Arc<dyn ConnectionHandler>,
     pub max_ws_message: usize,
     /// The device certificate the TLS client presented: unsigned data-plane requests act as it.
@@ -125,9 +129,15 @@ async fn mqtt_ws(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let (listener, tls) = match &conn.websocket_rules {
+        Ok(rules) => rules.clone(),
+        Err(reason) => return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", reason),
+    };
     // Custom authorizers may read credentials from the upgrade request, as on AWS.
     let info = ConnectionInfo {
         http: Some(upgrade_request(&headers, &uri)),
+        listener,
+        tls,
         ..conn.info.clone()
     };
     ws.protocols(["mqtt"])

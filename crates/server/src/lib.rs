@@ -32,6 +32,7 @@ pub mod config;
 pub mod credentials;
 pub mod custom_auth;
 pub mod devices;
+pub mod domains;
 mod http;
 pub mod identity;
 mod listener;

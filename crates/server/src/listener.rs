@@ -14,8 +14,9 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::admission::{Admission, AdmissionConfig, ConnectionSlot};
 use crate::config::{ListenerKind, ListenerSpec, Settings};
+use crate::domains::MqttAuth;
 use crate::http::{HttpConn, HttpService};
-use crate::tls::{ALPN_MQTT_CA, TlsState, is_mqtt_alpn};
+use crate::tls::{ALPN_MQTT_CA, DomainEntry, TlsState, is_mqtt_alpn};
 use crate::{BoxedStream, ConnectionHandler, ServerError, proxy};
 
 /// Accept backlog of every listener.
@@ -221,6 +222,12 @@ impl BoundServer {
                     custom_auth: false,
                     ..auth.clone()
                 }),
+                custom_auth_only: Arc::new(ListenerAuth {
+                    custom_auth: true,
+                    anonymous: false,
+                    anonymous_policy: None,
+                    ..auth.clone()
+                }),
                 auth: Arc::new(auth),
                 spec: b.spec,
                 local: b.local,
@@ -278,6 +285,9 @@ struct ListenerCtx {
     /// `auth` without custom authentication: for MQTT by ALPN `x-amzn-mqtt-ca` on an HTTPS
     /// listener, which AWS keeps for device certificates.
     certificate_protocol_auth: Arc<ListenerAuth>,
+    /// `auth` with custom authentication only: for domains whose authenticationType is
+    /// CUSTOM_AUTH.
+    custom_auth_only: Arc<ListenerAuth>,
     local: SocketAddr,
     handler: Arc<dyn ConnectionHandler>,
     tls: Option<Arc<TlsState>>,
@@ -445,6 +455,10 @@ async fn dispatch(
     let is_tls = tls.is_some();
     let alpn = tls.as_ref().and_then(|t| t.alpn.as_deref());
     let mqtt_by_alpn = alpn.is_some_and(is_mqtt_alpn);
+    let domain = match (&tls, &ctx.tls) {
+        (Some(info), Some(state)) => state.domain(info.server_name.as_deref()),
+        _ => None,
+    };
     match (ctx.spec.kind(), &ctx.http) {
         (ListenerKind::Http, Some(http)) if !mqtt_by_alpn => {
             let client_certificate = tls.as_ref().and_then(|t| {
@@ -455,20 +469,29 @@ async fn dispatch(
                     server_name: t.server_name.clone(),
                 })
             });
+            let transport = if is_tls {
+                Transport::WebSocketTls
+            } else {
+                Transport::WebSocket
+            };
             let info = ConnectionInfo {
                 peer_addr,
                 local_addr,
-                transport: if is_tls {
-                    Transport::WebSocketTls
-                } else {
-                    Transport::WebSocket
-                },
+                transport,
                 tls,
                 http: None,
                 listener: ctx.auth.clone(),
             };
+            let websocket_rules = domain_rules(
+                ctx,
+                domain.as_deref(),
+                true,
+                info.listener.clone(),
+                info.tls.clone(),
+            );
             let conn = Arc::new(HttpConn {
                 info,
+                websocket_rules,
                 handler: ctx.handler.clone(),
                 max_ws_message: ctx.options.max_ws_message,
                 client_certificate,
@@ -484,6 +507,13 @@ async fn dispatch(
                 ctx.certificate_protocol_auth.clone()
             } else {
                 ctx.auth.clone()
+            };
+            let (listener, tls) = match domain_rules(ctx, domain.as_deref(), false, listener, tls) {
+                Ok(allowed) => allowed,
+                Err(reason) => {
+                    debug!(%reason, "connection refused by its domain configuration");
+                    return;
+                }
             };
             let info = ConnectionInfo {
                 peer_addr,
@@ -501,4 +531,31 @@ async fn dispatch(
             drop(slot);
         }
     }
+}
+
+/// The listener rules and TLS information an MQTT session gets under `domain`'s
+/// authenticationType and applicationProtocol (see [`crate::domains`]); `Err` says why the
+/// domain refuses it.
+fn domain_rules(
+    ctx: &ListenerCtx,
+    domain: Option<&DomainEntry>,
+    over_websocket: bool,
+    listener: Arc<ListenerAuth>,
+    tls: Option<TlsInfo>,
+) -> Result<(Arc<ListenerAuth>, Option<TlsInfo>), String> {
+    let Some(domain) = domain else {
+        return Ok((listener, tls));
+    };
+    Ok(match domain.mqtt_access(over_websocket)? {
+        MqttAuth::Listener => (listener, tls),
+        MqttAuth::CertificatesOnly => (ctx.certificate_protocol_auth.clone(), tls),
+        MqttAuth::CustomOnly => {
+            let without_certificate = tls.map(|t| TlsInfo {
+                peer_certificates: Vec::new(),
+                peer_certificate_id: None,
+                ..t
+            });
+            (ctx.custom_auth_only.clone(), without_certificate)
+        }
+    })
 }
