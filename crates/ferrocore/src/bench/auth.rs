@@ -5,13 +5,24 @@
 //! - `webhook`: answers every POST with AWS's authorizer answer JSON — authenticated, a fixed
 //!   allow-all policy, refresh and disconnect after 24 h (so the broker caches the answer for
 //!   a day) — without looking at the request, and counts the calls.
+//! - `jwt`: an OpenID issuer `http://<addr>` for the `jwt` built-in: the discovery document
+//!   (`/.well-known/openid-configuration`) and the JWKS (`/jwks.json`) with one RSA-2048 key
+//!   the bench makes at start; each client sends an RS256 token of its own (`sub` = `device<i>`,
+//!   audience [`JWT_AUDIENCE`], an hour's lifetime), minted before the ramp, as its MQTT
+//!   password. Counts the requests (discovery and JWKS fetches).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use clap::ValueEnum;
 use http_body_util::{BodyExt as _, Full};
@@ -20,19 +31,31 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::conn::Login;
+use super::conn::{Login, Passwords};
 
 /// The authorizer function the bench serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CustomAuth {
     /// An HTTP webhook answering AWS's authorizer answer JSON with a fixed allow policy.
     Webhook,
+    /// An OpenID issuer (discovery document and JWKS) for the `jwt` built-in; RS256 tokens.
+    Jwt,
 }
+
+/// The `aud` of the bench's tokens (the `jwt` function's `audience` must contain it).
+pub const JWT_AUDIENCE: &str = "ferrocore-bench";
+
+/// The `kid` of the bench's signing key in its JWKS and token headers.
+const JWT_KEY_ID: &str = "bench-1";
+
+/// Lifetime of the bench's tokens.
+const JWT_LIFETIME_S: u64 = 3600;
 
 /// The function's name in labels and summaries.
 pub fn kind_name(kind: CustomAuth) -> &'static str {
     match kind {
         CustomAuth::Webhook => "webhook",
+        CustomAuth::Jwt => "jwt",
     }
 }
 
@@ -40,6 +63,7 @@ pub fn kind_name(kind: CustomAuth) -> &'static str {
 pub fn requests_name(kind: CustomAuth) -> &'static str {
     match kind {
         CustomAuth::Webhook => "webhook calls",
+        CustomAuth::Jwt => "issuer requests (discovery, JWKS)",
     }
 }
 
@@ -58,21 +82,21 @@ pub fn username(authorizer: Option<&str>) -> String {
     }
 }
 
-/// What the clients of a run present.
-pub fn login(kind: CustomAuth, authorizer: Option<&str>) -> Login {
-    let password = match kind {
-        CustomAuth::Webhook => Bytes::from_static(WEBHOOK_PASSWORD),
-    };
-    Login {
-        username: username(authorizer),
-        password,
-    }
-}
-
 /// The running function server; counts the requests it has answered.
 pub struct AuthServer {
+    /// The issuer's signing key (`jwt`).
+    signing_key: Option<KeyPair>,
+    issuer: String,
     requests: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What the server answers, made once.
+struct Answers {
+    kind: CustomAuth,
+    /// `jwt`: the discovery document and the JWKS.
+    discovery: Bytes,
+    jwks: Bytes,
 }
 
 impl AuthServer {
@@ -81,6 +105,26 @@ impl AuthServer {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listen on {addr} for the {kind:?} authorizer function"))?;
+        let issuer = format!("http://{addr}");
+        let signing_key = match kind {
+            CustomAuth::Webhook => None,
+            CustomAuth::Jwt => Some(
+                KeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| anyhow!("could not make an RSA-2048 signing key"))?,
+            ),
+        };
+        let answers = Arc::new(Answers {
+            kind,
+            discovery: Bytes::from(
+                serde_json::json!({
+                    "issuer": issuer,
+                    "jwks_uri": format!("{issuer}/jwks.json"),
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                })
+                .to_string(),
+            ),
+            jwks: Bytes::from(signing_key.as_ref().map_or(String::new(), jwks)),
+        });
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
         let task = tokio::spawn(async move {
@@ -90,14 +134,17 @@ impl AuthServer {
                 };
                 let _ = tcp.set_nodelay(true);
                 let counter = counter.clone();
+                let answers = answers.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let counter = counter.clone();
+                        let answers = answers.clone();
                         async move {
+                            let path = req.uri().path().to_owned();
                             // Read the whole body, so that a keep-alive connection stays usable.
                             let _ = req.into_body().collect().await;
                             counter.fetch_add(1, Ordering::Relaxed);
-                            Ok::<_, Infallible>(answer(kind))
+                            Ok::<_, Infallible>(answers.answer(&path))
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -106,12 +153,40 @@ impl AuthServer {
                 });
             }
         });
-        Ok(AuthServer { requests, task })
+        Ok(AuthServer {
+            signing_key,
+            issuer,
+            requests,
+            task,
+        })
     }
 
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// What client `i` of `clients` presents: the username naming `authorizer` (else the
+    /// default authorizer decides) and a password (`webhook`) or a token of its own (`jwt`).
+    pub fn login(&self, authorizer: Option<&str>, clients: usize) -> anyhow::Result<Login> {
+        let passwords = match &self.signing_key {
+            None => Passwords::Same(Bytes::from_static(WEBHOOK_PASSWORD)),
+            Some(key) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .context("the clock is before 1970")?
+                    .as_secs();
+                let rng = SystemRandom::new();
+                let tokens = (0..clients)
+                    .map(|i| mint(key, &rng, &self.issuer, &format!("device{i}"), now))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Passwords::PerClient(tokens)
+            }
+        };
+        Ok(Login {
+            username: username(authorizer),
+            passwords,
+        })
     }
 }
 
@@ -121,17 +196,79 @@ impl Drop for AuthServer {
     }
 }
 
-fn answer(kind: CustomAuth) -> Response<Full<Bytes>> {
-    let body = match kind {
-        CustomAuth::Webhook => Bytes::from_static(WEBHOOK_ANSWER.as_bytes()),
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+impl Answers {
+    fn answer(&self, path: &str) -> Response<Full<Bytes>> {
+        let body = match self.kind {
+            CustomAuth::Webhook => Some(Bytes::from_static(WEBHOOK_ANSWER.as_bytes())),
+            CustomAuth::Jwt if path.ends_with("/.well-known/openid-configuration") => {
+                Some(self.discovery.clone())
+            }
+            CustomAuth::Jwt if path.ends_with("/jwks.json") => Some(self.jwks.clone()),
+            CustomAuth::Jwt => None,
+        };
+        let found = body.is_some();
+        let mut response = Response::new(Full::new(body.unwrap_or_default()));
+        *response.status_mut() = if found {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// The JWKS of `key`: one RS256 signing key.
+fn jwks(key: &KeyPair) -> String {
+    let public = key.public_key();
+    serde_json::json!({"keys": [{
+        "kty": "RSA",
+        "use": "sig",
+        "alg": "RS256",
+        "kid": JWT_KEY_ID,
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    }]})
+    .to_string()
+}
+
+/// An RS256 JWT from `issuer` for `subject`, issued at `now` (Unix seconds).
+fn mint(
+    key: &KeyPair,
+    rng: &SystemRandom,
+    issuer: &str,
+    subject: &str,
+    now: u64,
+) -> anyhow::Result<Bytes> {
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": JWT_KEY_ID});
+    let claims = serde_json::json!({
+        "iss": issuer,
+        "sub": subject,
+        "aud": JWT_AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + JWT_LIFETIME_S,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    response
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        rng,
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| anyhow!("could not sign a token"))?;
+    Ok(Bytes::from(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    )))
 }
 
 #[cfg(test)]
@@ -153,5 +290,56 @@ mod tests {
             ferrocore_identity::custom_auth::AuthorizerAnswer::from_json(WEBHOOK_ANSWER.as_bytes())
                 .expect("AWS's answer format");
         assert!(answer.authenticated);
+    }
+
+    #[test]
+    fn tokens_verify_with_the_jwks_key() {
+        let key = KeyPair::generate(KeySize::Rsa2048).expect("key");
+        let token = mint(
+            &key,
+            &SystemRandom::new(),
+            "http://127.0.0.1:9",
+            "device7",
+            1000,
+        )
+        .expect("token");
+        let token = std::str::from_utf8(&token).expect("ASCII");
+        let (signing_input, signature) = token.rsplit_once('.').expect("three parts");
+        let (header, claims) = signing_input.split_once('.').expect("three parts");
+        let decode = |part: &str| -> serde_json::Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+        };
+        assert_eq!(decode(header)["kid"], JWT_KEY_ID);
+        let claims = decode(claims);
+        assert_eq!(
+            (&claims["iss"], &claims["sub"], &claims["aud"]),
+            (
+                &serde_json::json!("http://127.0.0.1:9"),
+                &serde_json::json!("device7"),
+                &serde_json::json!(JWT_AUDIENCE)
+            )
+        );
+        assert_eq!(claims["exp"], 1000 + JWT_LIFETIME_S);
+
+        // The JWKS's n and e verify the signature.
+        let jwks: serde_json::Value = serde_json::from_str(&jwks(&key)).expect("JSON");
+        let jwk = &jwks["keys"][0];
+        let component = |name: &str| {
+            URL_SAFE_NO_PAD
+                .decode(jwk[name].as_str().expect("string"))
+                .expect("base64url")
+        };
+        let public = aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: component("n"),
+            e: component("e"),
+        };
+        let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+        public
+            .verify(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                signing_input.as_bytes(),
+                &signature,
+            )
+            .expect("signature verifies with the published key");
     }
 }

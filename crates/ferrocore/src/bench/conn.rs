@@ -93,7 +93,23 @@ pub struct Dialer {
 pub struct Login {
     /// Every client's username (e.g. `bench?x-amz-customauthorizer-name=<authorizer>`).
     pub username: String,
-    pub password: Bytes,
+    pub passwords: Passwords,
+}
+
+pub enum Passwords {
+    /// Every client sends the same password.
+    Same(Bytes),
+    /// Client `i` sends the `i`-th (a token of its own).
+    PerClient(Vec<Bytes>),
+}
+
+impl Login {
+    fn password(&self, index: usize) -> Option<Bytes> {
+        match &self.passwords {
+            Passwords::Same(p) => Some(p.clone()),
+            Passwords::PerClient(all) => all.get(index).cloned(),
+        }
+    }
 }
 
 /// A connected MQTT client.
@@ -160,7 +176,7 @@ impl Dialer {
             keep_alive: self.keep_alive,
             client_id: client_id.to_owned(),
             username: self.login.as_ref().map(|l| l.username.clone()),
-            password: self.login.as_ref().map(|l| l.password.clone()),
+            password: self.login.as_ref().and_then(|l| l.password(index)),
             properties,
             ..Connect::default()
         }));

@@ -86,8 +86,9 @@ pub struct BenchArgs {
     /// bench serves itself on --auth-server (bench/README.md, *Custom authentication*).
     #[arg(long, value_enum, requires = "auth_server")]
     pub custom_auth: Option<auth::CustomAuth>,
-    /// Address on which the bench serves the authorizer function, e.g. 127.0.0.1:9001 (the
-    /// webhook URL is then http://127.0.0.1:9001/).
+    /// Address on which the bench serves the authorizer function, e.g. 127.0.0.1:9001: the
+    /// webhook at http://127.0.0.1:9001/, or the issuer http://127.0.0.1:9001 of the `jwt`
+    /// built-in (tokens with `aud` ferrocore-bench).
     #[arg(long)]
     pub auth_server: Option<SocketAddr>,
     /// Authorizer the clients name in their username (`x-amz-customauthorizer-name`)
@@ -615,9 +616,10 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
         clean_session: args.clean_session,
         session_expiry: args.session_expiry,
         timeout: args.connect_timeout,
-        login: args
-            .custom_auth
-            .map(|kind| auth::login(kind, args.authorizer.as_deref())),
+        login: auth_server
+            .as_ref()
+            .map(|server| server.login(args.authorizer.as_deref(), plan.clients))
+            .transpose()?,
     });
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let mut report = Report::new(args, plan, addr);
