@@ -37,6 +37,11 @@ use serde::{Deserialize, Serialize};
 use crate::extract::{AwsPath, AwsQuery, json_bytes, ok_json};
 use crate::{ApiError, Shared};
 
+mod custom_caller;
+
+pub use custom_caller::CustomAuthListener;
+pub(crate) use custom_caller::custom_caller;
+
 /// What the data plane serves from.
 pub struct DataPlane {
     pub broker: Arc<Broker>,

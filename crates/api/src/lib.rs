@@ -37,7 +37,7 @@ use ferrocore_identity::sigv4::{self, CredentialLookup, SignedRequest, VerifierC
 use ferrocore_identity::x509::CaSigner;
 use tower::ServiceExt;
 
-pub use data_plane::{ClientCertificate, DataPlane};
+pub use data_plane::{ClientCertificate, CustomAuthListener, DataPlane};
 pub use error::ApiError;
 use ferrocore_broker::Caller;
 
@@ -164,39 +164,64 @@ struct Apis {
 }
 
 /// Whether a request claims a SigV4 signature (then it must verify, whatever else it has).
+/// An `Authorization` header of another scheme (a custom authorizer's `Bearer` token) is
+/// not one.
 fn is_signed(parts: &axum::http::request::Parts) -> bool {
-    parts.headers.contains_key(header::AUTHORIZATION)
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| value.as_bytes().starts_with(b"AWS4-"))
         || parts.uri.query().is_some_and(|q| {
             q.split('&')
                 .any(|kv| kv.starts_with("X-Amz-Signature=") || kv.starts_with("X-Amz-Algorithm="))
         })
 }
 
+/// The device an unsigned request acts as: the device certificate of its connection, else
+/// (on a listener with custom authentication) what a custom authorizer makes of it; `None`
+/// when neither applies.
+async fn device_caller(
+    data_plane: &DataPlane,
+    parts: &axum::http::request::Parts,
+) -> Result<Option<Caller>, ApiError> {
+    if let Some(cert) = parts.extensions.get::<ClientCertificate>() {
+        return match data_plane.broker.certificate_caller(
+            &cert.id,
+            &cert.der,
+            cert.peer.ip(),
+            cert.server_name.as_deref(),
+        ) {
+            Some(caller) => Ok(Some(caller)),
+            None => Err(ApiError::new(
+                401,
+                "UnauthorizedException",
+                "The certificate is not authorized",
+            )),
+        };
+    }
+    match parts.extensions.get::<CustomAuthListener>() {
+        Some(listener) => data_plane::custom_caller(data_plane, listener, parts).await,
+        None => Ok(None),
+    }
+}
+
 /// Checks the signature, then hands the request to the API its credential scope names; an
-/// unsigned request from a device certificate goes to the data plane as that device.
+/// unsigned request from a device (certificate or custom authorizer) goes to the data plane
+/// as that device.
 async fn dispatch(state: Shared, apis: Apis, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    if !is_signed(&parts)
-        && let Some(cert) = parts.extensions.get::<ClientCertificate>()
-        && let Some(dp) = &state.data_plane
-    {
-        let Some(caller) = dp.broker.certificate_caller(
-            &cert.id,
-            &cert.der,
-            cert.peer.ip(),
-            cert.server_name.as_deref(),
-        ) else {
-            return ApiError::new(
-                401,
-                "UnauthorizedException",
-                "The certificate is not authorized",
-            )
-            .into_response();
-        };
+    let device = match &state.data_plane {
+        Some(dp) if !is_signed(&parts) => match device_caller(dp, &parts).await {
+            Ok(device) => device,
+            Err(e) => return e.into_response(),
+        },
+        _ => None,
+    };
+    if let Some(caller) = device {
         let mut req = Request::from_parts(parts, Body::from(body));
         req.extensions_mut().insert(caller);
         return match apis.device_data.oneshot(req).await {

@@ -26,7 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::auth::{AllowedTopics, Authz, Dependency, Identity, Indexed, Principal, RequestBase};
-use crate::custom_auth::{self, CUSTOM_AUTH_METHOD, CustomAuthAttempt, Supervised};
+use crate::custom_auth::{
+    self, CUSTOM_AUTH_METHOD, CustomAuthAttempt, CustomAuthProtocol, Supervised,
+};
 use crate::events::{Announcement, DisconnectReason, Presence, random_uuid};
 use crate::message::{Message, unix_ms};
 use crate::session::{Attached, Delivery, Kick, LastDisconnect, Outbox, Outgoing, Session};
@@ -548,6 +550,7 @@ async fn admit(
                 listener: info.listener.name.clone(),
                 http: info.http.clone(),
                 connection_id: session_identifier.to_owned(),
+                protocol: CustomAuthProtocol::Mqtt,
             };
             // A change of the authorizer while it decides (an answer of its old configuration
             // or cache) is caught by the epoch: the connection is then asked about again.

@@ -86,6 +86,17 @@ pub struct CustomAuthAttempt {
     /// A random UUID per connection: AWS's `connectionMetadata.id`, also the
     /// `sessionIdentifier` of the connection's lifecycle events. The same for its refreshes.
     pub connection_id: String,
+    /// An MQTT connection, or an HTTPS data-plane request (then there is no MQTT username,
+    /// password or client id, and `http` is the request).
+    pub protocol: CustomAuthProtocol,
+}
+
+/// What a [`CustomAuthAttempt`] is for: AWS's request JSON lists `mqtt` or `http` among the
+/// protocols accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomAuthProtocol {
+    Mqtt,
+    Http,
 }
 
 impl fmt::Debug for CustomAuthAttempt {
@@ -100,12 +111,14 @@ impl fmt::Debug for CustomAuthAttempt {
             .field("listener", &self.listener)
             .field("http", &self.http)
             .field("connection_id", &self.connection_id)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
 
-/// The HTTP request that upgraded a connection to WebSocket: where AWS devices may put
-/// `x-amz-customauthorizer-*` and the token instead of the MQTT user name.
+/// The HTTP request that upgraded a connection to WebSocket (where AWS devices may put
+/// `x-amz-customauthorizer-*` and the token instead of the MQTT user name), or an HTTPS
+/// data-plane request.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HttpUpgrade {
     /// Header names (lowercase) and values, in the order received. Values may be secrets.
@@ -173,13 +186,20 @@ pub enum CustomAuthDenied {
     /// (fails closed), but as the server being unavailable, so the client retries later.
     #[error("authorizer unavailable: {0}")]
     Unavailable(String),
+    /// No authorizer applies: the client named none and no default authorizer is set. An
+    /// MQTT client is refused as not authorized; an HTTPS request is left to its other
+    /// credentials.
+    #[error("no authorizer named and no default authorizer set")]
+    NoAuthorizer,
 }
 
 impl CustomAuthDenied {
     /// The MQTT 5 CONNACK reason code refusing a CONNECT for this.
     pub(crate) fn connack_code(&self) -> u8 {
         match self {
-            CustomAuthDenied::NotAuthorized(_) => reason::NOT_AUTHORIZED,
+            CustomAuthDenied::NotAuthorized(_) | CustomAuthDenied::NoAuthorizer => {
+                reason::NOT_AUTHORIZED
+            }
             CustomAuthDenied::Unavailable(_) => reason::SERVER_UNAVAILABLE,
         }
     }

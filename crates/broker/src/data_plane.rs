@@ -13,6 +13,9 @@ use ferrocore_store::Commit;
 use tokio::time::Instant;
 
 use crate::auth::{Authz, Identity, Principal, RequestBase};
+#[cfg(doc)]
+use crate::custom_auth::CustomAuthProtocol;
+use crate::custom_auth::{self, CustomAuthAttempt, CustomAuthDenied};
 use crate::message::Message;
 use crate::session::{Kick, KickOrder};
 use crate::{Broker, SERVICE_TOPIC_PREFIX};
@@ -146,6 +149,37 @@ impl Broker {
         let authz = Authz::new(grant.policies, base.request(grant.thing));
         Some(Caller(Principal::new(
             Identity::Certificate(certificate_id.into()),
+            0,
+            base,
+            ConnectContext::default(),
+            authz,
+            Arc::new(Kick::default()),
+        )))
+    }
+
+    /// An HTTPS caller decided by the custom authenticator (`attempt` with
+    /// [`CustomAuthProtocol::Http`] and the request in `http`): the grant's policies, its
+    /// principal id, claims and context, decided as for a certificate caller (no client id,
+    /// `aws:SourceIp` = the peer, `iot:DomainName` = the server name). Refused when there
+    /// is no custom authenticator, or within the connect timeout like a CONNECT.
+    pub async fn custom_caller(
+        &self,
+        attempt: CustomAuthAttempt,
+    ) -> Result<Caller, CustomAuthDenied> {
+        let Some(authenticator) = self.auth.custom.clone() else {
+            return Err(CustomAuthDenied::NoAuthorizer);
+        };
+        let base = RequestBase {
+            client_id: Arc::from(""),
+            source_ip: Some(attempt.peer.ip()),
+            domain_name: attempt.server_name.clone(),
+            certificate: None,
+        };
+        let deadline = Instant::now() + self.config.connect_timeout;
+        let grant = custom_auth::authenticate_within(&*authenticator, attempt, deadline).await?;
+        let authz = Authz::new(grant.policies.clone(), grant.request(&base));
+        Ok(Caller(Principal::new(
+            Identity::Custom(grant.principal_id.as_str().into()),
             0,
             base,
             ConnectContext::default(),

@@ -21,8 +21,8 @@ pub use auth::{
 };
 pub use config::{AWS_QUOTAS, AwsQuotas, BrokerConfig, Compat};
 pub use custom_auth::{
-    CUSTOM_AUTH_METHOD, CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant,
-    HttpUpgrade,
+    CUSTOM_AUTH_METHOD, CustomAuthAttempt, CustomAuthDenied, CustomAuthProtocol,
+    CustomAuthenticator, CustomGrant, HttpUpgrade,
 };
 pub use data_plane::{
     Caller, ConnectionStatus, HttpPublish, HttpPublishError, RetainedSummary, RetainedView,

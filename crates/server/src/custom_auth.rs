@@ -43,8 +43,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ferrocore_broker::{
-    Broker, CustomAuthAttempt, CustomAuthDenied, CustomAuthenticator, CustomGrant, HttpUpgrade,
-    Transport,
+    Broker, CustomAuthAttempt, CustomAuthDenied, CustomAuthProtocol, CustomAuthenticator,
+    CustomGrant, HttpUpgrade, Transport,
 };
 use ferrocore_identity::custom_auth::{
     AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, CredentialError, CustomAuthParams,
@@ -103,12 +103,14 @@ impl RegistryAuthenticator {
             None => state.default_authorizer().cloned(),
         });
         let Some(record) = record else {
-            let reason = match named {
-                Some(name) => format!("no authorizer named '{name}'"),
-                None => "no authorizer named and no default authorizer set".to_owned(),
+            let denied = match named {
+                Some(name) => {
+                    CustomAuthDenied::NotAuthorized(format!("no authorizer named '{name}'"))
+                }
+                None => CustomAuthDenied::NoAuthorizer,
             };
-            debug!(connection_id = %attempt.connection_id, %reason, "custom authentication refused");
-            return Err(CustomAuthDenied::NotAuthorized(reason));
+            debug!(connection_id = %attempt.connection_id, reason = %denied, "custom authentication refused");
+            return Err(denied);
         };
         let request = credentials
             .request(&attempt, &record)
@@ -250,7 +252,7 @@ impl Credentials {
                 server_name: attempt.server_name.clone(),
             }),
             http: attempt.http.as_ref().map(http_context),
-            mqtt: Some(MqttContext {
+            mqtt: (attempt.protocol == CustomAuthProtocol::Mqtt).then(|| MqttContext {
                 username: attempt.username.clone(),
                 password: attempt.password.as_ref().map(|p| p.to_vec()),
                 client_id: Some(attempt.client_id.clone()),
@@ -321,6 +323,7 @@ mod tests {
             listener: "legacy".to_owned(),
             http: None,
             connection_id: "c0ffee".to_owned(),
+            protocol: CustomAuthProtocol::Mqtt,
         }
     }
 

@@ -24,11 +24,13 @@
 //! [`Denial::LambdaFunction`].
 //!
 //! **The cache** holds answers across connections under
-//! [`AuthorizerRequest::cache_key`]`(name, generation)`. The generation is a number this
-//! invoker keeps per authorizer name and raises whenever it is handed a record that differs
-//! from the one it saw last, and on every [`Change::Authorizer`] of the registry it is
-//! subscribed to ([`AuthorizerInvoker::subscribe`]), which also drops the entries at once:
-//! no answer outlives an update, deactivation or deletion of its authorizer. An authenticated
+//! [`AuthorizerRequest::cache_key`]`(name, generation)`; answers to HTTPS requests (a
+//! request without its MQTT part) only when the authorizer has `enableCachingForHttp`. The
+//! generation is a number this invoker keeps per authorizer name and raises whenever it is
+//! handed a record that differs from the one it saw last, and on every [`Change::Authorizer`]
+//! of the registry it is subscribed to ([`AuthorizerInvoker::subscribe`]), which also drops
+//! the entries at once: no answer outlives an update, deactivation or deletion of its
+//! authorizer. An authenticated
 //! answer is kept for its `refreshAfterInSeconds` (else [`InvokerConfig::default_cache_ttl`]),
 //! an unauthenticated one for at most [`InvokerConfig::denial_cache_ttl`]; failures are never
 //! cached (the breaker deals with them). A cached answer never outlives its
@@ -385,9 +387,11 @@ impl AuthorizerInvoker {
         let function = slot.function.clone()?;
 
         let key = request.cache_key(&record.name, slot.generation);
-        if purpose == Purpose::Device
-            && let Some(answer) = self.cache.lock().get(&key, self.clock.now())
-        {
+        // HTTPS requests (no MQTT part) share answers only when the authorizer says so
+        // (`enableCachingForHttp`, AWS's rule); MQTT connections always do.
+        let cached = purpose == Purpose::Device
+            && (request.mqtt.is_some() || record.enable_caching_for_http);
+        if cached && let Some(answer) = self.cache.lock().get(&key, self.clock.now()) {
             return Ok(answer);
         }
 
@@ -420,7 +424,7 @@ impl AuthorizerInvoker {
         slot.breaker.lock().record(failed, self.clock.now());
 
         let answer = outcome?;
-        if purpose == Purpose::Device {
+        if cached {
             let ttl = if answer.authenticated {
                 answer
                     .refresh_after

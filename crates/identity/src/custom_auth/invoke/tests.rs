@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::custom_auth::{MqttContext, TlsContext};
+use crate::custom_auth::{HttpContext, MqttContext, TlsContext};
 
 const TOKEN: &str = include_str!("../testdata/token.txt");
 const SIG_A: &str = include_str!("../testdata/token.sig-a.b64");
@@ -604,6 +604,36 @@ async fn allowed_answers_cached_until_refresh() {
         .await
         .unwrap();
     assert_eq!(fake.calls(), 4);
+}
+
+#[tokio::test]
+async fn https_requests_share_answers_only_with_enable_caching_for_http() {
+    let fake = FakeFunction::new(Ok(ALLOW));
+    let (invoker, _clock) = invoker_with(InvokerConfig::default(), &fake);
+    let https_request = || AuthorizerRequest {
+        mqtt: None,
+        http: Some(HttpContext {
+            headers: vec![("x-token".into(), "t".into())],
+            query: String::new(),
+        }),
+        ..request("t")
+    };
+    let mut authorizer = record("auth", FAKE);
+    for _ in 0..2 {
+        invoker
+            .authorize(&authorizer, https_request(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.calls(), 2, "enableCachingForHttp is off");
+    authorizer.enable_caching_for_http = true;
+    for _ in 0..2 {
+        invoker
+            .authorize(&authorizer, https_request(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.calls(), 3, "enableCachingForHttp is on");
 }
 
 #[tokio::test]
