@@ -6,27 +6,35 @@
 #
 # Every round starts a fresh `ferrocore serve` (new temporary data directory; the built-in MQTT/TLS
 # listener on 127.0.0.1:0, which takes both client certificates and custom authentication, and
-# the HTTPS control plane on 127.0.0.1:0), then sets it up through the AWS API (boto3 from
-# .venv, with the credentials and aws-config files the server wrote into its data directory):
-# one device certificate (CreateKeysAndCertificate, active) with an allow-all policy attached,
-# and the authorizer `bench-hook` (signing disabled, ACTIVE) whose function is the URL of the
-# webhook that `ferrocore bench --custom-auth webhook` serves in its own process. Then, against
-# that server, one `ferrocore bench connect-storm --tls` per mode (the order reversed every other
-# round):
+# the HTTPS control plane on 127.0.0.1:0; with a jwt mode, the `jwt` built-in `bench-idp` declared
+# in a config file: issuer http://127.0.0.1:<port>, allow_http, audience ferrocore-bench,
+# default_policies bench-all), then sets it up through the AWS API (boto3 from .venv, with the
+# credentials and aws-config files the server wrote into its data directory): one device
+# certificate (CreateKeysAndCertificate, active) with the allow-all policy bench-all attached,
+# the authorizer `bench-hook` (signing disabled, ACTIVE) whose function is the URL of the
+# webhook that `ferrocore bench --custom-auth webhook` serves in its own process, and
+# `bench-jwt` with function ferrocore:function/bench-idp. Then, against that server, one
+# `ferrocore bench connect-storm --tls` per mode (the order reversed every other round):
 #   mtls           every connection presents the device certificate
 #   webhook-cold   username bench?x-amz-customauthorizer-name=bench-hook, a password, client ids
 #                  never seen before: every connect is an answer-cache miss, a webhook call
 #   webhook-warm   the same, after an unmeasured pass that connects and disconnects the same
 #                  client ids with the same credentials: every measured connect is a cache hit
+#   jwt            username bench?x-amz-customauthorizer-name=bench-jwt, a token of its own
+#                  (RS256, minted by the bench, which serves the issuer's discovery document and
+#                  JWKS) as password, new client ids: every connect verifies a token
+#   jwt-warm       (not by default) the same after a warm-up pass: answers from the cache
 # Each connect is TCP + a full TLS handshake (no session resumption, client or server) +
 # CONNECT/CONNACK; the connections are held until the ramp ends, then sent DISCONNECT.
 # Prints every run's summary and machine line, then a Markdown table: per mode the median over
-# the rounds of connects/s, p50 / p99 connect latency and broker CPU, the webhook calls per
-# connect, and the ratio to mTLS (median of the per-round ratios).
+# the rounds of connects/s, p50 / p99 connect latency, broker and load generator CPU, the
+# function's requests per connect (webhook calls; issuer discovery/JWKS fetches), and the ratio
+# to mTLS (median of the per-round ratios). The broker's answer cache holds 10,000 answers:
+# keep CLIENTS × (cached modes) below that, or a cold run pays for evicting.
 #
 # Environment:
 #   ROUNDS=3  CLIENTS=2000  CONCURRENCY=32   rounds, connects per run, connects in flight
-#   MODES="mtls webhook-cold webhook-warm"   the modes to run, in this order (then reversed)
+#   MODES="mtls webhook-cold webhook-warm jwt"  the modes to run, in this order (then reversed)
 #   BENCH_ARGS                               extra `ferrocore bench` arguments for every run
 #   FERROCORE_BIN=path   binary [default: $CARGO_TARGET_DIR or ./target, release]
 #   NO_BUILD=1           do not run `cargo build --release -p ferrocore` first
@@ -35,7 +43,7 @@
 set -euo pipefail
 
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -43,18 +51,17 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-3}
 clients=${CLIENTS:-2000}
 concurrency=${CONCURRENCY:-32}
-read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm}"
+read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm jwt}"
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
 python=$repo/.venv/bin/python
-authorizer=bench-hook
 
 say() { printf '%s\n' "$*" >&2; }
 
 for m in "${modes[@]}"; do
     case $m in
-        mtls | webhook-cold | webhook-warm) ;;
-        *) say "unknown mode $m (mtls, webhook-cold, webhook-warm)"; exit 2 ;;
+        mtls | webhook-cold | webhook-warm | jwt | jwt-warm) ;;
+        *) say "unknown mode $m (mtls, webhook-cold, webhook-warm, jwt, jwt-warm)"; exit 2 ;;
     esac
 done
 [ -x "$python" ] || { say "no $python: create the venv (scripts/test does)"; exit 1; }
@@ -86,9 +93,26 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-# A free loopback port for the bench's webhook (the authorizer's URL must name it before the
-# bench starts; the bench binds it with SO_REUSEADDR, one bench at a time).
-webhook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Free loopback ports for the bench's webhook and issuer (the authorizer's URL and the jwt
+# function's issuer must name them before the bench starts; the bench binds them with
+# SO_REUSEADDR, one bench at a time).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+webhook_port=$(free_port)
+issuer_port=$(free_port)
+: >"$work/ferrocore.toml"
+case " ${modes[*]} " in
+    *" jwt"*)
+        cat >"$work/ferrocore.toml" <<EOF
+[[authorizer_function]]
+name = "bench-idp"
+kind = "jwt"
+issuer = "http://127.0.0.1:$issuer_port"
+audience = ["ferrocore-bench"]
+allow_http = true
+default_policies = ["bench-all"]
+EOF
+        ;;
+esac
 
 # `ports DATA_DIR PID`: waits (10 s) for listeners.json and the listeners, prints
 # "<mqtts port> <https port>"; fails unless the MQTT/TLS listener takes custom authentication.
@@ -138,6 +162,8 @@ def setup(data_dir, out_dir, webhook_url):
     iot.attach_policy(policyName="bench-all", target=cert["certificateArn"])
     iot.create_authorizer(authorizerName="bench-hook", authorizerFunctionArn=webhook_url,
                           signingDisabled=True, status="ACTIVE")
+    iot.create_authorizer(authorizerName="bench-jwt", authorizerFunctionArn="ferrocore:function/bench-idp",
+                          signingDisabled=True, status="ACTIVE")
 
 {"ports": ports, "setup": setup}[sys.argv[1]](*sys.argv[2:])
 EOF
@@ -149,7 +175,7 @@ round_of_modes() { # round
     local round=$1 data=$work/data-$1 ports mqtts_port
     mkdir -p "$work/round-$round"
     # shellcheck disable=SC2086
-    "$bin" serve --data-dir "$data" --log-level warn --listen-mqtt off \
+    "$bin" serve --config "$work/ferrocore.toml" --data-dir "$data" --log-level warn --listen-mqtt off \
         --listen-mqtts 127.0.0.1:0 --listen-https 127.0.0.1:0 ${FERROCORE_SERVE_ARGS:-} \
         2>>"$work/ferrocore.log" >&2 &
     serve_pid=$!
@@ -171,9 +197,10 @@ round_of_modes() { # round
         local -a margs=()
         case $mode in
             mtls) margs=(--cert-file "$work/round-$round/device.pem" --key-file "$work/round-$round/device.key") ;;
-            webhook-cold) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer "$authorizer") ;;
-            webhook-warm) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer "$authorizer" --warm-up-pass) ;;
+            webhook-*) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer bench-hook) ;;
+            jwt*) margs=(--custom-auth jwt --auth-server "127.0.0.1:$issuer_port" --authorizer bench-jwt) ;;
         esac
+        [[ $mode != *-warm ]] || margs+=(--warm-up-pass)
         runs=$((runs + 1))
         out=$work/$mode-$round.out
         if ! timeout 600 "$bin" bench connect-storm --tls --ca-file "$data/root-ca.pem" \
@@ -214,8 +241,8 @@ def field(r, k):
 
 base = runs.get("mtls", {})
 print()
-print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | authorizer calls per connect | failed |")
-print("|---|---|---|---|---|---|---|")
+print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | load gen CPU % | function requests per connect | failed |")
+print("|---|---|---|---|---|---|---|---|")
 for mode, by_round in runs.items():
     rs = list(by_round.values())
     rates = sorted(float(r["msgs_per_s"]) for r in rs)
@@ -226,6 +253,7 @@ for mode, by_round in runs.items():
              if field(r, "auth_requests") is not None and float(r["ok"]) > 0]
     print(f"| {mode} | {statistics.median(rates):,.0f}{spread} | {med(ratios, '{:.2f}')} | "
           f"{med([field(r, 'p50_ms') for r in rs], '{:.2f}')} / {med([field(r, 'p99_ms') for r in rs], '{:.2f}')} | "
-          f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med(calls, '{:.2f}')} | "
+          f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med([field(r, 'loadgen_cpu_pct') for r in rs], '{:.0f}')} | "
+          f"{med(calls, '{:.2f}')} | "
           f"{sum(int(r.get('failed', 0)) for r in rs)} |")
 EOF
