@@ -33,6 +33,10 @@ enum Command {
     /// IoT policies: explain a decision (which statement allows or denies, for a certificate,
     /// a thing or policy files) and lint policy documents.
     Policy(Box<admin::PolicyArgs>),
+    /// Server certificates of domain configurations: import (prints the ACM ARN for
+    /// serverCertificateArns; --arn replaces one without a restart), list, delete. Talks to a
+    /// running server.
+    ServerCert(Box<admin::ServerCertArgs>),
     /// Generate MQTT load against a broker and report throughput and latency.
     Bench(Box<bench::BenchArgs>),
 }
@@ -46,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Cert(args) => admin::run_cert(*args),
         Command::Ca(args) => admin::run_ca(*args),
         Command::Policy(args) => admin::run_policy(*args),
+        Command::ServerCert(args) => admin::run_server_cert(*args),
     }
 }

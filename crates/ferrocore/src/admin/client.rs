@@ -87,9 +87,11 @@ impl fmt::Display for CallError {
 impl StdError for CallError {}
 
 /// One request: method, path (segments already percent-encoded, see [`encode`]), query
-/// pairs, extra headers, JSON body.
+/// pairs, extra headers, JSON body, and the SigV4 service it is signed for (`iot` unless
+/// [`Call::service`] says otherwise).
 #[derive(Debug, Clone)]
 pub struct Call {
+    pub service: &'static str,
     pub method: Method,
     pub path: String,
     pub query: Vec<(&'static str, String)>,
@@ -100,6 +102,7 @@ pub struct Call {
 impl Call {
     pub fn new(method: Method, path: String) -> Call {
         Call {
+            service: SERVICE,
             method,
             path,
             query: Vec::new(),
@@ -115,6 +118,12 @@ impl Call {
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Call {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Signs for `service` (e.g. `acm`) instead of the control plane's `iot`.
+    pub fn service(mut self, service: &'static str) -> Call {
+        self.service = service;
         self
     }
 
@@ -316,7 +325,7 @@ impl Client {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(SERVICE)
+            .name(call.service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()

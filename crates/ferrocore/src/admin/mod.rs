@@ -13,6 +13,7 @@ mod device;
 mod ops;
 mod output;
 mod policy;
+mod server_cert;
 mod things;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use clap::Subcommand;
 
 pub use config::ConnFlags;
 pub use policy::PolicyArgs;
+pub use server_cert::{ServerCertArgs, run_server_cert};
 
 use client::{CallError, Client};
 
