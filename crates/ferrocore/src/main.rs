@@ -33,6 +33,9 @@ enum Command {
     /// IoT policies: explain a decision (which statement allows or denies, for a certificate,
     /// a thing or policy files) and lint policy documents.
     Policy(Box<admin::PolicyArgs>),
+    /// Add, update (argon2id) or delete a user of a password file for the built-in `password`
+    /// authorizer (Mosquitto's format), like mosquitto_passwd. Edits the file locally.
+    Passwd(Box<admin::PasswdArgs>),
     /// Server certificates of domain configurations: import (prints the ACM ARN for
     /// serverCertificateArns; --arn replaces one without a restart), list, delete. Talks to a
     /// running server.
@@ -51,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ca(args) => admin::run_ca(*args),
         Command::Policy(args) => admin::run_policy(*args),
         Command::ServerCert(args) => admin::run_server_cert(*args),
+        Command::Passwd(args) => admin::run_passwd(*args),
     }
 }

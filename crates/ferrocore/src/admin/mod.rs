@@ -12,6 +12,7 @@ mod csv;
 mod device;
 mod ops;
 mod output;
+mod passwd;
 mod policy;
 mod server_cert;
 mod things;
@@ -21,6 +22,7 @@ use std::future::Future;
 use clap::Subcommand;
 
 pub use config::ConnFlags;
+pub use passwd::PasswdArgs;
 pub use policy::PolicyArgs;
 pub use server_cert::{ServerCertArgs, run_server_cert};
 
@@ -229,6 +231,18 @@ pub fn run_policy(args: PolicyArgs) -> ! {
             std::process::exit(2)
         }
         Err(Failure::Reported) => std::process::exit(2),
+    }
+}
+
+/// Runs `ferrocore passwd` and exits: 0 on success, 1 with one `error: ...` line.
+pub fn run_passwd(args: PasswdArgs) -> ! {
+    match passwd::run(args) {
+        Ok(()) => std::process::exit(0),
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {m}");
+            std::process::exit(1)
+        }
+        Err(Failure::Reported) => std::process::exit(1),
     }
 }
 
