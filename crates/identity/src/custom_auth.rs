@@ -41,8 +41,8 @@ pub use credentials::{
     check_authorizer_name,
 };
 pub use invoke::{
-    AuthorizerFunction, AuthorizerInvoker, BuiltInFunctions, Clock, Denial, InvokeError,
-    InvokeFuture, InvokerConfig, SystemClock, WebhookOptions,
+    AuthorizerFunction, AuthorizerInvoker, BuiltInFunctions, Clock, Denial, HttpUrl, InvokeError,
+    InvokeFuture, InvokerConfig, SystemClock, WebhookClient, WebhookOptions,
 };
 pub use request::{
     AuthorizerRequest, CacheKey, HttpContext, MAX_HTTP_CONTEXT_BYTES, MqttContext, TlsContext,

@@ -57,7 +57,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-pub use webhook::{Webhook, WebhookClient, WebhookOptions};
+pub use webhook::{HttpUrl, Webhook, WebhookClient, WebhookOptions};
 
 use super::{
     AnswerError, AnswerRules, AuthorizerAnswer, AuthorizerRequest, MAX_ANSWER_BYTES, ParsedKey,

@@ -12,6 +12,9 @@
 //!   [`WebhookOptions::allow_plain_http`] lifts that, for a webhook on a trusted network.
 //! - One request per connection (HTTP/1.1, no pool): answers are cached, and a pool would
 //!   keep connections to authorizers that may have changed.
+//!
+//! [`WebhookClient::get`] reads a document the same way (built-in functions fetch their
+//! keys with it, e.g. an identity provider's JWKS).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -20,7 +23,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::Request;
 use hyper::Uri;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -62,6 +65,55 @@ impl WebhookClient {
             .clone()
             .map_err(InvokeError::Unreachable)
     }
+
+    /// GETs `url` (JSON expected): a 2xx body of at most [`MAX_ANSWER_BYTES`], under the same
+    /// rules as a webhook's answer (plain http only to loopback unless allowed).
+    pub async fn get(&self, url: &HttpUrl) -> Result<Vec<u8>, InvokeError> {
+        let request = Request::get(url.path_and_query.as_str())
+            .header(HOST, url.authority.as_str())
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, "ferrocore-authorizer")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| InvokeError::BadUrl(e.to_string()))?;
+        self.send(url, request).await
+    }
+
+    /// Sends `request` to `url` on a fresh connection and reads the answer.
+    async fn send(
+        &self,
+        url: &HttpUrl,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| InvokeError::Unreachable(format!("resolving {}: {e}", url.host)))?
+            .collect();
+        if addresses.is_empty() {
+            return Err(InvokeError::Unreachable(format!(
+                "{} has no address",
+                url.host
+            )));
+        }
+        if !url.https
+            && !self.options.allow_plain_http
+            && !addresses.iter().all(|a| a.ip().is_loopback())
+        {
+            return Err(InvokeError::PlainHttpNotLoopback(url.host.clone()));
+        }
+        let tcp = connect(&addresses).await?;
+        if url.https {
+            let server_name = ServerName::try_from(url.host.clone())
+                .map_err(|_| InvokeError::BadUrl("the host is not a valid TLS name".into()))?;
+            let tls = self
+                .tls()?
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| InvokeError::Unreachable(format!("TLS: {e}")))?;
+            exchange(TokioIo::new(tls), request).await
+        } else {
+            exchange(TokioIo::new(tcp), request).await
+        }
+    }
 }
 
 fn tls_connector(extra_roots: &[CertificateDer<'static>]) -> Result<TlsConnector, String> {
@@ -93,20 +145,20 @@ fn tls_connector(extra_roots: &[CertificateDer<'static>]) -> Result<TlsConnector
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// One webhook URL.
-pub struct Webhook {
+/// An `http://` or `https://` URL as the client uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
     https: bool,
     host: String,
     port: u16,
     /// The `Host` header: the URL's authority.
     authority: String,
     path_and_query: String,
-    client: Arc<WebhookClient>,
 }
 
-impl Webhook {
-    /// A webhook at `url` (`http://` or `https://`; no credentials in the URL).
-    pub fn new(url: &str, client: Arc<WebhookClient>) -> Result<Webhook, InvokeError> {
+impl HttpUrl {
+    /// Parses `url` (`http://` or `https://`; no credentials in the URL).
+    pub fn parse(url: &str) -> Result<HttpUrl, InvokeError> {
         let bad = |why: &str| InvokeError::BadUrl(why.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad("it is not a valid URL"))?;
         let https = match uri.scheme_str() {
@@ -126,7 +178,7 @@ impl Webhook {
         if host.is_empty() {
             return Err(bad("it has no host"));
         }
-        Ok(Webhook {
+        Ok(HttpUrl {
             https,
             port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
             host,
@@ -134,49 +186,45 @@ impl Webhook {
             path_and_query: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        })
+    }
+
+    /// Whether the scheme is `https`.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The host (an IPv6 address without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// One webhook URL.
+pub struct Webhook {
+    url: HttpUrl,
+    client: Arc<WebhookClient>,
+}
+
+impl Webhook {
+    /// A webhook at `url` (`http://` or `https://`; no credentials in the URL).
+    pub fn new(url: &str, client: Arc<WebhookClient>) -> Result<Webhook, InvokeError> {
+        Ok(Webhook {
+            url: HttpUrl::parse(url)?,
             client,
         })
     }
 
     async fn post(&self, event: &Value) -> Result<Vec<u8>, InvokeError> {
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| InvokeError::Unreachable(format!("resolving {}: {e}", self.host)))?
-            .collect();
-        if addresses.is_empty() {
-            return Err(InvokeError::Unreachable(format!(
-                "{} has no address",
-                self.host
-            )));
-        }
-        if !self.https
-            && !self.client.options.allow_plain_http
-            && !addresses.iter().all(|a| a.ip().is_loopback())
-        {
-            return Err(InvokeError::PlainHttpNotLoopback(self.host.clone()));
-        }
-        let tcp = connect(&addresses).await?;
         let body = Bytes::from(event.to_string());
-        let request = Request::post(self.path_and_query.as_str())
-            .header(HOST, self.authority.as_str())
+        let request = Request::post(self.url.path_and_query.as_str())
+            .header(HOST, self.url.authority.as_str())
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_LENGTH, body.len())
             .header(USER_AGENT, "ferrocore-authorizer")
             .body(Full::new(body))
             .map_err(|e| InvokeError::BadUrl(e.to_string()))?;
-        if self.https {
-            let server_name = ServerName::try_from(self.host.clone())
-                .map_err(|_| InvokeError::BadUrl("the host is not a valid TLS name".into()))?;
-            let tls = self
-                .client
-                .tls()?
-                .connect(server_name, tcp)
-                .await
-                .map_err(|e| InvokeError::Unreachable(format!("TLS: {e}")))?;
-            exchange(TokioIo::new(tls), request).await
-        } else {
-            exchange(TokioIo::new(tcp), request).await
-        }
+        self.client.send(&self.url, request).await
     }
 }
 
