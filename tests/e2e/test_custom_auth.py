@@ -14,6 +14,7 @@ else. The authorizer is ACTIVE, unsigned unless said otherwise, and the account'
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import subprocess
 from concurrent.futures import Future, InvalidStateError
@@ -405,6 +406,95 @@ def test_clearing_the_default_authorizer_closes_the_connections_it_admitted(cust
         by_name.subscribe("alice/still")
         by_name.publish("alice/still", b"here", qos=1)
         assert by_name.get(TIMEOUT).payload == b"here"
+
+
+def test_mqtt5_auth_reauthenticates_on_the_open_connection(custom_broker, webhook):
+    """An MQTT 5 client that connects with authentication method `custom` (its authentication
+    data standing in for the password) re-authenticates with AUTH 0x19 and a new password: an
+    accepted one is answered AUTH 0x00 and the connection goes on; a refused one closes it
+    with DISCONNECT 0x87."""
+    b = custom_broker
+    method = [(mqttraw.AUTH_METHOD, "custom")]
+    c = mqttraw.RawClient(b.host, b.listener_port("legacy"), tls=tls_context(b), timeout=TIMEOUT)
+    try:
+        ack = c.connect(uid("reauth"), username=username(), props=method + [(mqttraw.AUTH_DATA, b"pw")])
+        assert ack.reason == 0 and ack.prop(mqttraw.AUTH_METHOD) == "custom"
+
+        def auth(data: bytes) -> bytes:
+            props = mqttraw.encode_props(method + [(mqttraw.AUTH_DATA, data)])
+            return mqttraw.packet(mqttraw.AUTH, 0, bytes([0x19]) + props)
+
+        c.send(auth(b"pw"))
+        assert c.expect(mqttraw.AUTH).reason == 0x00
+        assert c.subscribe(("alice/reauth", 1)).reasons == [1]
+
+        c.send(auth(b"stolen"))
+        closing = c.wait_closed(TIMEOUT)
+        assert [p.reason for p in closing if p.type == mqttraw.DISCONNECT] == [NOT_AUTHORIZED]
+    finally:
+        c.close()
+
+
+class TokenWebhook(authorizers.Webhook):
+    """Admits requests whose token (tokenKeyName `x-token`) is `good` under ALICE_POLICY."""
+
+    def reply(self, event: dict) -> tuple[int, dict]:
+        allowed = event.get("token") == "good"
+        return 200, {"isAuthenticated": allowed, "principalId": "alice" if allowed else "nobody",
+                     "policyDocuments": [ALICE_POLICY] if allowed else [], "refreshAfterInSeconds": 600}
+
+
+def https_publish(broker, topic: str, headers: dict[str, str], query: str = "") -> tuple[int, str]:
+    """An unsigned iot-data Publish on the HTTPS port without a client certificate: the
+    status and x-amzn-ErrorType."""
+    conn = http.client.HTTPSConnection("localhost", broker.listener_port("https"),
+                                       context=tls_context(broker, None), timeout=TIMEOUT)
+    try:
+        conn.request("POST", f"/topics/{topic}?qos=1{query}", body=b"over https", headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r.status, r.getheader("x-amzn-ErrorType", "")
+    finally:
+        conn.close()
+
+
+def test_https_publish_through_a_custom_authorizer(custom_broker):
+    """iot-data Publish over HTTPS with custom authentication, as AWS devices do it: the
+    authorizer named by the x-amz-customauthorizer-name header or query parameter, the token
+    in its tokenKeyName header or query parameter; the answer's policies decide the topic.
+    Answers are shared across requests only once enableCachingForHttp is on."""
+    b = custom_broker
+    hook = TokenWebhook()
+    try:
+        iot = aws.iot(b)
+        iot.create_authorizer(authorizerName="httphook", authorizerFunctionArn=hook.url, signingDisabled=True,
+                              tokenKeyName="x-token", status="ACTIVE")
+        named = {"x-amz-customauthorizer-name": "httphook"}
+        with observer(b) as seen:
+            seen.subscribe("alice/#", qos=1)
+            assert https_publish(b, "alice/http", {**named, "x-token": "good"}) == (200, "")
+            assert seen.get(TIMEOUT).payload == b"over https"
+            assert https_publish(b, "alice/query", {}, "&x-amz-customauthorizer-name=httphook&x-token=good") == (200, "")
+            assert seen.get(TIMEOUT).topic == "alice/query"
+        assert https_publish(b, "bob/http", {**named, "x-token": "good"}) == (403, "ForbiddenException")
+        assert https_publish(b, "alice/http", {**named, "x-token": "bad"}) == (401, "UnauthorizedException")
+        # The account default (the `hook` authorizer) decides requests that name none: no
+        # username and password over HTTPS, so refused.
+        assert https_publish(b, "alice/http", {"x-token": "good"}) == (401, "UnauthorizedException")
+        event = hook.events[0]
+        assert event["protocols"] == ["tls", "http"] and "mqtt" not in event["protocolData"]
+        assert event["protocolData"]["http"]["headers"]["x-token"] == "good"
+
+        calls = len(hook.events)
+        https_publish(b, "alice/http", {**named, "x-token": "good"})
+        https_publish(b, "alice/http", {**named, "x-token": "good"})
+        assert len(hook.events) == calls + 2, "no caching without enableCachingForHttp"
+        iot.update_authorizer(authorizerName="httphook", enableCachingForHttp=True)
+        https_publish(b, "alice/http", {**named, "x-token": "good"})
+        https_publish(b, "alice/http", {**named, "x-token": "good"})
+        assert len(hook.events) == calls + 3, "cached with enableCachingForHttp"
+    finally:
+        hook.close()
 
 
 def test_plain_listener_only_when_declared(start_broker, webhook):

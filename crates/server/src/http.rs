@@ -32,6 +32,9 @@ pub(crate) struct HttpConn {
     pub max_ws_message: usize,
     /// The device certificate the TLS client presented: unsigned data-plane requests act as it.
     pub client_certificate: Option<ferrocore_api::ClientCertificate>,
+    /// Where the connection came in, when its listener accepts custom authentication:
+    /// unsigned data-plane requests without a certificate are decided by an authorizer.
+    pub custom_auth: Option<ferrocore_api::CustomAuthListener>,
     /// Held while any request or WebSocket session of the connection is alive.
     pub _slot: crate::admission::ConnectionSlot,
 }
@@ -65,6 +68,8 @@ impl HttpService {
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             if let Some(cert) = &conn.client_certificate {
                 req.extensions_mut().insert(cert.clone());
+            } else if let Some(listener) = &conn.custom_auth {
+                req.extensions_mut().insert(listener.clone());
             }
             req.extensions_mut().insert(conn.clone());
             router.clone().oneshot(req)

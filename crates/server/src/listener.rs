@@ -489,12 +489,22 @@ async fn dispatch(
                 info.listener.clone(),
                 info.tls.clone(),
             );
+            let custom_auth = ctx
+                .auth
+                .custom_auth
+                .then(|| ferrocore_api::CustomAuthListener {
+                    listener: ctx.auth.name.clone(),
+                    peer: peer_addr,
+                    server_name: info.tls.as_ref().and_then(|t| t.server_name.clone()),
+                    tls: is_tls,
+                });
             let conn = Arc::new(HttpConn {
                 info,
                 websocket_rules,
                 handler: ctx.handler.clone(),
                 max_ws_message: ctx.options.max_ws_message,
                 client_certificate,
+                custom_auth,
                 // WebSocket sessions outlive the HTTP connection task: they hold the slot.
                 _slot: slot,
             });
