@@ -114,12 +114,15 @@ impl ServerCertificateRecord {
                 RegistryError::invalid(format!("PrivateKey cannot sign TLS handshakes: {e}"))
             })?;
         let certified = CertifiedKey::new(chain, signing_key);
-        certified.keys_match().map_err(|_| {
-            RegistryError::invalid(
+        match certified.keys_match() {
+            // A key that cannot tell its public key is checked by the first handshake instead.
+            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+                Ok(certified)
+            }
+            Err(_) => Err(RegistryError::invalid(
                 "PrivateKey does not belong to Certificate (their public keys differ).",
-            )
-        })?;
-        Ok(certified)
+            )),
+        }
     }
 
     /// Whether this certificate covers `host` (lowercase): a DNS SAN equal to it, a `*.`
