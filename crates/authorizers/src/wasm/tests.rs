@@ -92,6 +92,17 @@ async fn admits_the_password_with_policies_and_denies_others() {
 }
 
 #[test]
+fn binary_modules_load_as_text_ones_do() {
+    let dir = TempDir::new().unwrap();
+    let binary = dir.path().join("allow.wasm");
+    std::fs::write(&binary, wat::parse_file(allow_wat()).unwrap()).unwrap();
+    let function = WasmFunction::load(&binary, LIMITS, 1).unwrap();
+    let request = serde_json::to_vec(&request(b"secret")).unwrap();
+    let answer = AuthorizerAnswer::from_json(&function.call_blocking(&request).unwrap()).unwrap();
+    assert!(answer.authenticated);
+}
+
+#[test]
 fn fresh_instance_per_call_and_fuel_per_call() {
     // A global counting calls would reach 2 if instances were reused.
     let counting = module(
