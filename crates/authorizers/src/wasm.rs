@@ -240,11 +240,6 @@ impl WasmFunction {
             slots: Arc::new(Semaphore::new(max_instances.max(1))),
         })
     }
-
-    /// Runs one call on the current thread (it blocks for as long as the module runs).
-    pub fn call_blocking(&self, request: &[u8]) -> Result<Vec<u8>, InvokeError> {
-        self.runner.call(request)
-    }
 }
 
 impl AuthorizerFunction for WasmFunction {

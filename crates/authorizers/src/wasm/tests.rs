@@ -46,7 +46,7 @@ fn load(text: &str) -> Result<WasmFunction, LoadError> {
 }
 
 fn call(text: &str) -> Result<Vec<u8>, InvokeError> {
-    load(text).unwrap().call_blocking(b"{}")
+    load(text).unwrap().runner.call(b"{}")
 }
 
 fn failure(result: Result<Vec<u8>, InvokeError>) -> String {
@@ -98,7 +98,7 @@ fn binary_modules_load_as_text_ones_do() {
     std::fs::write(&binary, wat::parse_file(allow_wat()).unwrap()).unwrap();
     let function = WasmFunction::load(&binary, LIMITS, 1).unwrap();
     let request = serde_json::to_vec(&request(b"secret")).unwrap();
-    let answer = AuthorizerAnswer::from_json(&function.call_blocking(&request).unwrap()).unwrap();
+    let answer = AuthorizerAnswer::from_json(&function.runner.call(&request).unwrap()).unwrap();
     assert!(answer.authenticated);
 }
 
@@ -113,7 +113,7 @@ fn fresh_instance_per_call_and_fuel_per_call() {
     );
     let function = load(&counting).unwrap();
     for _ in 0..3 {
-        assert_eq!(function.call_blocking(b"{}").unwrap(), b"1");
+        assert_eq!(function.runner.call(b"{}").unwrap(), b"1");
     }
 }
 
@@ -276,7 +276,7 @@ fn a_changed_file_is_reloaded_and_a_broken_one_keeps_the_previous() {
     let dir = TempDir::new().unwrap();
     let path = write(&dir, &module("(data (i32.const 0) \"A\")", "(i64.const 1)"));
     let function = WasmFunction::load(&path, LIMITS, 1).unwrap();
-    assert_eq!(function.call_blocking(b"{}").unwrap(), b"A");
+    assert_eq!(function.runner.call(b"{}").unwrap(), b"A");
 
     // Let the next call look at the file (checks are at most once a second).
     let rewind = |function: &WasmFunction| {
@@ -288,9 +288,9 @@ fn a_changed_file_is_reloaded_and_a_broken_one_keeps_the_previous() {
     )
     .unwrap();
     rewind(&function);
-    assert_eq!(function.call_blocking(b"{}").unwrap(), b"BB");
+    assert_eq!(function.runner.call(b"{}").unwrap(), b"BB");
 
     std::fs::write(&path, "broken").unwrap();
     rewind(&function);
-    assert_eq!(function.call_blocking(b"{}").unwrap(), b"BB");
+    assert_eq!(function.runner.call(b"{}").unwrap(), b"BB");
 }
