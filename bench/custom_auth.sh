@@ -21,9 +21,10 @@
 #   webhook-warm   the same, after an unmeasured pass that connects and disconnects the same
 #                  client ids with the same credentials: every measured connect is a cache hit
 #   jwt            username bench?x-amz-customauthorizer-name=bench-jwt, a token of its own
-#                  (RS256, minted by the bench, which serves the issuer's discovery document and
-#                  JWKS) as password, new client ids: every connect verifies a token
-#   jwt-warm       (not by default) the same after a warm-up pass: answers from the cache
+#                  (RS256, minted by the bench with one RSA-2048 key made here for the whole
+#                  run; the bench serves the issuer's discovery document and JWKS) as password,
+#                  new client ids: every connect verifies a token
+#   jwt-warm       the same after a warm-up pass: answers from the cache
 # Each connect is TCP + a full TLS handshake (no session resumption, client or server) +
 # CONNECT/CONNACK; the connections are held until the ramp ends, then sent DISCONNECT.
 # Prints every run's summary and machine line, then a Markdown table: per mode the median over
@@ -34,7 +35,7 @@
 #
 # Environment:
 #   ROUNDS=3  CLIENTS=2000  CONCURRENCY=32   rounds, connects per run, connects in flight
-#   MODES="mtls webhook-cold webhook-warm jwt"  the modes to run, in this order (then reversed)
+#   MODES="mtls webhook-cold webhook-warm jwt jwt-warm"   the modes, in this order (then reversed)
 #   BENCH_ARGS                               extra `ferrocore bench` arguments for every run
 #   FERROCORE_BIN=path   binary [default: $CARGO_TARGET_DIR or ./target, release]
 #   NO_BUILD=1           do not run `cargo build --release -p ferrocore` first
@@ -51,7 +52,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-3}
 clients=${CLIENTS:-2000}
 concurrency=${CONCURRENCY:-32}
-read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm jwt}"
+read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm jwt jwt-warm}"
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
 python=$repo/.venv/bin/python
@@ -102,6 +103,10 @@ issuer_port=$(free_port)
 : >"$work/ferrocore.toml"
 case " ${modes[*]} " in
     *" jwt"*)
+        # One issuer key for every jwt bench of the run (the server refetches the JWKS for a new
+        # key at most every 10 s).
+        (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+            -out "$work/issuer.key" 2>/dev/null)
         cat >"$work/ferrocore.toml" <<EOF
 [[authorizer_function]]
 name = "bench-idp"
@@ -198,7 +203,8 @@ round_of_modes() { # round
         case $mode in
             mtls) margs=(--cert-file "$work/round-$round/device.pem" --key-file "$work/round-$round/device.key") ;;
             webhook-*) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer bench-hook) ;;
-            jwt*) margs=(--custom-auth jwt --auth-server "127.0.0.1:$issuer_port" --authorizer bench-jwt) ;;
+            jwt*) margs=(--custom-auth jwt --auth-server "127.0.0.1:$issuer_port" --authorizer bench-jwt
+                --jwt-key-file "$work/issuer.key") ;;
         esac
         [[ $mode != *-warm ]] || margs+=(--warm-up-pass)
         runs=$((runs + 1))

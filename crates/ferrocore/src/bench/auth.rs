@@ -6,13 +6,15 @@
 //!   allow-all policy, refresh and disconnect after 24 h (so the broker caches the answer for
 //!   a day) — without looking at the request, and counts the calls.
 //! - `jwt`: an OpenID issuer `http://<addr>` for the `jwt` built-in: the discovery document
-//!   (`/.well-known/openid-configuration`) and the JWKS (`/jwks.json`) with one RSA-2048 key
-//!   the bench makes at start; each client sends an RS256 token of its own (`sub` = `device<i>`,
+//!   (`/.well-known/openid-configuration`) and the JWKS (`/jwks.json`) with one RSA key — from
+//!   `--jwt-key-file`, else an RSA-2048 key made at start — whose `kid` is derived from the key
+//!   (so a server that knows another bench's key fetches the new one); each client sends an RS256 token of its own (`sub` = `device<i>`,
 //!   audience [`JWT_AUDIENCE`], an hour's lifetime), minted before the ramp, as its MQTT
 //!   password. Counts the requests (discovery and JWKS fetches).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +31,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
 
 use super::conn::{Login, Passwords};
@@ -44,9 +48,6 @@ pub enum CustomAuth {
 
 /// The `aud` of the bench's tokens (the `jwt` function's `audience` must contain it).
 pub const JWT_AUDIENCE: &str = "ferrocore-bench";
-
-/// The `kid` of the bench's signing key in its JWKS and token headers.
-const JWT_KEY_ID: &str = "bench-1";
 
 /// Lifetime of the bench's tokens.
 const JWT_LIFETIME_S: u64 = 3600;
@@ -84,8 +85,8 @@ pub fn username(authorizer: Option<&str>) -> String {
 
 /// The running function server; counts the requests it has answered.
 pub struct AuthServer {
-    /// The issuer's signing key (`jwt`).
-    signing_key: Option<KeyPair>,
+    /// The issuer's signing key and its `kid` (`jwt`).
+    signing_key: Option<(KeyPair, String)>,
     issuer: String,
     requests: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -100,18 +101,28 @@ struct Answers {
 }
 
 impl AuthServer {
-    /// Serves `kind` on `addr` (HTTP/1.1, one task per connection) until dropped.
-    pub async fn start(kind: CustomAuth, addr: SocketAddr) -> anyhow::Result<AuthServer> {
+    /// Serves `kind` on `addr` (HTTP/1.1, one task per connection) until dropped; `jwt` signs
+    /// with the PKCS#8 PEM key in `jwt_key_file`, else with a new RSA-2048 key.
+    pub async fn start(
+        kind: CustomAuth,
+        addr: SocketAddr,
+        jwt_key_file: Option<&Path>,
+    ) -> anyhow::Result<AuthServer> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listen on {addr} for the {kind:?} authorizer function"))?;
         let issuer = format!("http://{addr}");
         let signing_key = match kind {
             CustomAuth::Webhook => None,
-            CustomAuth::Jwt => Some(
-                KeyPair::generate(KeySize::Rsa2048)
-                    .map_err(|_| anyhow!("could not make an RSA-2048 signing key"))?,
-            ),
+            CustomAuth::Jwt => {
+                let key = match jwt_key_file {
+                    Some(path) => read_signing_key(path)?,
+                    None => KeyPair::generate(KeySize::Rsa2048)
+                        .map_err(|_| anyhow!("could not make an RSA-2048 signing key"))?,
+                };
+                let kid = key_id(&key);
+                Some((key, kid))
+            }
         };
         let answers = Arc::new(Answers {
             kind,
@@ -123,7 +134,11 @@ impl AuthServer {
                 })
                 .to_string(),
             ),
-            jwks: Bytes::from(signing_key.as_ref().map_or(String::new(), jwks)),
+            jwks: Bytes::from(
+                signing_key
+                    .as_ref()
+                    .map_or(String::new(), |(key, kid)| jwks(key, kid)),
+            ),
         });
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
@@ -171,14 +186,17 @@ impl AuthServer {
     pub fn login(&self, authorizer: Option<&str>, clients: usize) -> anyhow::Result<Login> {
         let passwords = match &self.signing_key {
             None => Passwords::Same(Bytes::from_static(WEBHOOK_PASSWORD)),
-            Some(key) => {
+            Some((key, kid)) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .context("the clock is before 1970")?
                     .as_secs();
                 let rng = SystemRandom::new();
                 let tokens = (0..clients)
-                    .map(|i| mint(key, &rng, &self.issuer, &format!("device{i}"), now))
+                    .map(|i| {
+                        let subject = format!("device{i}");
+                        mint(key, kid, &rng, &self.issuer, &subject, now)
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 Passwords::PerClient(tokens)
             }
@@ -221,14 +239,39 @@ impl Answers {
     }
 }
 
+/// An RSA private key from a PKCS#8 PEM file (`openssl genpkey -algorithm RSA` writes one).
+fn read_signing_key(path: &Path) -> anyhow::Result<KeyPair> {
+    let der = PrivatePkcs8KeyDer::from_pem_file(path)
+        .with_context(|| format!("read a PKCS#8 private key from {}", path.display()))?;
+    KeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(|e| {
+        anyhow!(
+            "{} is not an RSA key of 2048 bits or more: {e}",
+            path.display()
+        )
+    })
+}
+
+/// The `kid` of `key`: the first 8 bytes of SHA-256 of its modulus, hex.
+fn key_id(key: &KeyPair) -> String {
+    let modulus = key.public_key().modulus();
+    let hash = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        modulus.big_endian_without_leading_zero(),
+    );
+    hash.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The JWKS of `key`: one RS256 signing key.
-fn jwks(key: &KeyPair) -> String {
+fn jwks(key: &KeyPair, kid: &str) -> String {
     let public = key.public_key();
     serde_json::json!({"keys": [{
         "kty": "RSA",
         "use": "sig",
         "alg": "RS256",
-        "kid": JWT_KEY_ID,
+        "kid": kid,
         "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
         "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
     }]})
@@ -238,12 +281,13 @@ fn jwks(key: &KeyPair) -> String {
 /// An RS256 JWT from `issuer` for `subject`, issued at `now` (Unix seconds).
 fn mint(
     key: &KeyPair,
+    kid: &str,
     rng: &SystemRandom,
     issuer: &str,
     subject: &str,
     now: u64,
 ) -> anyhow::Result<Bytes> {
-    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": JWT_KEY_ID});
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
     let claims = serde_json::json!({
         "iss": issuer,
         "sub": subject,
@@ -295,21 +339,17 @@ mod tests {
     #[test]
     fn tokens_verify_with_the_jwks_key() {
         let key = KeyPair::generate(KeySize::Rsa2048).expect("key");
-        let token = mint(
-            &key,
-            &SystemRandom::new(),
-            "http://127.0.0.1:9",
-            "device7",
-            1000,
-        )
-        .expect("token");
+        let kid = key_id(&key);
+        assert_eq!(kid.len(), 16);
+        let rng = SystemRandom::new();
+        let token = mint(&key, &kid, &rng, "http://127.0.0.1:9", "device7", 1000).expect("token");
         let token = std::str::from_utf8(&token).expect("ASCII");
         let (signing_input, signature) = token.rsplit_once('.').expect("three parts");
         let (header, claims) = signing_input.split_once('.').expect("three parts");
         let decode = |part: &str| -> serde_json::Value {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
         };
-        assert_eq!(decode(header)["kid"], JWT_KEY_ID);
+        assert_eq!(decode(header)["kid"], kid.as_str());
         let claims = decode(claims);
         assert_eq!(
             (&claims["iss"], &claims["sub"], &claims["aud"]),
@@ -322,8 +362,9 @@ mod tests {
         assert_eq!(claims["exp"], 1000 + JWT_LIFETIME_S);
 
         // The JWKS's n and e verify the signature.
-        let jwks: serde_json::Value = serde_json::from_str(&jwks(&key)).expect("JSON");
+        let jwks: serde_json::Value = serde_json::from_str(&jwks(&key, &kid)).expect("JSON");
         let jwk = &jwks["keys"][0];
+        assert_eq!(jwk["kid"], kid.as_str());
         let component = |name: &str| {
             URL_SAFE_NO_PAD
                 .decode(jwk[name].as_str().expect("string"))
@@ -341,5 +382,23 @@ mod tests {
                 &signature,
             )
             .expect("signature verifies with the published key");
+    }
+
+    #[test]
+    fn signing_key_from_a_pkcs8_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("issuer.key");
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        std::fs::write(&path, rsa.serialize_pem()).expect("write key");
+        let key = read_signing_key(&path).expect("an RSA key");
+        assert_eq!(
+            key_id(&key),
+            key_id(&read_signing_key(&path).expect("again"))
+        );
+
+        let p256 = rcgen::KeyPair::generate().expect("P-256 key");
+        std::fs::write(&path, p256.serialize_pem()).expect("write key");
+        assert!(read_signing_key(&path).is_err(), "not an RSA key");
+        assert!(read_signing_key(&dir.path().join("missing.key")).is_err());
     }
 }

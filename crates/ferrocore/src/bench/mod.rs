@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// [default: none named: the listener's or the account's default authorizer].
     #[arg(long)]
     pub authorizer: Option<String>,
+    /// `--custom-auth jwt`: the issuer's RSA signing key (PKCS#8 PEM) [default: a new
+    /// RSA-2048 key]; benches run one after another against one server should share it, as
+    /// the server refetches the JWKS for a new key at most every 10 s.
+    #[arg(long)]
+    pub jwt_key_file: Option<PathBuf>,
     /// connect-storm: connect and disconnect every client once before the measured ramp, with
     /// the same client ids and credentials, so the authorizer's answers are cached (warm cache).
     #[arg(long)]
@@ -335,6 +340,10 @@ pub fn validate(a: &BenchArgs) -> anyhow::Result<Plan> {
     ensure!(
         a.custom_auth.is_some() || (a.auth_server.is_none() && a.authorizer.is_none()),
         "--auth-server and --authorizer need --custom-auth"
+    );
+    ensure!(
+        a.jwt_key_file.is_none() || a.custom_auth == Some(auth::CustomAuth::Jwt),
+        "--jwt-key-file needs --custom-auth jwt"
     );
     ensure!(
         a.custom_auth.is_none() || a.cert_file.is_none(),
@@ -580,7 +589,9 @@ async fn run_async(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
         .ok_or_else(|| anyhow!("{} resolves to no address", args.host))?;
     // The authorizer function serves before the first connect and stops with the run.
     let auth_server = match (args.custom_auth, args.auth_server) {
-        (Some(kind), Some(at)) => Some(auth::AuthServer::start(kind, at).await?),
+        (Some(kind), Some(at)) => {
+            Some(auth::AuthServer::start(kind, at, args.jwt_key_file.as_deref()).await?)
+        }
         _ => None,
     };
     let tls = if args.tls {
@@ -843,6 +854,14 @@ mod tests {
         assert!(plan("idle --warm-up-pass").is_err());
         assert!(plan("connect-storm --authorizer hook").is_err());
         assert!(plan("connect-storm --auth-server 127.0.0.1:9").is_err());
+        let jwt = "connect-storm --custom-auth jwt --auth-server 127.0.0.1:9";
+        assert!(plan(&format!("{jwt} --jwt-key-file k.pem")).is_ok());
+        assert!(
+            plan(
+                "connect-storm --custom-auth webhook --auth-server 127.0.0.1:9 --jwt-key-file k.pem"
+            )
+            .is_err()
+        );
         // The authorizer's name goes into the username's query: AWS's name rule only.
         let named = |name: &str| {
             plan(&format!(
