@@ -10,12 +10,16 @@
 # in a config file: issuer http://127.0.0.1:<port>, allow_http, audience ferrocore-bench,
 # default_policies bench-all), then sets it up through the AWS API (boto3 from .venv, with the
 # credentials and aws-config files the server wrote into its data directory): one device
-# certificate (CreateKeysAndCertificate, active) with the allow-all policy bench-all attached,
+# certificate (CreateKeysAndCertificate, active) and one from a P-256 CSR
+# (CreateCertificateFromCsr), both with the allow-all policy bench-all attached,
 # the authorizer `bench-hook` (signing disabled, ACTIVE) whose function is the URL of the
 # webhook that `ferrocore bench --custom-auth webhook` serves in its own process, and
 # `bench-jwt` with function ferrocore:function/bench-idp. Then, against that server, one
 # `ferrocore bench connect-storm --tls` per mode (the order reversed every other round):
-#   mtls           every connection presents the device certificate
+#   mtls           every connection presents the device certificate (RSA-2048 key, as
+#                  CreateKeysAndCertificate makes: the client signs with RSA in every handshake)
+#   mtls-ec        the same with a P-256 device key (CreateCertificateFromCsr): cheaper for the
+#                  client, which shares the 2 cores with the broker
 #   webhook-cold   username bench?x-amz-customauthorizer-name=bench-hook, a password, client ids
 #                  never seen before: every connect is an answer-cache miss, a webhook call
 #   webhook-warm   the same, after an unmeasured pass that connects and disconnects the same
@@ -25,17 +29,19 @@
 #                  run; the bench serves the issuer's discovery document and JWKS) as password,
 #                  new client ids: every connect verifies a token
 #   jwt-warm       the same after a warm-up pass: answers from the cache
-# Each connect is TCP + a full TLS handshake (no session resumption, client or server) +
+# Each connect is TCP + a full TLS handshake (the bench never resumes a TLS session) +
 # CONNECT/CONNACK; the connections are held until the ramp ends, then sent DISCONNECT.
 # Prints every run's summary and machine line, then a Markdown table: per mode the median over
-# the rounds of connects/s, p50 / p99 connect latency, broker and load generator CPU, the
-# function's requests per connect (webhook calls; issuer discovery/JWKS fetches), and the ratio
-# to mTLS (median of the per-round ratios). The broker's answer cache holds 10,000 answers:
+# the rounds of connects/s, p50 / p99 connect latency, broker CPU (and per connect), load
+# generator CPU, the function's requests in each round (webhook calls; issuer discovery/JWKS
+# fetches) during the ramp and the warm-up pass, and the ratio to mTLS (median of the
+# per-round ratios). The broker's answer cache holds 10,000 answers:
 # keep CLIENTS × (cached modes) below that, or a cold run pays for evicting.
 #
 # Environment:
 #   ROUNDS=3  CLIENTS=2000  CONCURRENCY=32   rounds, connects per run, connects in flight
-#   MODES="mtls webhook-cold webhook-warm jwt jwt-warm"   the modes, in this order (then reversed)
+#   MODES="mtls mtls-ec webhook-cold webhook-warm jwt jwt-warm"   the modes, in this order
+#                                            (then reversed)
 #   BENCH_ARGS                               extra `ferrocore bench` arguments for every run
 #   FERROCORE_BIN=path   binary [default: $CARGO_TARGET_DIR or ./target, release]
 #   NO_BUILD=1           do not run `cargo build --release -p ferrocore` first
@@ -44,7 +50,7 @@
 set -euo pipefail
 
 if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -52,7 +58,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${ROUNDS:-3}
 clients=${CLIENTS:-2000}
 concurrency=${CONCURRENCY:-32}
-read -r -a modes <<<"${MODES:-mtls webhook-cold webhook-warm jwt jwt-warm}"
+read -r -a modes <<<"${MODES:-mtls mtls-ec webhook-cold webhook-warm jwt jwt-warm}"
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
 python=$repo/.venv/bin/python
@@ -61,8 +67,8 @@ say() { printf '%s\n' "$*" >&2; }
 
 for m in "${modes[@]}"; do
     case $m in
-        mtls | webhook-cold | webhook-warm | jwt | jwt-warm) ;;
-        *) say "unknown mode $m (mtls, webhook-cold, webhook-warm, jwt, jwt-warm)"; exit 2 ;;
+        mtls | mtls-ec | webhook-cold | webhook-warm | jwt | jwt-warm) ;;
+        *) say "unknown mode $m (mtls, mtls-ec, webhook-cold, webhook-warm, jwt, jwt-warm)"; exit 2 ;;
     esac
 done
 [ -x "$python" ] || { say "no $python: create the venv (scripts/test does)"; exit 1; }
@@ -121,8 +127,8 @@ esac
 
 # `ports DATA_DIR PID`: waits (10 s) for listeners.json and the listeners, prints
 # "<mqtts port> <https port>"; fails unless the MQTT/TLS listener takes custom authentication.
-# `setup DATA_DIR OUT_DIR WEBHOOK_URL`: the device certificate (OUT_DIR/device.pem, .key, mode
-# 0600) with an allow-all policy, and the webhook authorizer.
+# `setup DATA_DIR OUT_DIR WEBHOOK_URL`: the device certificates (OUT_DIR/device.pem, .key and
+# device-ec.pem, .key; keys mode 0600) with an allow-all policy, and the authorizers.
 helper() {
     "$python" - "$@" <<'EOF'
 import json, os, socket, sys, time
@@ -157,14 +163,27 @@ def setup(data_dir, out_dir, webhook_url):
     config.read(f"{data_dir}/aws-config")
     core.set_config_variable("ca_bundle", config["default"]["ca_bundle"])
     iot = boto3.session.Session(botocore_session=core).client("iot")
-    cert = iot.create_keys_and_certificate(setAsActive=True)
-    for name, pem in (("device.pem", cert["certificatePem"]), ("device.key", cert["keyPair"]["PrivateKey"])):
+    import subprocess
+
+    def write(name, pem):
         fd = os.open(f"{out_dir}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(pem)
+
+    rsa = iot.create_keys_and_certificate(setAsActive=True)
+    write("device.pem", rsa["certificatePem"])
+    write("device.key", rsa["keyPair"]["PrivateKey"])
+    ec_key = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                            check=True, capture_output=True, text=True).stdout
+    write("device-ec.key", ec_key)
+    csr = subprocess.run(["openssl", "req", "-new", "-key", f"{out_dir}/device-ec.key", "-subj", "/CN=bench-ec"],
+                         check=True, capture_output=True, text=True).stdout
+    ec = iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=True)
+    write("device-ec.pem", ec["certificatePem"])
     allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
     iot.create_policy(policyName="bench-all", policyDocument=json.dumps(allow_all))
-    iot.attach_policy(policyName="bench-all", target=cert["certificateArn"])
+    for cert in (rsa, ec):
+        iot.attach_policy(policyName="bench-all", target=cert["certificateArn"])
     iot.create_authorizer(authorizerName="bench-hook", authorizerFunctionArn=webhook_url,
                           signingDisabled=True, status="ACTIVE")
     iot.create_authorizer(authorizerName="bench-jwt", authorizerFunctionArn="ferrocore:function/bench-idp",
@@ -202,6 +221,7 @@ round_of_modes() { # round
         local -a margs=()
         case $mode in
             mtls) margs=(--cert-file "$work/round-$round/device.pem" --key-file "$work/round-$round/device.key") ;;
+            mtls-ec) margs=(--cert-file "$work/round-$round/device-ec.pem" --key-file "$work/round-$round/device-ec.key") ;;
             webhook-*) margs=(--custom-auth webhook --auth-server "127.0.0.1:$webhook_port" --authorizer bench-hook) ;;
             jwt*) margs=(--custom-auth jwt --auth-server "127.0.0.1:$issuer_port" --authorizer bench-jwt
                 --jwt-key-file "$work/issuer.key") ;;
@@ -247,19 +267,22 @@ def field(r, k):
 
 base = runs.get("mtls", {})
 print()
-print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | load gen CPU % | function requests per connect | failed |")
-print("|---|---|---|---|---|---|---|---|")
+print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | broker CPU µs per connect | load gen CPU % | function requests (ramp; warm-up) | failed |")
+print("|---|---|---|---|---|---|---|---|---|")
 for mode, by_round in runs.items():
     rs = list(by_round.values())
     rates = sorted(float(r["msgs_per_s"]) for r in rs)
     spread = f" [{rates[0]:,.0f}–{rates[-1]:,.0f}]" if len(rates) > 1 else ""
     ratios = [float(r["msgs_per_s"]) / float(base[k]["msgs_per_s"])
               for k, r in by_round.items() if k in base and float(base[k]["msgs_per_s"]) > 0]
-    calls = [field(r, "auth_requests") / float(r["ok"]) for r in rs
-             if field(r, "auth_requests") is not None and float(r["ok"]) > 0]
+    cpu_us = [field(r, "broker_cpu_pct") / 100 * 1e6 / float(r["msgs_per_s"]) for r in rs
+              if field(r, "broker_cpu_pct") is not None and float(r["msgs_per_s"]) > 0]
+    # Requests the bench's function answered, each round: during the ramp; during the warm-up pass.
+    requests = " ".join(r["auth_requests"] + (f"; {r['warmup_auth_requests']}" if "warmup_auth_requests" in r else "")
+                        for r in rs if "auth_requests" in r) or "—"
     print(f"| {mode} | {statistics.median(rates):,.0f}{spread} | {med(ratios, '{:.2f}')} | "
           f"{med([field(r, 'p50_ms') for r in rs], '{:.2f}')} / {med([field(r, 'p99_ms') for r in rs], '{:.2f}')} | "
-          f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med([field(r, 'loadgen_cpu_pct') for r in rs], '{:.0f}')} | "
-          f"{med(calls, '{:.2f}')} | "
+          f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med(cpu_us, '{:.0f}')} | "
+          f"{med([field(r, 'loadgen_cpu_pct') for r in rs], '{:.0f}')} | {requests} | "
           f"{sum(int(r.get('failed', 0)) for r in rs)} |")
 EOF
