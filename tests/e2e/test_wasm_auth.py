@@ -12,15 +12,19 @@ default) and `runaway` (ACTIVE) name them as `ferrocore:function/<name>`, signin
   outside it is not delivered; a wrong password is refused 0x87 / 5;
 - the runaway module runs out of fuel: 0x88 / 3 (server unavailable), while the broker keeps
   serving certificate clients and the other module's devices;
+- TestInvokeAuthorizer runs the module as a device's connection would, and names the runaway
+  module's failure;
 - a module that imports anything stops `serve` at start, naming the import."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 import aws
 from authorizers import assert_serves_certificates, certificate_device, connack_code
@@ -117,6 +121,23 @@ def test_a_runaway_module_fails_closed_while_the_broker_serves(wasm_broker, pki)
     for thread in hammering:
         thread.join(TIMEOUT)
     assert codes == [SERVER_UNAVAILABLE] * 6
+
+
+def test_test_invoke_authorizer_runs_the_module(wasm_broker):
+    iot = aws.iot(wasm_broker)
+    for password, allowed in ((PASSWORD, True), ("wrong", False)):
+        out = iot.test_invoke_authorizer(authorizerName="wasm",
+                                         mqttContext={"username": "device1", "password": password.encode(),
+                                                      "clientId": "device1"})
+        assert (out["isAuthenticated"], out["principalId"]) == (allowed, "wasmdevice" if allowed else "nobody")
+        if allowed:
+            assert [json.loads(p)["Statement"][1]["Resource"] for p in out["policyDocuments"]] == [
+                "arn:aws:iot:*:*:topic/wasm/*"]
+    with pytest.raises(ClientError) as refused:
+        iot.test_invoke_authorizer(authorizerName="runaway", mqttContext={"username": "device1",
+                                                                          "password": PASSWORD.encode()})
+    assert refused.value.response["Error"]["Code"] == "InvalidResponseException"
+    assert "ran out of fuel" in refused.value.response["Error"]["Message"]
 
 
 def test_a_module_that_imports_anything_stops_serve(start_broker, tmp_path):
