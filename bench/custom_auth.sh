@@ -267,7 +267,7 @@ def field(r, k):
 
 base = runs.get("mtls", {})
 print()
-print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | broker CPU µs per connect | load gen CPU % | function requests (ramp; warm-up) | failed |")
+print("| mode | connects/s [range] | ratio to mTLS | p50 / p99 ms | broker CPU % | broker CPU µs per connect | load gen CPU % | function requests per round: ramp (+ warm-up pass) | failed |")
 print("|---|---|---|---|---|---|---|---|---|")
 for mode, by_round in runs.items():
     rs = list(by_round.values())
@@ -278,8 +278,8 @@ for mode, by_round in runs.items():
     cpu_us = [field(r, "broker_cpu_pct") / 100 * 1e6 / float(r["msgs_per_s"]) for r in rs
               if field(r, "broker_cpu_pct") is not None and float(r["msgs_per_s"]) > 0]
     # Requests the bench's function answered, each round: during the ramp; during the warm-up pass.
-    requests = " ".join(r["auth_requests"] + (f"; {r['warmup_auth_requests']}" if "warmup_auth_requests" in r else "")
-                        for r in rs if "auth_requests" in r) or "—"
+    requests = ", ".join(r["auth_requests"] + (f" (+{r['warmup_auth_requests']})" if "warmup_auth_requests" in r else "")
+                         for r in rs if "auth_requests" in r) or "—"
     print(f"| {mode} | {statistics.median(rates):,.0f}{spread} | {med(ratios, '{:.2f}')} | "
           f"{med([field(r, 'p50_ms') for r in rs], '{:.2f}')} / {med([field(r, 'p99_ms') for r in rs], '{:.2f}')} | "
           f"{med([field(r, 'broker_cpu_pct') for r in rs], '{:.0f}')} | {med(cpu_us, '{:.0f}')} | "
