@@ -306,7 +306,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut running = bound.start(handler, Some(tls), options)?;
     let mut addresses = running.addresses().to_vec();
     addresses.extend(start_metrics(settings.metrics, &broker, &store).await?);
-    ferrocore_server::write_listeners_json(&data_dir, &addresses)?;
     let endpoint_url = running
         .addresses()
         .iter()
@@ -324,6 +323,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         endpoint_url.as_deref(),
         &identity.root_ca_path(),
     )?;
+    // Last: scripts and tests take listeners.json as the sign that the server is ready.
+    ferrocore_server::write_listeners_json(&data_dir, &addresses)?;
     for l in &addresses {
         info!(listener = %l.name, transport = %l.transport, address = %l.address, "listening");
     }
