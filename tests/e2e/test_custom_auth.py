@@ -17,10 +17,8 @@ import base64
 import http.client
 import json
 import subprocess
-from concurrent.futures import Future, InvalidStateError
 
 import pytest
-from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 import authorizers
@@ -250,44 +248,9 @@ def test_certificate_clients_never_call_the_authorizer(custom_broker, webhook, p
 # the AWS IoT Device SDK v2 for Python
 
 
-def _settle(f: Future, value=None, error: BaseException | None = None) -> None:
-    try:
-        if error is not None:
-            f.set_exception(error)
-        else:
-            f.set_result(value)
-    except InvalidStateError:
-        pass  # a later lifecycle event: the first one decided
-
-
 def sdk_pubsub(build, **kwargs) -> None:
-    """Builds an MQTT 5 client with `build(**kwargs, callbacks)`, connects, subscribes to
-    alice/<t>, publishes to it and gets the message back."""
-    connected: Future = Future()
-    stopped: Future = Future()
-    received: Future = Future()
-    client = build(
-        **kwargs,
-        on_publish_received=lambda data: _settle(received, data.publish_packet),
-        on_lifecycle_connection_success=lambda data: _settle(connected, data),
-        on_lifecycle_connection_failure=lambda data: _settle(connected, error=data.exception),
-        on_lifecycle_stopped=lambda data: _settle(stopped),
-    )
-    client.start()
-    try:
-        success = connected.result(TIMEOUT)
-        assert success.connack_packet.reason_code == mqtt5.ConnectReasonCode.SUCCESS
-        t = f"alice/{uid('sdk')}"
-        suback = client.subscribe(mqtt5.SubscribePacket(
-            subscriptions=[mqtt5.Subscription(topic_filter=t, qos=mqtt5.QoS.AT_LEAST_ONCE)])).result(TIMEOUT)
-        assert suback.reason_codes == [mqtt5.SubackReasonCode.GRANTED_QOS_1]
-        client.publish(mqtt5.PublishPacket(topic=t, payload=b"from the sdk", qos=mqtt5.QoS.AT_LEAST_ONCE)).result(
-            TIMEOUT)
-        packet = received.result(TIMEOUT)
-        assert (packet.topic, packet.payload) == (t, b"from the sdk")
-    finally:
-        client.stop()
-        stopped.result(TIMEOUT)
+    """The SDK client built by `build(**kwargs, callbacks)` round-trips a message on alice/<t>."""
+    authorizers.sdk_pubsub(build, f"alice/{uid('sdk')}", **kwargs)
 
 
 def test_sdk_direct_with_custom_authorizer(custom_broker, webhook):

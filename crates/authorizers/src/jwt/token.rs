@@ -22,7 +22,10 @@ pub(super) enum Refusal {
     NoToken,
     #[error("the token is {0} bytes; at most {MAX_TOKEN_BYTES} are accepted")]
     TooLong(usize),
-    #[error("the token is not a signed JWT with a known algorithm (alg none is never accepted)")]
+    #[error(
+        "the token is not a JWT signed with a known algorithm (unreadable, or alg none, which is \
+         never accepted)"
+    )]
     Malformed,
     #[error("the token's header has `crit` extensions, which are not supported")]
     Critical,
