@@ -148,6 +148,13 @@ impl PartialEq for SessionRef {
     }
 }
 
+/// Connections asked to re-authenticate at once after their authorizer changed
+/// ([`Broker::reauthenticate_authorizer`]); the rest follow in batches of this size.
+pub const REAUTHENTICATION_BATCH: usize = 100;
+/// The pause between two batches of [`REAUTHENTICATION_BATCH`] re-authentications: at most
+/// 1,000 connections a second go back to a changed authorizer.
+pub const REAUTHENTICATION_PAUSE: Duration = Duration::from_millis(100);
+
 pub struct Broker {
     config: BrokerConfig,
     store: Store,
@@ -456,26 +463,53 @@ impl Broker {
             .collect()
     }
 
-    /// Re-authenticates at once every open connection the custom authorizer `name` admitted,
-    /// after it changed (deactivated, deleted, updated): each connection's authenticator is
-    /// asked again with its original attempt, as at a `refresh_after`. A refusal closes the
+    /// Re-authenticates every open connection the custom authorizer `name` admitted, after it
+    /// changed (deactivated, deleted, updated): each connection's authenticator is asked
+    /// again with its original attempt, as at a `refresh_after`. A refusal closes the
     /// connection (MQTT 5: DISCONNECT 0x87, lifecycle `AUTH_ERROR`, no will); a grant puts its
     /// policies in force. Call it once the change is visible to the authenticator (and any
     /// cached answer of the authorizer is forgotten). Returns how many connections are asked
     /// about; the answers arrive asynchronously.
+    ///
+    /// The first [`REAUTHENTICATION_BATCH`] connections are asked at once, the others in
+    /// batches of that size every [`REAUTHENTICATION_PAUSE`], so that a change of an
+    /// authorizer with many connections does not send them all to it at the same moment
+    /// (where its call slots and timeout would refuse, and so close, most of them).
     pub fn reauthenticate_authorizer(&self, name: &str) -> usize {
         let conns = self.connections_depending_on(&[Dependency::Authorizer(name.to_owned())]);
-        for conn in &conns {
-            conn.0.reauthenticate();
+        let count = conns.len();
+        let mut batches: Vec<Vec<OpenConnection>> = conns
+            .chunks(REAUTHENTICATION_BATCH)
+            .map(<[OpenConnection]>::to_vec)
+            .collect();
+        let later = batches.split_off(batches.len().min(1));
+        let ask = |batch: Vec<OpenConnection>| {
+            for conn in &batch {
+                conn.0.reauthenticate();
+            }
+        };
+        batches.into_iter().for_each(ask);
+        if !later.is_empty() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        for batch in later {
+                            tokio::time::sleep(REAUTHENTICATION_PAUSE).await;
+                            ask(batch);
+                        }
+                    });
+                }
+                Err(_) => later.into_iter().for_each(ask),
+            }
         }
-        if !conns.is_empty() {
+        if count > 0 {
             tracing::info!(
                 authorizer = name,
-                connections = conns.len(),
+                connections = count,
                 "re-authenticating the connections of a changed custom authorizer"
             );
         }
-        conns.len()
+        count
     }
 
     /// Puts `grant` in force on an open connection: its publishes, subscribes and deliveries

@@ -685,3 +685,32 @@ async fn principal_id_claims_and_context_decide_in_the_returned_policies() {
     assert_eq!(h.authorizer.calls(), 2);
     assert_eq!(c.publish("alice/temp", 3).await, reason::NOT_AUTHORIZED);
 }
+
+#[tokio::test]
+async fn many_connections_go_back_to_a_changed_authorizer_in_paced_batches() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let mut clients = Vec::new();
+    for i in 0..250 {
+        let (c, ack) = connect(
+            &h.broker,
+            listener(true, false),
+            connect_packet(ProtocolVersion::V5, &format!("alice-{i}"), "alice", b"pw"),
+        )
+        .await;
+        assert_eq!(ack.code, reason::SUCCESS);
+        clients.push(c);
+    }
+    assert_eq!(h.authorizer.calls(), 250);
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 250);
+    let batch = ferrocore_broker::REAUTHENTICATION_BATCH;
+    let pause = ferrocore_broker::REAUTHENTICATION_PAUSE;
+    tokio::time::sleep(pause / 2).await;
+    assert_eq!(h.authorizer.calls(), 250 + batch, "the first batch at once");
+    tokio::time::sleep(pause).await;
+    assert_eq!(h.authorizer.calls(), 250 + 2 * batch);
+    tokio::time::sleep(pause).await;
+    assert_eq!(h.authorizer.calls(), 500, "then the rest");
+    for c in &mut clients {
+        assert!(c.try_recv(Duration::from_millis(1)).await.is_none(), "still connected");
+    }
+}

@@ -7,15 +7,20 @@
 //! 2. with signing enabled, requires the token and its signature and verifies the signature
 //!    with the authorizer's keys before the function is called (as AWS does);
 //! 3. answers from the cache if it can (see below);
-//! 4. refuses at once while the authorizer's circuit breaker is open (after
+//! 4. waits for one of the authorizer's [`InvokerConfig::max_concurrent_calls`] call slots,
+//!    so that a burst (devices reconnecting after a restart, every connection of a changed
+//!    authorizer asking again) is served in turn instead of refused; [`Denial::Busy`] when
+//!    none frees up within [`InvokerConfig::timeout`];
+//! 5. refuses at once while the authorizer's circuit breaker is open (after
 //!    [`InvokerConfig::breaker_failures`] consecutive failures, for
-//!    [`InvokerConfig::breaker_cool_down`]), and when
-//!    [`InvokerConfig::max_concurrent_calls`] calls of this authorizer are already in flight
-//!    (refused rather than queued, so a slow authorizer cannot pile up connections);
-//! 5. calls the function with the request JSON, within [`InvokerConfig::timeout`] (5 s by
-//!    default: AWS's limit on a Lambda authorizer), and validates its answer with
+//!    [`InvokerConfig::breaker_cool_down`]);
+//! 6. calls the function with the request JSON, and validates its answer with
 //!    [`AuthorizerAnswer::from_json_with`]: AWS's rules, or [`AnswerRules::BuiltIn`] when
 //!    the function [is built in](AuthorizerFunction::is_built_in).
+//!
+//! Steps 4 to 6 together take at most [`InvokerConfig::timeout`] (5 s by default: AWS's
+//! limit on a Lambda authorizer): a slow or hung function denies in bounded time, and never
+//! holds more than its call slots.
 //!
 //! **The function** ([`AuthorizerFunction`]) is named by the record's
 //! `authorizerFunctionArn`: an `http(s)://` URL is a [`Webhook`]; `ferrocore:function/<name>`
@@ -161,7 +166,7 @@ pub enum Denial {
     Timeout(Duration),
     #[error("the function's answer is invalid: {0}")]
     InvalidAnswer(AnswerError),
-    #[error("the authorizer already has {0} calls in flight")]
+    #[error("the authorizer's {0} call slots stayed busy for the whole timeout")]
     Busy(usize),
     #[error(
         "the authorizer failed {0} times in a row; it is not called again until its cool-down ends"
@@ -395,21 +400,25 @@ impl AuthorizerInvoker {
             return Ok(answer);
         }
 
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout_at(deadline, Arc::clone(&slot.permits).acquire_owned()).await
+        else {
+            return Err(Denial::Busy(self.config.max_concurrent_calls));
+        };
+        // Checked once a slot is ours, so that waiting requests see a breaker that opened
+        // while they waited.
         slot.breaker
             .lock()
             .admit(self.clock.now())
             .map_err(Denial::CircuitOpen)?;
-        let Ok(_permit) = Arc::clone(&slot.permits).try_acquire_owned() else {
-            return Err(Denial::Busy(self.config.max_concurrent_calls));
-        };
         let event = request.to_json();
         let rules = if function.is_built_in() {
             AnswerRules::BuiltIn
         } else {
             AnswerRules::Aws
         };
-        let outcome = match tokio::time::timeout(self.config.timeout, function.invoke(&event)).await
-        {
+        let outcome = match tokio::time::timeout_at(deadline, function.invoke(&event)).await {
             Err(_) => Err(Denial::Timeout(self.config.timeout)),
             Ok(Err(error)) => Err(Denial::Function(error)),
             Ok(Ok(body)) => AuthorizerAnswer::from_json_with(&body, rules)

@@ -456,8 +456,8 @@ async fn lambda_and_undeclared_functions_deny() {
     );
 }
 
-#[tokio::test]
-async fn concurrency_is_bounded_without_queueing() {
+#[tokio::test(start_paused = true)]
+async fn concurrent_calls_wait_for_a_slot_within_the_timeout() {
     let gate = Arc::new(Notify::new());
     let fake = Arc::new(FakeFunction {
         calls: AtomicUsize::new(0),
@@ -467,35 +467,48 @@ async fn concurrency_is_bounded_without_queueing() {
     });
     let config = InvokerConfig {
         max_concurrent_calls: 1,
+        timeout: Duration::from_secs(5),
         ..InvokerConfig::default()
     };
     let (invoker, _clock) = invoker_with(config, &fake);
     let invoker = Arc::new(invoker);
     let authorizer = record("auth", FAKE);
-    let first = {
+    let spawn = |token: &'static str| {
         let invoker = Arc::clone(&invoker);
         let authorizer = authorizer.clone();
-        tokio::spawn(async move { invoker.authorize(&authorizer, request("a"), None).await })
+        tokio::spawn(async move { invoker.authorize(&authorizer, request(token), None).await })
     };
+    let first = spawn("a");
     while fake.calls() == 0 {
         tokio::task::yield_now().await;
     }
-    let denial = invoker
-        .authorize(&authorizer, request("b"), None)
-        .await
-        .unwrap_err();
-    assert_eq!(denial, Denial::Busy(1));
+    // The second waits for the first's slot instead of being refused.
+    let second = spawn("b");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fake.calls(), 1, "one call at a time");
     gate.notify_one();
     assert!(first.await.unwrap().unwrap().authenticated);
-    // The permit is back: the next call goes out.
+    while fake.calls() < 2 {
+        tokio::task::yield_now().await;
+    }
     gate.notify_one();
-    assert!(
-        invoker
-            .authorize(&authorizer, request("c"), None)
-            .await
-            .unwrap()
-            .authenticated
-    );
+    assert!(second.await.unwrap().unwrap().authenticated);
+
+    // A slot that stays busy for the whole timeout: the waiting call is refused as busy,
+    // the hung one times out.
+    let hung = spawn("c");
+    while fake.calls() < 3 {
+        tokio::task::yield_now().await;
+    }
+    let waiting = invoker
+        .authorize(&authorizer, request("d"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(waiting, Denial::Busy(1));
+    assert!(matches!(hung.await.unwrap(), Err(Denial::Timeout(_))));
+    assert_eq!(fake.calls(), 3);
 }
 
 #[tokio::test]
