@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{constant_time, digest};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ferrocore_identity::custom_auth::invoke::InvokeFuture;
@@ -152,6 +152,35 @@ struct Users {
     /// Verified against when the user is unknown, so that it takes as long.
     decoy: Option<PasswordHash>,
     stamp: Option<Stamp>,
+    /// Per user, the SHA-256 of the password that last verified against this version of
+    /// the file: an open connection's refresh (every `refresh_after`) then costs a digest,
+    /// not a deliberately slow hash. At most one entry per user of the file; a reload starts
+    /// with none.
+    verified: Mutex<HashMap<String, digest::Digest>>,
+}
+
+impl Users {
+    /// Whether `password` is `username`'s (false for unknown users, after the decoy's cost).
+    fn verify(&self, username: &str, password: &[u8]) -> bool {
+        let Some(hash) = self.hashes.get(username) else {
+            if let Some(decoy) = &self.decoy {
+                decoy.verify(password);
+            }
+            return false;
+        };
+        let presented = digest::digest(&digest::SHA256, password);
+        let remembered = self.verified.lock().get(username).is_some_and(|known| {
+            constant_time::verify_slices_are_equal(known.as_ref(), presented.as_ref()).is_ok()
+        });
+        if remembered {
+            return true;
+        }
+        let verified = hash.verify(password);
+        if verified {
+            self.verified.lock().insert(username.to_owned(), presented);
+        }
+        verified
+    }
 }
 
 /// When a file last changed, as far as we can tell cheaply.
@@ -214,6 +243,7 @@ fn load_users(path: &Path) -> Result<Users, String> {
         hashes,
         decoy: first,
         stamp,
+        verified: Mutex::new(HashMap::new()),
     })
 }
 
@@ -326,16 +356,7 @@ impl Inner {
             return denied("anonymous");
         };
         let principal = principal_id(&credentials.username);
-        let verified = match users.hashes.get(&credentials.username) {
-            Some(hash) => hash.verify(&credentials.password),
-            None => {
-                if let Some(decoy) = &users.decoy {
-                    decoy.verify(&credentials.password);
-                }
-                false
-            }
-        };
-        if !verified {
+        if !users.verify(&credentials.username, &credentials.password) {
             tracing::debug!(username = %credentials.username, "password authorizer: refused");
             return denied(&principal);
         }
@@ -410,10 +431,12 @@ impl Inner {
                 Err(e) => {
                     tracing::error!(file = %path.display(), "password file not reloaded, the previous one stays in force: {e}");
                     // Not again until it changes once more.
+                    let verified = state.users.verified.lock().clone();
                     state.users = Arc::new(Users {
                         hashes: state.users.hashes.clone(),
                         decoy: state.users.decoy.clone(),
                         stamp: stamp(path),
+                        verified: Mutex::new(verified),
                     });
                 }
             }

@@ -577,3 +577,25 @@ fn principals() {
         assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 }
+
+#[tokio::test]
+async fn a_changed_password_is_checked_again_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("passwd"), MOSQUITTO_PASSWD).unwrap();
+    std::fs::write(dir.path().join("acl"), EXAMPLE_ACL).unwrap();
+    let f = function(dir.path(), &[]);
+    for _ in 0..2 {
+        // The second answer comes from the remembered verification.
+        let ok = call(&f, &request("alice", "secret pw", "c1")).await;
+        assert_eq!(ok["isAuthenticated"], true);
+    }
+    let wrong = call(&f, &request("alice", "secret pw!", "c1")).await;
+    assert_eq!(wrong["isAuthenticated"], false, "only the remembered password");
+
+    let argon = hash_argon2id(b"rotated").unwrap();
+    std::fs::write(dir.path().join("passwd"), format!("alice:{argon}\n")).unwrap();
+    let old = call(&f, &request("alice", "secret pw", "c1")).await;
+    assert_eq!(old["isAuthenticated"], false, "the old password after the change");
+    let new = call(&f, &request("alice", "rotated", "c1")).await;
+    assert_eq!(new["isAuthenticated"], true);
+}
