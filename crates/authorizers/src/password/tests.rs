@@ -590,12 +590,18 @@ async fn a_changed_password_is_checked_again_after_a_reload() {
         assert_eq!(ok["isAuthenticated"], true);
     }
     let wrong = call(&f, &request("alice", "secret pw!", "c1")).await;
-    assert_eq!(wrong["isAuthenticated"], false, "only the remembered password");
+    assert_eq!(
+        wrong["isAuthenticated"], false,
+        "only the remembered password"
+    );
 
     let argon = hash_argon2id(b"rotated").unwrap();
     std::fs::write(dir.path().join("passwd"), format!("alice:{argon}\n")).unwrap();
     let old = call(&f, &request("alice", "secret pw", "c1")).await;
-    assert_eq!(old["isAuthenticated"], false, "the old password after the change");
+    assert_eq!(
+        old["isAuthenticated"], false,
+        "the old password after the change"
+    );
     let new = call(&f, &request("alice", "rotated", "c1")).await;
     assert_eq!(new["isAuthenticated"], true);
 }
