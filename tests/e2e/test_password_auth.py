@@ -10,6 +10,7 @@ own; a wrong password is refused (0x87 / 5); the files are read again when they 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -19,6 +20,7 @@ import aws
 import mqttraw
 from brokers import ferrocore_bin
 from clients import WAIT, tls_context, uid
+from pki import ACCOUNT, REGION
 from test_custom_auth import LEGACY_LISTENER, mosquitto, observer, paho_tls
 
 pytestmark = pytest.mark.ferrocore_only
@@ -180,3 +182,40 @@ def test_files_edited_while_running_take_effect(pw_broker, files):
     assert seen == {f"carol/{t}/still"}, seen
     assert "carol pw" not in b.log() and "$7$" not in b.log()
     watch.close()
+
+
+def test_a_changed_named_policy_applies_to_open_connections_at_once(start_broker, files):
+    """The function's named `policies` are looked up when it answers; a new default version of
+    one re-authenticates the connections of authorizers with built-in functions at once, so
+    an open connection gets the new permissions without reconnecting or waiting for its
+    refresh (refresh_after is an hour here)."""
+    pw, acl = files
+    config = LEGACY_LISTENER + (
+        f'\n[[authorizer_function]]\nname = "{FUNCTION}"\nkind = "password"\n'
+        f'password_file = "{pw}"\nacl_file = "{acl}"\npolicies = ["Extra"]\nrefresh_after = 3600\n'
+    )
+    b = start_broker(tls_anonymous=False, config=config)
+    iot = aws.iot(b)
+
+    def extra(topic: str) -> str:
+        return json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/extra/{topic}"},
+        ]})
+
+    iot.create_policy(policyName="Extra", policyDocument=extra("one"))
+    iot.create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=f"ferrocore:function/{FUNCTION}",
+                          signingDisabled=True, status="ACTIVE")
+    iot.set_default_authorizer(authorizerName=AUTHORIZER)
+    c = mqttraw.RawClient(b.host, b.listener_port("legacy"), tls=tls_context(b, None), timeout=TIMEOUT)
+    try:
+        assert c.connect(uid("extra"), username="alice", password=b"alice pw").reason == 0
+        assert c.publish("extra/one", qos=1).reason == 0
+        assert c.publish("extra/two", qos=1).reason == NOT_AUTHORIZED_V5
+        iot.create_policy_version(policyName="Extra", policyDocument=extra("two"), setAsDefault=True)
+        deadline = time.monotonic() + TIMEOUT
+        while c.publish("extra/two", qos=1).reason != 0:
+            assert time.monotonic() < deadline, "the new policy version never reached the open connection"
+            time.sleep(0.05)
+        assert c.publish("extra/one", qos=1).reason == NOT_AUTHORIZED_V5
+    finally:
+        c.close()

@@ -37,7 +37,7 @@
 //! Logs name the authorizer, the connection id and the reason; never the token, the
 //! signature or the password (the reasons of [`Denial`] and [`CredentialError`] hold none).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,7 +50,9 @@ use ferrocore_identity::custom_auth::{
     AuthorizerAnswer, AuthorizerInvoker, AuthorizerRequest, CredentialError, CustomAuthParams,
     Denial, HttpContext, MqttContext, MqttUsername, TlsContext,
 };
-use ferrocore_identity::registry::{AuthorizerRecord, Change, Registry};
+use ferrocore_identity::registry::{
+    AuthorizerFunction as NamedFunction, AuthorizerRecord, Change, Registry,
+};
 use parking_lot::Mutex;
 use tracing::debug;
 
@@ -149,6 +151,10 @@ impl CustomAuthenticator for RegistryAuthenticator {
 /// A change of the account's default authorizer re-authenticates the connections the
 /// previous default admitted: those that named no authorizer are decided by the new default
 /// (or refused when there is none); those that named it get its cached answer again.
+///
+/// A change of a named policy does the same for the authorizers with a built-in function,
+/// whose answers carry named policies' documents (role mappings, `policies` options): their
+/// connections get the policy's new default version at once, not at their next refresh.
 pub fn watch_authorizers(
     registry: &Registry,
     invoker: &Arc<AuthorizerInvoker>,
@@ -156,32 +162,68 @@ pub fn watch_authorizers(
 ) {
     let invoker = Arc::downgrade(invoker);
     let broker = Arc::downgrade(broker);
-    let previous_default = Mutex::new(
-        registry.read(|state| state.default_authorizer().map(|record| record.name.clone())),
-    );
+    let (default, built_in) = registry.read(|state| {
+        let built_in: HashSet<String> = state
+            .authorizers
+            .values()
+            .filter(|record| has_built_in_function(record))
+            .map(|record| record.name.clone())
+            .collect();
+        let default = state.default_authorizer().map(|record| record.name.clone());
+        (default, built_in)
+    });
+    let previous_default = Mutex::new(default);
+    let built_in = Mutex::new(built_in);
+    let ask_again = {
+        let broker = broker.clone();
+        move |name: &str| {
+            if let Some(invoker) = invoker.upgrade() {
+                invoker.forget(name);
+            }
+            if let Some(broker) = broker.upgrade() {
+                broker.reauthenticate_authorizer(name);
+            }
+        }
+    };
     registry.subscribe(Arc::new(move |changes: &[Change]| {
         for change in changes {
             match change {
-                Change::Authorizer { name, .. } => {
-                    if let Some(invoker) = invoker.upgrade() {
-                        invoker.forget(name);
-                    }
-                    if let Some(broker) = broker.upgrade() {
-                        broker.reauthenticate_authorizer(name);
-                    }
+                Change::Authorizer { name, new } => {
+                    let mut built_in = built_in.lock();
+                    match new {
+                        Some(record) if has_built_in_function(record) => {
+                            built_in.insert(name.clone())
+                        }
+                        _ => built_in.remove(name),
+                    };
+                    drop(built_in);
+                    ask_again(name);
                 }
                 Change::DefaultAuthorizer { new } => {
                     let previous = std::mem::replace(&mut *previous_default.lock(), new.clone());
-                    if let (Some(previous), Some(broker)) = (previous, broker.upgrade())
+                    if let Some(previous) = previous
                         && Some(&previous) != new.as_ref()
                     {
-                        broker.reauthenticate_authorizer(&previous);
+                        // The cached answers stay good: the authorizer itself did not change.
+                        if let Some(broker) = broker.upgrade() {
+                            broker.reauthenticate_authorizer(&previous);
+                        }
+                    }
+                }
+                Change::Policy { .. } => {
+                    let names: Vec<String> = built_in.lock().iter().cloned().collect();
+                    for name in &names {
+                        ask_again(name);
                     }
                 }
                 _ => {}
             }
         }
     }));
+}
+
+fn has_built_in_function(record: &AuthorizerRecord) -> bool {
+    matches!(record.function(), Ok(NamedFunction::BuiltIn(_)))
 }
 
 /// Where a connection's custom-authentication parameters are: the WebSocket upgrade request
