@@ -742,6 +742,38 @@ async fn cache_is_bounded() {
 }
 
 #[tokio::test]
+async fn a_full_cache_evicts_the_answers_expiring_soonest_in_batches() {
+    let fake = FakeFunction::new(Ok(ALLOW));
+    let config = InvokerConfig {
+        max_cached_answers: 16,
+        ..InvokerConfig::default()
+    };
+    let (invoker, clock) = invoker_with(config, &fake);
+    let authorizer = record("auth", FAKE);
+    let tokens: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+    for token in &tokens {
+        invoker
+            .authorize(&authorizer, request(token), None)
+            .await
+            .unwrap();
+        // Later answers expire later.
+        clock.advance(Duration::from_secs(1));
+    }
+    assert!(invoker.cache.lock().len() <= 16);
+    let calls = fake.calls();
+    invoker
+        .authorize(&authorizer, request("t39"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), calls, "the newest answer is still cached");
+    invoker
+        .authorize(&authorizer, request("t0"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), calls + 1, "the oldest went first");
+}
+
+#[tokio::test]
 async fn built_in_answers_get_the_built_in_rules() {
     let short = r#"{"isAuthenticated": true, "principalId": "client-1",
         "disconnectAfterInSeconds": 1, "refreshAfterInSeconds": 1,
