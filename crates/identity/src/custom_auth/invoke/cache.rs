@@ -53,8 +53,8 @@ impl AnswerCache {
 
     /// Keeps `answer` of `authorizer`, given at `now`, under `key` until `expires`. When full,
     /// expired entries go first, else the eighth of the entries expiring soonest: one scan
-    /// makes room for many inserts, so a full cache under a stream of new devices costs
-    /// O(log n) per insert, not a scan each.
+    /// makes room for many inserts, so a full cache under a stream of new devices costs a
+    /// constant amortized amount per insert, not a scan each.
     pub(super) fn insert(
         &mut self,
         key: CacheKey,
