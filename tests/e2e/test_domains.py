@@ -238,3 +238,55 @@ def test_domain_default_authorizer_override_and_protocols(start_broker, tmp_path
     with pytest.raises(mqttraw.Closed):
         connack("alice")
     assert connack("alice", sni=None) == NOT_AUTHORIZED, "other names are not affected"
+
+
+class Refuser(authorizers.Webhook):
+    """Refuses everyone."""
+
+    def reply(self, event: dict) -> tuple[int, dict]:
+        return 200, {"isAuthenticated": False, "principalId": "nobody"}
+
+
+def test_a_domain_change_reaches_the_connections_open_to_it(start_broker, tmp_path, webhook):
+    """Open connections follow their domain: another default authorizer asks it about them at
+    once (here one that refuses: DISCONNECT 0x87), and disabling the domain closes them."""
+    refuser = Refuser()
+    try:
+        b = start_broker(tls_anonymous=False)
+        iot, acm = aws.iot(b), aws.client(b, "acm")
+        iot.create_authorizer(authorizerName="hook", authorizerFunctionArn=webhook.url, signingDisabled=True,
+                              status="ACTIVE")
+        iot.create_authorizer(authorizerName="refuser", authorizerFunctionArn=refuser.url, signingDisabled=True,
+                              status="ACTIVE")
+        cert, key = server_certificate(tmp_path, "domain")
+        arn = acm.import_certificate(Certificate=cert.read_bytes(), PrivateKey=key.read_bytes())["CertificateArn"]
+        iot.create_domain_configuration(
+            domainConfigurationName="custom", domainName=DOMAIN, serverCertificateArns=[arn],
+            authorizerConfig={"defaultAuthorizerName": "hook", "allowAuthorizerOverride": False})
+        trusting = tls_context(b, ["mqtt"])
+        trusting.load_verify_locations(cafile=str(cert))
+
+        def connected() -> mqttraw.RawClient:
+            c = mqttraw.RawClient("127.0.0.1", b.listener_port("https"), version=5, tls=trusting,
+                                  server_hostname=DOMAIN, timeout=TIMEOUT)
+            assert c.connect(uid("dom"), username="alice", password=b"pw").reason == 0
+            return c
+
+        def closed_not_authorized(c: mqttraw.RawClient) -> bool:
+            return [p.reason for p in c.wait_closed(TIMEOUT) if p.type == mqttraw.DISCONNECT] == [NOT_AUTHORIZED]
+
+        c = connected()
+        iot.update_domain_configuration(domainConfigurationName="custom",
+                                        authorizerConfig={"defaultAuthorizerName": "refuser",
+                                                          "allowAuthorizerOverride": False})
+        assert closed_not_authorized(c), "the new default authorizer decides the open connection"
+        assert refuser.events, "asked"
+
+        iot.update_domain_configuration(domainConfigurationName="custom",
+                                        authorizerConfig={"defaultAuthorizerName": "hook",
+                                                          "allowAuthorizerOverride": False})
+        c = connected()
+        iot.update_domain_configuration(domainConfigurationName="custom", domainConfigurationStatus="DISABLED")
+        assert closed_not_authorized(c), "a disabled domain's connections are closed"
+    finally:
+        refuser.close()

@@ -60,6 +60,10 @@ pub enum Dependency {
     /// A custom authorizer's name: its change (deactivated, deleted, updated) re-authenticates
     /// the connections it admitted ([`crate::Broker::reauthenticate_authorizer`]).
     Authorizer(String),
+    /// The TLS server name (SNI, lowercase) the client connected to: its domain
+    /// configuration's change reaches the connection ([`crate::Broker::server_name_changed`]).
+    /// Every indexed connection with a server name is filed under it.
+    ServerName(String),
 }
 
 /// The policies in force for a device and the thing context they are decided in, as the
@@ -634,8 +638,12 @@ impl ConnectionIndex {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Files `principal` under exactly `deps` (replacing what it was filed under).
+    /// Files `principal` under exactly `deps` (replacing what it was filed under), and under
+    /// its server name.
     pub fn set(&self, principal: &Arc<Principal>, mut deps: Vec<Dependency>) {
+        if let Some(name) = &principal.base.domain_name {
+            deps.push(Dependency::ServerName(name.to_ascii_lowercase()));
+        }
         deps.sort();
         deps.dedup();
         let mut by_key = self.by_key.lock();

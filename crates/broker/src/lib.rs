@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::auth::{Authz, ConnectionIndex, DenialCounters, Principal};
+use crate::auth::{Authz, ConnectionIndex, DenialCounters, Identity, Principal};
 use crate::events::{Announcement, PresenceVersions};
 use crate::message::{Message, unix_ms};
 use crate::session::{Delivery, Enqueued, LastDisconnect, Session, SessionLimits};
@@ -146,6 +146,17 @@ impl PartialEq for SessionRef {
     fn eq(&self, other: &Self) -> bool {
         self.0.key == other.0.key
     }
+}
+
+/// What a change of a domain configuration does to the connections made to its domain name
+/// ([`Broker::server_name_changed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainChange {
+    /// Close them: the domain is disabled or deleted, or its allowed authentication types or
+    /// protocols changed.
+    Close,
+    /// Ask their custom authorizer again: the domain's default authorizer changed.
+    Reauthenticate,
 }
 
 /// Connections asked to re-authenticate at once after their authorizer changed
@@ -478,6 +489,20 @@ impl Broker {
     pub fn reauthenticate_authorizer(&self, name: &str) -> usize {
         let conns = self.connections_depending_on(&[Dependency::Authorizer(name.to_owned())]);
         let count = conns.len();
+        self.reauthenticate_paced(conns);
+        if count > 0 {
+            tracing::info!(
+                authorizer = name,
+                connections = count,
+                "re-authenticating the connections of a changed custom authorizer"
+            );
+        }
+        count
+    }
+
+    /// Asks `conns` to re-authenticate: the first [`REAUTHENTICATION_BATCH`] at once, the
+    /// others in batches of that size every [`REAUTHENTICATION_PAUSE`].
+    fn reauthenticate_paced(&self, conns: Vec<OpenConnection>) {
         let mut batches: Vec<Vec<OpenConnection>> = conns
             .chunks(REAUTHENTICATION_BATCH)
             .map(<[OpenConnection]>::to_vec)
@@ -502,14 +527,37 @@ impl Broker {
                 Err(_) => later.into_iter().for_each(ask),
             }
         }
-        if count > 0 {
-            tracing::info!(
-                authorizer = name,
-                connections = count,
-                "re-authenticating the connections of a changed custom authorizer"
-            );
+    }
+
+    /// Applies a change of the domain configuration of `server_name` (a TLS server name) to the
+    /// open connections made to it: [`DomainChange::Close`] closes them (MQTT 5: DISCONNECT
+    /// 0x87, lifecycle `AUTH_ERROR`, no will), as when the domain is disabled or its allowed
+    /// authentication or protocols changed, so that they connect again under the new rules;
+    /// [`DomainChange::Reauthenticate`] asks the custom-authenticated ones again (paced like
+    /// [`Broker::reauthenticate_authorizer`]), as when its default authorizer changed. Returns
+    /// how many connections it concerned.
+    pub fn server_name_changed(&self, server_name: &str, change: DomainChange) -> usize {
+        let conns = self
+            .connections_depending_on(&[Dependency::ServerName(server_name.to_ascii_lowercase())]);
+        match change {
+            DomainChange::Close => {
+                for conn in &conns {
+                    conn.0.kick().fire(reason::NOT_AUTHORIZED);
+                }
+            }
+            DomainChange::Reauthenticate => {
+                let custom = conns
+                    .iter()
+                    .filter(|conn| matches!(conn.0.identity, Identity::Custom(_)))
+                    .cloned()
+                    .collect();
+                self.reauthenticate_paced(custom);
+            }
         }
-        count
+        if !conns.is_empty() {
+            tracing::info!(server_name, connections = conns.len(), ?change, "a domain configuration changed");
+        }
+        conns.len()
     }
 
     /// Puts `grant` in force on an open connection: its publishes, subscribes and deliveries

@@ -265,6 +265,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     // Domain configurations: certificates by SNI, replaced when the registry changes.
     ferrocore_server::domains::watch_domains(&registry, &tls);
+    ferrocore_server::domains::watch_domain_connections(&registry, &broker);
     spawn_tls_reload_on_sighup(
         tls.clone(),
         data_dir.clone(),

@@ -22,14 +22,22 @@
 //! restricted by a domain, so the control plane stays reachable under every name.
 //! - [`domain_authorizer`] gives custom authentication the domain's default authorizer and
 //!   refuses a client naming another one when the domain does not allow overriding it.
+//! - [`watch_domain_connections`] applies a domain's change to the connections already open
+//!   to its name: disabled or deleted, or other allowed authentication types or protocols,
+//!   closes them (they connect again under the new rules); another default authorizer or
+//!   override rule asks their custom authorizer again. Changes of certificates or TLS
+//!   settings leave them alone (their handshake is done), and so do changes of the built-in
+//!   `iot:Data-ATS` domain.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ferrocore_broker::{Broker, DomainChange};
 use ferrocore_identity::registry::{
     ApplicationProtocol, AuthenticationType, Change, DEFAULT_ENDPOINT_DOMAIN,
     DomainConfigurationRecord, Registry, RegistryState,
 };
+use parking_lot::Mutex;
 use tracing::warn;
 
 use crate::tls::{DomainEntry, Domains, TlsState};
@@ -137,6 +145,84 @@ pub fn watch_domains(registry: &Arc<Registry>, tls: &Arc<TlsState>) {
             (relevant, weak_registry.upgrade(), weak_tls.upgrade())
         {
             tls.set_domains(registry.read(domains_of));
+        }
+    }));
+}
+
+/// What of a domain configuration decides its open connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConnectionRules {
+    domain_name: String,
+    enabled: bool,
+    authentication_type: AuthenticationType,
+    application_protocol: ApplicationProtocol,
+    default_authorizer: Option<String>,
+    allow_override: bool,
+}
+
+impl ConnectionRules {
+    /// `None` for the built-in endpoint (no domain name of its own).
+    fn of(d: &DomainConfigurationRecord) -> Option<ConnectionRules> {
+        Some(ConnectionRules {
+            domain_name: d.domain_name.clone()?,
+            enabled: d.is_enabled(),
+            authentication_type: d.authentication_type,
+            application_protocol: d.application_protocol,
+            default_authorizer: d.default_authorizer().map(str::to_owned),
+            allow_override: d.allows_authorizer_override(),
+        })
+    }
+
+    /// What going from `old` to `new` does to the connections open to `old`'s name.
+    fn change(old: &ConnectionRules, new: Option<&ConnectionRules>) -> Option<DomainChange> {
+        if !old.enabled {
+            // A disabled domain's name refuses handshakes: nothing is open to it.
+            return None;
+        }
+        let Some(new) = new.filter(|new| new.enabled && new.domain_name == old.domain_name) else {
+            return Some(DomainChange::Close);
+        };
+        if (old.authentication_type, old.application_protocol)
+            != (new.authentication_type, new.application_protocol)
+        {
+            Some(DomainChange::Close)
+        } else if (&old.default_authorizer, old.allow_override)
+            != (&new.default_authorizer, new.allow_override)
+        {
+            Some(DomainChange::Reauthenticate)
+        } else {
+            None
+        }
+    }
+}
+
+/// Applies every change of a domain configuration to the connections open to its domain
+/// name (see the module's documentation); runs in the registry's listener.
+pub fn watch_domain_connections(registry: &Registry, broker: &Arc<Broker>) {
+    let rules: HashMap<String, ConnectionRules> = registry.read(|state| {
+        state
+            .domain_configurations
+            .values()
+            .filter_map(|d| Some((d.name.clone(), ConnectionRules::of(d)?)))
+            .collect()
+    });
+    let rules = Mutex::new(rules);
+    let broker = Arc::downgrade(broker);
+    registry.subscribe(Arc::new(move |changes: &[Change]| {
+        for change in changes {
+            let Change::DomainConfiguration { name, new } = change else {
+                continue;
+            };
+            let new = new.as_ref().and_then(ConnectionRules::of);
+            let old = match &new {
+                Some(new) => rules.lock().insert(name.clone(), new.clone()),
+                None => rules.lock().remove(name),
+            };
+            if let (Some(old), Some(broker)) = (old, broker.upgrade())
+                && let Some(change) = ConnectionRules::change(&old, new.as_ref())
+            {
+                broker.server_name_changed(&old.domain_name, change);
+            }
         }
     }));
 }
@@ -318,5 +404,60 @@ mod tests {
         assert!(entry(A::Default, P::Https).mqtt_access(false).is_err());
         assert!(entry(A::Default, P::Https).mqtt_access(true).is_err());
         assert!(entry(A::AwsSigv4, P::Default).mqtt_access(true).is_err());
+    }
+
+    #[test]
+    fn a_domain_change_closes_or_reauthenticates_its_connections() {
+        let rules = ConnectionRules {
+            domain_name: "iot.example.test".into(),
+            enabled: true,
+            authentication_type: AuthenticationType::Default,
+            application_protocol: ApplicationProtocol::Default,
+            default_authorizer: Some("a".into()),
+            allow_override: false,
+        };
+        let with = |f: &dyn Fn(&mut ConnectionRules)| {
+            let mut r = rules.clone();
+            f(&mut r);
+            r
+        };
+        let change = |new: &ConnectionRules| ConnectionRules::change(&rules, Some(new));
+        assert_eq!(
+            change(&rules),
+            None,
+            "nothing that decides connections changed"
+        );
+        assert_eq!(
+            ConnectionRules::change(&rules, None),
+            Some(DomainChange::Close),
+            "deleted"
+        );
+        assert_eq!(
+            change(&with(&|r| r.enabled = false)),
+            Some(DomainChange::Close)
+        );
+        assert_eq!(
+            change(&with(
+                &|r| r.authentication_type = AuthenticationType::AwsX509
+            )),
+            Some(DomainChange::Close)
+        );
+        assert_eq!(
+            change(&with(
+                &|r| r.application_protocol = ApplicationProtocol::MqttWss
+            )),
+            Some(DomainChange::Close)
+        );
+        assert_eq!(
+            change(&with(&|r| r.default_authorizer = Some("b".into()))),
+            Some(DomainChange::Reauthenticate)
+        );
+        assert_eq!(
+            change(&with(&|r| r.allow_override = true)),
+            Some(DomainChange::Reauthenticate)
+        );
+        let disabled = with(&|r| r.enabled = false);
+        assert_eq!(ConnectionRules::change(&disabled, Some(&rules)), None);
+        assert_eq!(ConnectionRules::change(&disabled, None), None);
     }
 }
