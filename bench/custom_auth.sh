@@ -63,7 +63,7 @@ read -r -a bench_args <<<"${BENCH_ARGS:-}"
 bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
 python=$repo/.venv/bin/python
 
-say() { printf '%s\n' "$*" >&2; }
+. "$repo/bench/lib.sh"
 
 for m in "${modes[@]}"; do
     case $m in
@@ -72,33 +72,9 @@ for m in "${modes[@]}"; do
     esac
 done
 [ -x "$python" ] || { say "no $python: create the venv (scripts/test does)"; exit 1; }
-if [ "${NO_BUILD:-0}" != 1 ] && [ -z "${FERROCORE_BIN:-}" ]; then
-    (cd "$repo" && cargo build --release -q -p ferrocore)
-fi
-[ -x "$bin" ] || { say "no ferrocore binary at $bin"; exit 1; }
+ensure_binary
 
-work=$(mktemp -d /tmp/ferrocore-custom-auth-bench.XXXXXX)
-serve_pid=""
-
-# Ends the server this script started (and only it), waiting up to 10 s before SIGKILL.
-end_serve() {
-    [ -n "$serve_pid" ] || return 0
-    kill -TERM "$serve_pid" 2>/dev/null || true
-    local waited=0
-    while kill -0 "$serve_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$serve_pid" 2>/dev/null || true
-    wait "$serve_pid" 2>/dev/null || true
-    serve_pid=""
-}
-on_exit() {
-    end_serve
-    if [ "${KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+start_scratch ferrocore-custom-auth-bench
 
 # Free loopback ports for the bench's webhook and issuer (the authorizer's URL and the jwt
 # function's issuer must name them before the bench starts; the bench binds them with

@@ -70,35 +70,11 @@ read -r -a durabilities <<<"${DURABILITIES:-process fsync}"
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 bin=${FERROCORE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ferrocore}
 
-say() { printf '%s\n' "$*" >&2; }
+. "$repo/bench/lib.sh"
 
-if [ "${NO_BUILD:-0}" != 1 ] && [ -z "${FERROCORE_BIN:-}" ]; then
-    (cd "$repo" && cargo build --release -q -p ferrocore)
-fi
-[ -x "$bin" ] || { say "no ferrocore binary at $bin"; exit 1; }
+ensure_binary
 
-work=$(mktemp -d /tmp/ferrocore-shadow-bench.XXXXXX)
-serve_pid=""
-
-# Ends the server this script started (and only it), waiting up to 10 s before SIGKILL.
-end_serve() {
-    [ -n "$serve_pid" ] || return 0
-    kill -TERM "$serve_pid" 2>/dev/null || true
-    local waited=0
-    while kill -0 "$serve_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    kill -KILL "$serve_pid" 2>/dev/null || true
-    wait "$serve_pid" 2>/dev/null || true
-    serve_pid=""
-}
-on_exit() {
-    end_serve
-    if [ "${KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+start_scratch ferrocore-shadow-bench
 
 cat >"$work/ferrocore.toml" <<EOF
 # One anonymous plain-TCP listener without a policy: every action allowed.
