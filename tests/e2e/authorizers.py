@@ -15,7 +15,7 @@ import subprocess
 import threading
 import urllib.parse
 import urllib.request
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from awscrt import mqtt5
 import aws
 import mqttraw
 from brokers import Ferrocore
-from clients import WAIT, Paho, tls_context, uid
+from clients import WAIT, Paho, settle, stop_process, tls_context, uid
 from pki import Device, api_device, cert_arn
 
 
@@ -127,16 +127,6 @@ def assert_serves_certificates(broker: Ferrocore, device: Device) -> None:
         assert p.get().payload == b"still here"
 
 
-def _settle(f: Future, value=None, error: BaseException | None = None) -> None:
-    try:
-        if error is not None:
-            f.set_exception(error)
-        else:
-            f.set_result(value)
-    except InvalidStateError:
-        pass  # a later lifecycle event: the first one decided
-
-
 def sdk_pubsub(build, topic: str, **kwargs) -> None:
     """Builds an AWS IoT Device SDK v2 MQTT 5 client with `build(**kwargs, callbacks)` (e.g.
     mqtt5_client_builder.direct_with_custom_authorizer), connects, subscribes to `topic`,
@@ -146,10 +136,10 @@ def sdk_pubsub(build, topic: str, **kwargs) -> None:
     received: Future = Future()
     client = build(
         **kwargs,
-        on_publish_received=lambda data: _settle(received, data.publish_packet),
-        on_lifecycle_connection_success=lambda data: _settle(connected, data),
-        on_lifecycle_connection_failure=lambda data: _settle(connected, error=data.exception),
-        on_lifecycle_stopped=lambda data: _settle(stopped),
+        on_publish_received=lambda data: settle(received, data.publish_packet),
+        on_lifecycle_connection_success=lambda data: settle(connected, data),
+        on_lifecycle_connection_failure=lambda data: settle(connected, error=data.exception),
+        on_lifecycle_stopped=lambda data: settle(stopped),
     )
     client.start()
     try:
@@ -240,12 +230,6 @@ class OidcProvider:
             return response.read().decode()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=WAIT)
+        stop_process(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()

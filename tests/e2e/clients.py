@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import threading
 import uuid
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,15 +352,33 @@ class MosquittoSub:
         return got
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
     def __enter__(self) -> "MosquittoSub":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def settle(f: Future, value=None, error: BaseException | None = None) -> None:
+    """Completes `f` with `value` or `error` unless it is done already: for SDK callbacks,
+    where a later lifecycle event (a reconnect attempt) must not override the first."""
+    try:
+        if error is not None:
+            f.set_exception(error)
+        else:
+            f.set_result(value)
+    except InvalidStateError:
+        pass
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminates `proc` (if still running) and reaps it, killing it after WAIT seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=WAIT)

@@ -7,7 +7,6 @@ name none (override refused unless allowed; applicationProtocol enforced)."""
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import socket
@@ -23,6 +22,7 @@ import aws
 import brokers
 import mqttraw
 from clients import WAIT, tls_context, uid
+from test_custom_auth import Webhook
 
 pytestmark = pytest.mark.ferrocore_only
 
@@ -166,23 +166,6 @@ def test_sni_picks_the_certificate_reimport_applies_without_restart_and_disabled
     assert presented(b.listener_port("mqtts"), "other.example.test") == default
     iot.update_domain_configuration(domainConfigurationName="custom", domainConfigurationStatus="ENABLED")
     assert presented(b.listener_port("mqtts"), DOMAIN) == der(second[0])
-
-
-class Webhook(authorizers.Webhook):
-    """Admits alice with password pw, allowed to connect."""
-
-    def reply(self, event: dict) -> tuple[int, dict]:
-        mqtt = event.get("protocolData", {}).get("mqtt", {})
-        allowed = (mqtt.get("username", "").split("?", 1)[0], base64.b64decode(mqtt.get("password", ""))) \
-            == ("alice", b"pw")
-        return 200, {
-            "isAuthenticated": allowed,
-            "principalId": "alice" if allowed else "nobody",
-            "policyDocuments": [{"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}] if allowed else [],
-            "refreshAfterInSeconds": 600,
-            "disconnectAfterInSeconds": 3600,
-        }
 
 
 @pytest.fixture

@@ -55,14 +55,17 @@ def files(tmp_path):
     return pw, acl
 
 
+def password_config(pw, acl, options: str = "") -> str:
+    """The legacy listener and the password function over `pw` and `acl`, with `options`."""
+    return LEGACY_LISTENER + (
+        f'\n[[authorizer_function]]\nname = "{FUNCTION}"\nkind = "password"\n'
+        f'password_file = "{pw}"\nacl_file = "{acl}"\n{options}'
+    )
+
+
 @pytest.fixture
 def pw_broker(start_broker, files):
-    pw, acl = files
-    config = LEGACY_LISTENER + (
-        f'\n[[authorizer_function]]\nname = "{FUNCTION}"\nkind = "password"\n'
-        f'password_file = "{pw}"\nacl_file = "{acl}"\n'
-    )
-    b = start_broker(tls_anonymous=False, config=config)
+    b = start_broker(tls_anonymous=False, config=password_config(*files))
     iot = aws.iot(b)
     iot.create_authorizer(authorizerName=AUTHORIZER, authorizerFunctionArn=f"ferrocore:function/{FUNCTION}",
                           signingDisabled=True, status="ACTIVE")
@@ -189,11 +192,7 @@ def test_a_changed_named_policy_applies_to_open_connections_at_once(start_broker
     one re-authenticates the connections of authorizers with built-in functions at once, so
     an open connection gets the new permissions without reconnecting or waiting for its
     refresh (refresh_after is an hour here)."""
-    pw, acl = files
-    config = LEGACY_LISTENER + (
-        f'\n[[authorizer_function]]\nname = "{FUNCTION}"\nkind = "password"\n'
-        f'password_file = "{pw}"\nacl_file = "{acl}"\npolicies = ["Extra"]\nrefresh_after = 3600\n'
-    )
+    config = password_config(*files, 'policies = ["Extra"]\nrefresh_after = 3600\n')
     b = start_broker(tls_anonymous=False, config=config)
     iot = aws.iot(b)
 

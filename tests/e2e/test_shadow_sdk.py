@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import queue
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 
 import awsiot
 import pytest
@@ -24,7 +24,7 @@ from awscrt import mqtt5, mqtt_request_response
 from awsiot import iotshadow, mqtt5_client_builder, mqtt_connection_builder
 
 import aws
-from clients import WAIT, uid
+from clients import WAIT, settle, uid
 from pki import ACCOUNT, REGION, Device, api_device, cert_arn
 
 pytestmark = pytest.mark.ferrocore_only
@@ -60,16 +60,6 @@ def provision(broker, pki) -> tuple[str, Device]:
     return thing, dev
 
 
-def _settle(f: Future, value=None, error: BaseException | None = None) -> None:
-    try:
-        if error is not None:
-            f.set_exception(error)
-        else:
-            f.set_result(value)
-    except InvalidStateError:
-        pass  # a later lifecycle event (a reconnect attempt): the first one decided
-
-
 class SdkClient:
     """An MQTT 5 client built the way the SDK's samples build one (mtls_from_path), or with
     `protocol="3.1.1"` an MQTT 3.1.1 connection (mqtt_connection_builder.mtls_from_path), with
@@ -100,9 +90,9 @@ class SdkClient:
             pri_key_filepath=str(dev.key),
             ca_filepath=str(broker.ca),
             client_id=client_id,
-            on_lifecycle_connection_success=lambda data: _settle(self.connected, data),
-            on_lifecycle_connection_failure=lambda data: _settle(self.connected, error=data.exception),
-            on_lifecycle_stopped=lambda data: _settle(self.stopped),
+            on_lifecycle_connection_success=lambda data: settle(self.connected, data),
+            on_lifecycle_connection_failure=lambda data: settle(self.connected, error=data.exception),
+            on_lifecycle_stopped=lambda data: settle(self.stopped),
         )
         self.client.start()
         try:
@@ -131,9 +121,9 @@ class SdkClient:
         def on_status(event):
             t = mqtt_request_response.SubscriptionStatusEventType
             if event.type == t.SUBSCRIPTION_ESTABLISHED:
-                _settle(subscribed, event)
+                settle(subscribed, event)
             elif event.type == t.SUBSCRIPTION_HALTED:
-                _settle(subscribed, error=AssertionError(f"stream subscription halted: {event.error}"))
+                settle(subscribed, error=AssertionError(f"stream subscription halted: {event.error}"))
 
         s = create(request, awsiot.ServiceStreamOptions(
             incoming_event_listener=events.put,
