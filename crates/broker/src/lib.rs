@@ -555,7 +555,12 @@ impl Broker {
             }
         }
         if !conns.is_empty() {
-            tracing::info!(server_name, connections = conns.len(), ?change, "a domain configuration changed");
+            tracing::info!(
+                server_name,
+                connections = conns.len(),
+                ?change,
+                "a domain configuration changed"
+            );
         }
         conns.len()
     }

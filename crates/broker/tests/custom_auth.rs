@@ -711,6 +711,9 @@ async fn many_connections_go_back_to_a_changed_authorizer_in_paced_batches() {
     tokio::time::sleep(pause).await;
     assert_eq!(h.authorizer.calls(), 500, "then the rest");
     for c in &mut clients {
-        assert!(c.try_recv(Duration::from_millis(1)).await.is_none(), "still connected");
+        assert!(
+            c.try_recv(Duration::from_millis(1)).await.is_none(),
+            "still connected"
+        );
     }
 }
