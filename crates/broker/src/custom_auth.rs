@@ -47,7 +47,7 @@ use ferrocore_policy::{PolicySet, Request};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::auth::{Authz, Principal, RequestBase};
+use crate::auth::{Authz, Dependency, Principal, RequestBase};
 use crate::session::Outbox;
 use crate::{Broker, Transport};
 
@@ -332,6 +332,13 @@ pub(crate) async fn supervise(s: Supervised, broker: Weak<Broker>, outbox: Arc<O
         let now = Instant::now();
         let request = grant.request(principal.base());
         principal.set_authz(Authz::new(grant.policies, request));
+        if authorizer_watched && let Some(name) = grant.authorizer {
+            // The answer may come from another authorizer than before (a domain's new
+            // default): from now on the connection follows that one's changes.
+            broker
+                .index
+                .set(&principal, vec![Dependency::Authorizer(name)]);
+        }
         if !principal.may_connect(&broker.denials, broker.arns()) {
             tracing::info!(client_id = %principal.client_id(), principal = %principal.identity, "iot:Connect not allowed after a custom authorization refresh; closing the connection");
             principal.kick().fire(reason::NOT_AUTHORIZED);

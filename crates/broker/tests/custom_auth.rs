@@ -624,6 +624,8 @@ async fn a_changed_authorizer_reauthenticates_the_connections_it_admitted_at_onc
     )
     .await;
     assert_eq!(ack.code, reason::SUCCESS);
+    // alice-1's refreshes are answered by `a` again, as its attempt names it.
+    *h.authorizer.authorizer.lock() = "a".to_owned();
     next_event(&mut o).await;
     next_event(&mut o).await;
     assert_eq!(h.broker.reauthenticate_authorizer("unknown"), 0);
@@ -716,4 +718,18 @@ async fn many_connections_go_back_to_a_changed_authorizer_in_paced_batches() {
             "still connected"
         );
     }
+}
+
+#[tokio::test]
+async fn a_refresh_answered_by_another_authorizer_follows_that_one() {
+    let h = harness(FakeAuthorizer::new(None, None)).await;
+    let (_alice, ack) = alice(&h).await;
+    assert_eq!(ack.code, reason::SUCCESS);
+    // The next answer names another authorizer (as when a domain's default changed).
+    *h.authorizer.authorizer.lock() = "b".to_owned();
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.authorizer.calls(), 2);
+    assert_eq!(h.broker.reauthenticate_authorizer("a"), 0);
+    assert_eq!(h.broker.reauthenticate_authorizer("b"), 1);
 }
