@@ -218,3 +218,28 @@ def test_a_changed_named_policy_applies_to_open_connections_at_once(start_broker
         assert c.publish("extra/one", qos=1).reason == NOT_AUTHORIZED_V5
     finally:
         c.close()
+
+
+def test_a_removed_user_is_refused_at_once_even_with_a_cached_answer(pw_broker, files):
+    """The answer cache does not outlive a change of the password file: the same client id
+    and password (a byte-identical request, answered from the cache before) are refused as soon
+    as the user is removed."""
+    b = pw_broker
+    pw, _ = files
+    client_id = uid("cached")
+
+    def connect() -> int:
+        c = mqttraw.RawClient(b.host, b.listener_port("legacy"), version=5, tls=tls_context(b, None),
+                              timeout=TIMEOUT)
+        try:
+            return c.connect(client_id, username="bob", password=b"bob-pw").reason
+        finally:
+            c.sock.close()
+
+    assert connect() == 0
+    assert connect() == 0  # from the cache
+    subprocess.run(["mosquitto_passwd", "-D", str(pw), "bob"], check=True, timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while connect() != NOT_AUTHORIZED_V5:
+        assert time.monotonic() < deadline, "bob still admitted after his removal"
+        time.sleep(0.2)

@@ -288,6 +288,7 @@ impl PasswordFunction {
                     users: Arc::new(users),
                     acl: acl.map(Arc::new),
                     checked: Instant::now(),
+                    generation: 0,
                 }),
             }),
         })
@@ -307,6 +308,8 @@ struct State {
     users: Arc<Users>,
     acl: Option<Arc<LoadedAcl>>,
     checked: Instant,
+    /// Raised whenever either file is read again ([`AuthorizerFunction::generation`]).
+    generation: u64,
 }
 
 /// What the request carries for us.
@@ -345,6 +348,13 @@ impl AuthorizerFunction for PasswordFunction {
 
     fn is_built_in(&self) -> bool {
         true
+    }
+
+    /// Changes when the files are read again, so that no cached answer survives a change of
+    /// them (a removed user or a new password takes effect for the next connection). Looks
+    /// at the files' stamps, at most every `reload_check`; reads them only when they changed.
+    fn generation(&self) -> u64 {
+        self.inner.checked_state().generation
     }
 }
 
@@ -412,12 +422,30 @@ impl Inner {
 
     /// The users and ACL in force, read again first if a file changed.
     fn current(&self) -> (Arc<Users>, Option<Arc<LoadedAcl>>) {
+        let state = self.checked_state();
+        (Arc::clone(&state.users), state.acl.clone())
+    }
+
+    /// The state, the files read again first if they changed (looked at no more often than
+    /// every `reload_check`).
+    fn checked_state(&self) -> parking_lot::MutexGuard<'_, State> {
         let mut state = self.state.lock();
         if state.checked.elapsed() >= self.reload_check {
             state.checked = Instant::now();
+            let before = (
+                Arc::as_ptr(&state.users),
+                state.acl.as_ref().map(Arc::as_ptr),
+            );
             self.reload(&mut state);
+            let after = (
+                Arc::as_ptr(&state.users),
+                state.acl.as_ref().map(Arc::as_ptr),
+            );
+            if before != after {
+                state.generation += 1;
+            }
         }
-        (Arc::clone(&state.users), state.acl.clone())
+        state
     }
 
     fn reload(&self, state: &mut State) {

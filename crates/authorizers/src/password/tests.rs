@@ -605,3 +605,19 @@ async fn a_changed_password_is_checked_again_after_a_reload() {
     let new = call(&f, &request("alice", "rotated", "c1")).await;
     assert_eq!(new["isAuthenticated"], true);
 }
+
+#[test]
+fn the_generation_changes_when_a_file_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("passwd"), MOSQUITTO_PASSWD).unwrap();
+    std::fs::write(dir.path().join("acl"), EXAMPLE_ACL).unwrap();
+    let f = function(dir.path(), &[]);
+    let first = f.generation();
+    assert_eq!(f.generation(), first, "nothing changed");
+    // A removed user: cached answers for it must not be used any more.
+    std::fs::write(dir.path().join("passwd"), "").unwrap();
+    let second = f.generation();
+    assert_ne!(second, first);
+    std::fs::write(dir.path().join("acl"), "user alice\ntopic read a/#\n").unwrap();
+    assert_ne!(f.generation(), second);
+}

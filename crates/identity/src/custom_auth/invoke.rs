@@ -103,6 +103,13 @@ pub trait AuthorizerFunction: Send + Sync {
     fn is_built_in(&self) -> bool {
         false
     }
+
+    /// A number that changes whenever the function's answer to the same request may have
+    /// changed (its data read again): cached answers given under another generation are not
+    /// used. Called before every cache lookup, so it must be cheap.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Why a function gave no answer.
@@ -391,7 +398,9 @@ impl AuthorizerInvoker {
         }
         let function = slot.function.clone()?;
 
-        let key = request.cache_key(&record.name, slot.generation);
+        // Both generations in one number: each stays far below 2^32.
+        let generation = slot.generation ^ function.generation().rotate_left(32);
+        let key = request.cache_key(&record.name, generation);
         // HTTPS requests (no MQTT part) share answers only when the authorizer says so
         // (`enableCachingForHttp`, AWS's rule); MQTT connections always do.
         let cached = purpose == Purpose::Device

@@ -2,7 +2,7 @@
 //! against fake built-in functions; time moved by a manual clock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -127,6 +127,7 @@ struct FakeFunction {
     answer: Mutex<Result<Vec<u8>, InvokeError>>,
     gate: Option<Arc<Notify>>,
     built_in: bool,
+    generation: AtomicU64,
 }
 
 impl FakeFunction {
@@ -136,6 +137,7 @@ impl FakeFunction {
             answer: Mutex::new(answer.map(|a| a.as_bytes().to_vec())),
             gate: None,
             built_in: false,
+            generation: AtomicU64::new(0),
         })
     }
     /// A function that says it is built in (its answers get the built-in rules).
@@ -145,6 +147,7 @@ impl FakeFunction {
             answer: Mutex::new(Ok(answer.as_bytes().to_vec())),
             gate: None,
             built_in: true,
+            generation: AtomicU64::new(0),
         })
     }
     fn calls(&self) -> usize {
@@ -167,6 +170,9 @@ impl AuthorizerFunction for FakeFunction {
     }
     fn is_built_in(&self) -> bool {
         self.built_in
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 
@@ -464,6 +470,7 @@ async fn concurrent_calls_wait_for_a_slot_within_the_timeout() {
         answer: Mutex::new(Ok(ALLOW.as_bytes().to_vec())),
         gate: Some(Arc::clone(&gate)),
         built_in: false,
+        generation: AtomicU64::new(0),
     });
     let config = InvokerConfig {
         max_concurrent_calls: 1,
@@ -771,6 +778,27 @@ async fn a_full_cache_evicts_the_answers_expiring_soonest_in_batches() {
         .await
         .unwrap();
     assert_eq!(fake.calls(), calls + 1, "the oldest went first");
+}
+
+#[tokio::test]
+async fn a_new_function_generation_bypasses_older_cached_answers() {
+    let fake = FakeFunction::new(Ok(ALLOW));
+    let (invoker, _clock) = invoker_with(InvokerConfig::default(), &fake);
+    let authorizer = record("auth", FAKE);
+    for _ in 0..2 {
+        invoker
+            .authorize(&authorizer, request("t"), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.calls(), 1);
+    // The function's data changed (a password file read again).
+    fake.generation.store(1, Ordering::SeqCst);
+    invoker
+        .authorize(&authorizer, request("t"), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), 2);
 }
 
 #[tokio::test]
