@@ -102,6 +102,8 @@ struct Loaded {
     module: Module,
     stamp: Option<FileStamp>,
     checked_at: Instant,
+    /// Raised whenever another module is loaded ([`AuthorizerFunction::generation`]).
+    generation: u64,
 }
 
 /// A file's identity for change detection.
@@ -235,6 +237,7 @@ impl WasmFunction {
                     module,
                     stamp,
                     checked_at: Instant::now(),
+                    generation: 0,
                 }),
             }),
             slots: Arc::new(Semaphore::new(max_instances.max(1))),
@@ -267,16 +270,22 @@ impl AuthorizerFunction for WasmFunction {
     fn is_built_in(&self) -> bool {
         true
     }
+
+    /// Changes when another module is loaded, so that no answer of the previous one is taken
+    /// from the cache. Looks at the file at most every [`RELOAD_CHECK_INTERVAL`].
+    fn generation(&self) -> u64 {
+        self.runner.checked().generation
+    }
 }
 
 impl Runner {
     fn call(&self, request: &[u8]) -> Result<Vec<u8>, InvokeError> {
-        let module = self.current_module();
+        let module = self.checked().module.clone();
         run(&self.engine, &module, self.limits, request)
     }
 
-    /// The module to call, reloaded first if its file changed.
-    fn current_module(&self) -> Module {
+    /// The module in use, reloaded first if its file changed.
+    fn checked(&self) -> parking_lot::MutexGuard<'_, Loaded> {
         let mut loaded = self.loaded.lock();
         if loaded.checked_at.elapsed() >= RELOAD_CHECK_INTERVAL {
             loaded.checked_at = Instant::now();
@@ -287,6 +296,7 @@ impl Runner {
                     Ok(module) => {
                         tracing::info!(module = %self.path.display(), "wasm authorizer module reloaded");
                         loaded.module = module;
+                        loaded.generation += 1;
                     }
                     Err(error) => tracing::warn!(
                         module = %self.path.display(),
@@ -296,7 +306,7 @@ impl Runner {
                 }
             }
         }
-        loaded.module.clone()
+        loaded
     }
 }
 

@@ -287,10 +287,21 @@ fn a_changed_file_is_reloaded_and_a_broken_one_keeps_the_previous() {
         module("(data (i32.const 0) \"BB\")", "(i64.const 2)"),
     )
     .unwrap();
+    assert_eq!(function.generation(), 0, "not looked at yet");
     rewind(&function);
+    assert_eq!(
+        function.generation(),
+        1,
+        "another module: no answer of the old one is used"
+    );
     assert_eq!(function.runner.call(b"{}").unwrap(), b"BB");
 
     std::fs::write(&path, "broken").unwrap();
     rewind(&function);
     assert_eq!(function.runner.call(b"{}").unwrap(), b"BB");
+    assert_eq!(
+        function.generation(),
+        1,
+        "the previous module stays, and its answers"
+    );
 }
