@@ -451,8 +451,9 @@ pub struct ServeFlags {
     #[arg(long, env = "FERROCORE_AUTHORIZER_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Custom authorizers")]
     pub authorizer_timeout: Option<Duration>,
 
-    /// Calls of one authorizer in flight at once; more are denied at once rather than queued.
-    /// [default: 64] [config: authorizer_max_concurrent_calls]
+    /// Calls of one authorizer in flight at once; more wait for a free one within
+    /// --authorizer-timeout, then are denied. [default: 64]
+    /// [config: authorizer_max_concurrent_calls]
     #[arg(
         long,
         env = "FERROCORE_AUTHORIZER_MAX_CONCURRENT_CALLS",

@@ -29,7 +29,7 @@
 //! | no authorizer named and no default, or the named one does not exist | `NotAuthorized` | 0x87 / 5 |
 //! | authorizer INACTIVE; signing enabled and the token or signature missing or not verifying | `NotAuthorized` | 0x87 / 5 |
 //! | the function cannot be called here (Lambda ARN, undeclared built-in, invalid name, bad URL, plain http to a non-loopback host): configuration, retrying does not help | `NotAuthorized` | 0x87 / 5 |
-//! | the function failed: timeout, unreachable, non-2xx status, answer too large or invalid, too many calls in flight, circuit open | `Unavailable` | 0x88 / 3 |
+//! | the function failed: timeout, unreachable, non-2xx status, answer too large or invalid, no call slot free within the timeout, circuit open | `Unavailable` | 0x88 / 3 |
 //!
 //! `Unavailable` still refuses (fails closed) but tells the client the server is the problem,
 //! so it retries later instead of concluding its credentials are wrong.
