@@ -247,6 +247,12 @@ impl AuthorizerFunction for JwtFunction {
     fn is_built_in(&self) -> bool {
         true
     }
+
+    /// Changes when the provider's key ids change (a key added or removed at a fetch), so
+    /// that no answer cached under the old keys is used after a key was withdrawn.
+    fn generation(&self) -> u64 {
+        self.keys.generation()
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //!   failed (the device is told the server is unavailable, and the invoker's breaker counts it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrocore_identity::custom_auth::{Clock, InvokeError, WebhookClient};
@@ -80,6 +81,9 @@ pub(super) struct KeyStore {
     client: WebhookClient,
     clock: Arc<dyn Clock>,
     current: RwLock<Option<Arc<KeySet>>>,
+    /// Raised whenever a fetch brings another set of key ids than before (a key added or
+    /// removed): cached answers of tokens checked with the old set are not used any more.
+    generation: AtomicU64,
     /// Held while fetching: one fetch at a time.
     fetching: tokio::sync::Mutex<FetchState>,
 }
@@ -108,8 +112,13 @@ impl KeyStore {
             client,
             clock,
             current: RwLock::new(None),
+            generation: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(FetchState::default()),
         }
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     /// The key for a token whose header names `kid` (if any) and `algorithm`. `Ok(None)`: no
@@ -137,10 +146,24 @@ impl KeyStore {
             match tokio::time::timeout(FETCH_TIMEOUT, self.fetch()).await {
                 Ok(Ok(keys)) => {
                     state.last_error = None;
-                    *self.current.write() = Some(Arc::new(KeySet {
+                    let kids = |keys: &[Arc<PinnedKey>]| {
+                        let mut kids: Vec<Option<String>> =
+                            keys.iter().map(|k| k.kid.clone()).collect();
+                        kids.sort();
+                        kids
+                    };
+                    let mut current = self.current.write();
+                    let changed = current
+                        .as_ref()
+                        .is_some_and(|old| kids(&old.keys) != kids(&keys));
+                    *current = Some(Arc::new(KeySet {
                         keys,
                         fetched: self.clock.now(),
                     }));
+                    drop(current);
+                    if changed {
+                        self.generation.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(issuer = %self.issuer, %error, "jwt: fetching the signing keys failed");

@@ -585,8 +585,14 @@ async fn a_rotated_key_is_picked_up() {
     provider.publish(&[rsa_b().jwk(false)]);
     clock.advance(MIN_REFETCH_INTERVAL);
     let rotated = rsa_b().sign(&claims(&provider));
+    let before = function.generation();
     assert!(answer(&function, &request(&rotated)).await.authenticated);
     assert_eq!(provider.hits(JWKS), 2);
+    assert_ne!(
+        function.generation(),
+        before,
+        "other key ids: answers cached under the old keys are not used"
+    );
     // rsa-a is gone with the refetch.
     clock.advance(MIN_REFETCH_INTERVAL);
     assert_refused(&function, &rsa_a().sign(&claims(&provider)), "retired key").await;
