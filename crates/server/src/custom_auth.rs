@@ -37,7 +37,7 @@
 //! Logs name the authorizer, the connection id and the reason; never the token, the
 //! signature or the password (the reasons of [`Denial`] and [`CredentialError`] hold none).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -156,24 +156,16 @@ impl CustomAuthenticator for RegistryAuthenticator {
 /// whose answers carry named policies' documents (role mappings, `policies` options): their
 /// connections get the policy's new default version at once, not at their next refresh.
 pub fn watch_authorizers(
-    registry: &Registry,
+    registry: &Arc<Registry>,
     invoker: &Arc<AuthorizerInvoker>,
     broker: &Arc<Broker>,
 ) {
+    let weak_registry = Arc::downgrade(registry);
     let invoker = Arc::downgrade(invoker);
     let broker = Arc::downgrade(broker);
-    let (default, built_in) = registry.read(|state| {
-        let built_in: HashSet<String> = state
-            .authorizers
-            .values()
-            .filter(|record| has_built_in_function(record))
-            .map(|record| record.name.clone())
-            .collect();
-        let default = state.default_authorizer().map(|record| record.name.clone());
-        (default, built_in)
-    });
-    let previous_default = Mutex::new(default);
-    let built_in = Mutex::new(built_in);
+    let previous_default = Mutex::new(
+        registry.read(|state| state.default_authorizer().map(|record| record.name.clone())),
+    );
     let ask_again = {
         let broker = broker.clone();
         move |name: &str| {
@@ -186,19 +178,10 @@ pub fn watch_authorizers(
         }
     };
     registry.subscribe(Arc::new(move |changes: &[Change]| {
+        let mut policy_changed = false;
         for change in changes {
             match change {
-                Change::Authorizer { name, new } => {
-                    let mut built_in = built_in.lock();
-                    match new {
-                        Some(record) if has_built_in_function(record) => {
-                            built_in.insert(name.clone())
-                        }
-                        _ => built_in.remove(name),
-                    };
-                    drop(built_in);
-                    ask_again(name);
-                }
+                Change::Authorizer { name, .. } => ask_again(name),
                 Change::DefaultAuthorizer { new } => {
                     let previous = std::mem::replace(&mut *previous_default.lock(), new.clone());
                     if let Some(previous) = previous
@@ -210,13 +193,21 @@ pub fn watch_authorizers(
                         }
                     }
                 }
-                Change::Policy { .. } => {
-                    let names: Vec<String> = built_in.lock().iter().cloned().collect();
-                    for name in &names {
-                        ask_again(name);
-                    }
-                }
+                Change::Policy { .. } => policy_changed = true,
                 _ => {}
+            }
+        }
+        if policy_changed && let Some(registry) = weak_registry.upgrade() {
+            let built_in: Vec<String> = registry.read(|state| {
+                state
+                    .authorizers
+                    .values()
+                    .filter(|record| has_built_in_function(record))
+                    .map(|record| record.name.clone())
+                    .collect()
+            });
+            for name in &built_in {
+                ask_again(name);
             }
         }
     }));
