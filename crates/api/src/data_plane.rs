@@ -39,8 +39,8 @@ use crate::{ApiError, Shared};
 
 mod custom_caller;
 
-pub use custom_caller::CustomAuthListener;
 pub(crate) use custom_caller::custom_caller;
+pub use custom_caller::{CustomAuthListener, custom_auth_http};
 
 /// What the data plane serves from.
 pub struct DataPlane {

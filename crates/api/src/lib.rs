@@ -37,7 +37,7 @@ use ferrocore_identity::sigv4::{self, CredentialLookup, SignedRequest, VerifierC
 use ferrocore_identity::x509::CaSigner;
 use tower::ServiceExt;
 
-pub use data_plane::{ClientCertificate, CustomAuthListener, DataPlane};
+pub use data_plane::{ClientCertificate, CustomAuthListener, DataPlane, custom_auth_http};
 pub use error::ApiError;
 use ferrocore_broker::Caller;
 

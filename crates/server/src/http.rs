@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::{Bytes, BytesMut};
-use ferrocore_broker::{ConnectionInfo, HttpUpgrade, ListenerAuth, TlsInfo};
+use ferrocore_broker::{ConnectionInfo, ListenerAuth, TlsInfo};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -140,7 +140,7 @@ async fn mqtt_ws(
     };
     // Custom authorizers may read credentials from the upgrade request, as on AWS.
     let info = ConnectionInfo {
-        http: Some(upgrade_request(&headers, &uri)),
+        http: Some(ferrocore_api::custom_auth_http(&headers, &uri)),
         listener,
         tls,
         ..conn.info.clone()
@@ -149,21 +149,6 @@ async fn mqtt_ws(
         .max_message_size(conn.max_ws_message)
         .max_frame_size(conn.max_ws_message)
         .on_upgrade(move |socket| bridge(socket, conn, info))
-}
-
-/// The upgrade request's headers (names lowercase, as the `http` crate keeps them; values
-/// that are not UTF-8 left out, as no credential can be in them) and raw query.
-fn upgrade_request(headers: &HeaderMap, uri: &Uri) -> HttpUpgrade {
-    HttpUpgrade {
-        headers: headers
-            .iter()
-            .filter_map(|(name, value)| {
-                let value = std::str::from_utf8(value.as_bytes()).ok()?;
-                Some((name.as_str().to_owned(), value.to_owned()))
-            })
-            .collect(),
-        query: uri.query().unwrap_or_default().to_owned(),
-    }
 }
 
 /// Bytes in flight between the WebSocket and the MQTT handler, each way.

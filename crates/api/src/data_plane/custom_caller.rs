@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
 use ferrocore_broker::{
     Caller, CustomAuthAttempt, CustomAuthDenied, CustomAuthProtocol, HttpUpgrade, Transport,
 };
@@ -31,6 +32,23 @@ pub struct CustomAuthListener {
     pub server_name: Option<String>,
     /// Whether the request came over TLS.
     pub tls: bool,
+}
+
+/// What a custom authorizer sees of an HTTP request (an HTTPS data-plane request, or the
+/// WebSocket upgrade of MQTT over WebSocket): its headers (names lowercase, as the `http`
+/// crate keeps them; values that are not UTF-8 left out, as no credential can be in them)
+/// and raw query.
+pub fn custom_auth_http(headers: &HeaderMap, uri: &Uri) -> HttpUpgrade {
+    HttpUpgrade {
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = std::str::from_utf8(value.as_bytes()).ok()?;
+                Some((name.as_str().to_owned(), value.to_owned()))
+            })
+            .collect(),
+        query: uri.query().unwrap_or_default().to_owned(),
+    }
 }
 
 /// The caller a custom authorizer makes of the request `parts`, or `None` when no authorizer
@@ -52,17 +70,7 @@ pub(crate) async fn custom_caller(
             Transport::Tcp
         },
         listener: listener.listener.clone(),
-        http: Some(HttpUpgrade {
-            headers: parts
-                .headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    let value = std::str::from_utf8(value.as_bytes()).ok()?;
-                    Some((name.as_str().to_owned(), value.to_owned()))
-                })
-                .collect(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
-        }),
+        http: Some(custom_auth_http(&parts.headers, &parts.uri)),
         connection_id: ferrocore_identity::registry::uuid_v4().unwrap_or_default(),
         protocol: CustomAuthProtocol::Http,
     };
